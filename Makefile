@@ -1,0 +1,31 @@
+# Every target creates .venv and installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,embedded]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cronctl serve --embedded --repo . --path crons.d
+
+test: $(STAMP)
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/lint-imports
+	$(BIN)/pytest -p no:cacheprovider -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.reconcile_calls
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,158 @@
+"""boto3 plumbing shared by the per-service adapters.
+
+- ``AwsClients`` makes one client per service, lazily, from the settings.
+- ``CallCounter`` counts API calls per ``service.Operation`` through botocore's event hooks.
+- ``translate`` turns a ``ClientError`` into our transient / permanent errors;
+  ``retrying`` is the one place where transient errors are retried (tenacity), and
+  botocore's own retries are set to a single attempt so attempts don't multiply.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+import boto3
+import botocore.config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from reconciler.errors import Conflict, NotFound, PermanentError, TransientError
+from reconciler.settings import Settings
+
+T = TypeVar("T")
+
+TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "RequestThrottled",
+    "RequestThrottledException", "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
+    "InternalError", "InternalFailure", "InternalServerError", "InternalServerException",
+    "ServerException", "LimitExceededException", "TransactionInProgressException",
+    "ConcurrentModificationException", "ClientException.Throttling",
+}
+NOT_FOUND_CODES = {
+    "ResourceNotFoundException", "NotFoundException", "NotFound", "NoSuchEntity",
+    "ClusterNotFoundException", "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+}
+CONFLICT_CODES = {
+    "ConditionalCheckFailedException", "ConflictException", "ResourceAlreadyExistsException",
+    "TransactionCanceledException", "ResourceInUseException",
+}
+
+NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                  ConnectionClosedError)
+
+
+def translate(exc: Exception) -> Exception:
+    """Map a botocore exception to TransientError / NotFound / Conflict / PermanentError."""
+    if isinstance(exc, NETWORK_ERRORS):
+        return TransientError(str(exc))
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = f"{exc.operation_name}: {code}: {err.get('Message', '')}"
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(message)
+        if code in NOT_FOUND_CODES:
+            return NotFound(message, code)
+        if code in CONFLICT_CODES:
+            return Conflict(message, code)
+        return PermanentError(message, code)
+    return exc
+
+
+def call(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call a boto3 operation, translating its errors (no retry here)."""
+    try:
+        return fn(*args, **kwargs)
+    except (ClientError, *NETWORK_ERRORS) as exc:
+        raise translate(exc) from exc
+
+
+def retrying(attempts: int = 5, max_wait: float = 8.0):
+    """Decorator: retry ``TransientError`` with jittered exponential backoff."""
+    return retry(
+        retry=retry_if_exception_type(TransientError),
+        wait=wait_random_exponential(multiplier=0.2, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+    )
+
+
+def call_retrying(fn: Callable[..., T], *args, **kwargs) -> T:
+    """``call`` with transient errors retried; the common case for adapters."""
+    return retrying()(call)(fn, *args, **kwargs)
+
+
+class CallCounter:
+    """Counts AWS API calls by ``service.Operation``; thread-safe; resettable per unit of work."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def hook(self, event_name: str, **_kwargs) -> None:
+        # event_name: "before-call.<service>.<Operation>"
+        parts = event_name.split(".")
+        key = ".".join(parts[1:3]) if len(parts) >= 3 else event_name
+        with self._lock:
+            self._counts[key] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> dict[str, int]:
+        with self._lock:
+            counts, self._counts = dict(self._counts), Counter()
+        return counts
+
+
+class AwsClients:
+    """One lazily created boto3 client per service, all counted by ``counter``."""
+
+    def __init__(self, settings: Settings, counter: CallCounter | None = None) -> None:
+        self.settings = settings
+        self.counter = counter or CallCounter()
+        self._session = boto3.session.Session(region_name=settings.region)
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._config = botocore.config.Config(
+            retries={"max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=32,
+        )
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._clients:
+                kwargs = {"config": self._config}
+                if self.settings.endpoint_url:
+                    kwargs["endpoint_url"] = self.settings.endpoint_url
+                client = self._session.client(service, **kwargs)
+                client.meta.events.register("before-call.*.*", self.counter.hook)
+                self._clients[service] = client
+            return self._clients[service]
+
+    def account_id(self) -> str:
+        return call_retrying(self.client("sts").get_caller_identity)["Account"]

@@ -1,0 +1,32 @@
+"""Diagnostics: every problem found in user input, with where it was found.
+
+Validation never stops at the first problem; it returns a list of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One error in one file. ``line``/``column`` are 1-based; 0 when unknown."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def github(self) -> str:
+        """A GitHub Actions workflow command that annotates the offending line."""
+        msg = (f"{self.field}: {self.message}" if self.field else self.message)
+        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return f"::error file={self.file},line={max(self.line, 1)},col={max(self.column, 1)}::{msg}"

@@ -1,0 +1,44 @@
+"""The registry item: what the control plane records per cron, and what dispatch reads.
+
+One DynamoDB item per cron in table ``<ns>-registry`` (partition key ``name``). Written by the
+reconcile apply step, read by dispatch, status and the watchdog. Invariant: every ARN here names
+a resource that cronctl created or adopted (tagged ``managed-by=cronctl``); nothing else is ever
+changed or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class RegistryItem:
+    name: str
+    spec: dict                      # CronSpec.to_dict(): the canonical, defaults-applied spec
+    spec_hash: str                  # sha256 of the canonical spec JSON
+    commit: str | None              # source commit the spec came from
+    file: str                       # path of the cron file in the repo
+    schedule_backend: str           # "rules" | "scheduler"
+    schedule_arn: str | None = None           # rule ARN or Scheduler schedule ARN
+    task_definition_arn: str | None = None    # shared, content-addressed definition
+    task_definition_hash: str | None = None
+    # RunTask ``overrides`` for this cron (containerOverrides for main + timeout, cpu, memory,
+    # taskRoleArn): what differs from cron to cron travels here, not in the definition.
+    overrides: dict = field(default_factory=dict)
+    updated_at: str | None = None             # ISO-8601 UTC of the last write
+
+    def to_item(self) -> dict:
+        """As a DynamoDB item for the resource-level client (nested JSON kept as strings)."""
+        data = asdict(self)
+        data["spec"] = json.dumps(self.spec, sort_keys=True)
+        data["overrides"] = json.dumps(self.overrides, sort_keys=True)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_item(cls, item: dict) -> RegistryItem:
+        data = dict(item)
+        data["spec"] = json.loads(data.get("spec") or "{}")
+        data["overrides"] = json.loads(data.get("overrides") or "{}")
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,149 @@
+"""The spec model: one frozen ``CronSpec`` per cron file, with every default applied.
+
+Built by ``reconciler.core.loader`` from a validated file; everything downstream (plan,
+registry, dispatch) reads only this model, never raw YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
+
+# T-shirt sizes: (CPU units, MiB). Every pair is a valid Fargate combination.
+TSHIRT_SIZES: dict[str, tuple[int, int]] = {
+    "XS": (256, 512),
+    "S": (512, 1024),
+    "M": (1024, 2048),
+    "L": (2048, 4096),
+    "XL": (4096, 8192),
+    "2XL": (8192, 16384),
+    "3XL": (16384, 32768),
+}
+
+# Fargate: CPU units -> allowed memory MiB (min, max, step).
+FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
+    256: (512, 2048, 512),      # 512, 1024, 2048 (1536 is not allowed; checked below)
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+
+DEFAULT_TIMEOUT_S = 24 * 3600
+CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
+
+
+def fargate_memory_allowed(cpu: int, memory: int) -> bool:
+    """True when (cpu, memory) is a combination Fargate accepts."""
+    if cpu == 256:
+        return memory in (512, 1024, 2048)
+    bounds = FARGATE_MEMORY.get(cpu)
+    if not bounds:
+        return False
+    low, high, step = bounds
+    return low <= memory <= high and (memory - low) % step == 0
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cpu: int = 256      # CPU units
+    memory: int = 512   # MiB
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    arguments: tuple[str, ...] | None = None          # None: the image's default command
+    env: tuple[tuple[str, str], ...] = ()             # sorted (key, value) pairs
+    secrets: tuple[tuple[str, str], ...] = ()         # sorted (env var, valueFrom ARN/name)
+    capacity: Capacity = field(default_factory=Capacity)
+
+
+@dataclass(frozen=True)
+class Notifications:
+    no_run_threshold_s: int | None = None
+    ran_longer_than_threshold_s: int | None = None
+    slack: str | None = None
+    pagerduty: str | None = None
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
+
+    name: str
+    file: str
+    schedule: str
+    container: ContainerSpec
+    timezone: str = "UTC"
+    role: str | None = None
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    concurrency: str = "forbid"
+    suspend: bool = False
+    notifications: Notifications = field(default_factory=Notifications)
+    docs: str | None = None
+
+    def to_dict(self) -> dict:
+        """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
+        c = self.container
+        return {
+            "name": self.name,
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "container": {
+                "image": c.image,
+                "arguments": list(c.arguments) if c.arguments is not None else None,
+                "env": dict(c.env),
+                "secrets": dict(c.secrets),
+                "capacity": {"cpu": c.capacity.cpu, "memory": c.capacity.memory},
+            },
+            "role": self.role,
+            "timeout_s": self.timeout_s,
+            "concurrency": self.concurrency,
+            "suspend": self.suspend,
+            "notifications": {
+                "no_run_threshold_s": self.notifications.no_run_threshold_s,
+                "ran_longer_than_threshold_s": self.notifications.ran_longer_than_threshold_s,
+                "slack": self.notifications.slack,
+                "pagerduty": self.notifications.pagerduty,
+            },
+            "docs": self.docs,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, file: str = "") -> CronSpec:
+        """Inverse of ``to_dict`` (for specs read back from the registry)."""
+        c = data["container"]
+        n = data.get("notifications") or {}
+        args = c.get("arguments")
+        return cls(
+            name=data["name"],
+            file=file,
+            schedule=data["schedule"],
+            timezone=data.get("timezone", "UTC"),
+            container=ContainerSpec(
+                image=c["image"],
+                arguments=tuple(args) if args is not None else None,
+                env=tuple(sorted((c.get("env") or {}).items())),
+                secrets=tuple(sorted((c.get("secrets") or {}).items())),
+                capacity=Capacity(**(c.get("capacity") or {})),
+            ),
+            role=data.get("role"),
+            timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
+            concurrency=data.get("concurrency", "forbid"),
+            suspend=data.get("suspend", False),
+            notifications=Notifications(**n),
+            docs=data.get("docs"),
+        )
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,41 @@
+"""Our error taxonomy. Adapters translate botocore errors into these at their boundary.
+
+- ``TransientError``: worth retrying (throttling, 5xx, timeouts). Retried in one place
+  (``reconciler.adapters.aws.retrying``).
+- ``PermanentError``: retrying will not help (validation, access denied, not found).
+- ``NotFound``/``Conflict`` refine ``PermanentError`` for callers that branch on them.
+"""
+
+from __future__ import annotations
+
+
+class CronctlError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class TransientError(CronctlError):
+    """A failure that may succeed when retried."""
+
+
+class PermanentError(CronctlError):
+    """A failure that will not succeed when retried."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(PermanentError):
+    """The resource does not exist."""
+
+
+class Conflict(PermanentError):
+    """A conditional write failed or the resource already exists."""
+
+
+class SourceError(CronctlError):
+    """The Git source could not be read (unreachable remote, unknown ref, refused file)."""
+
+
+class ConfigError(CronctlError):
+    """Settings or flags are wrong."""
