@@ -1,18 +1,54 @@
-"""`cronctl serve`."""
+"""`cronctl serve`: the daemon (reconcile loop, SNS dispatch endpoint, ECS event consumer)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "serve (not available yet)"
+from reconciler.commands.common import add_aws_flags, add_source_flags, settings_from_args
+from reconciler.errors import CronctlError
+
+HELP = "run the daemon: reconcile loop, SNS dispatch endpoint and ECS event consumer"
+DESCRIPTION = """\
+Run the cronctl daemon until SIGTERM/SIGINT. In one process:
+  - the reconcile loop: every --interval seconds (and on SIGHUP) make AWS match the cron files;
+  - POST /sns: verified SNS deliveries of schedules start ECS tasks (GET /healthz, /readyz);
+  - the event consumer: ECS task state changes from SQS become execution records.
+
+--embedded starts an AWS emulator in this process, bootstraps the namespace into it, reconciles
+the repo's cron files and runs the schedules and containers locally, so the whole system can be
+seen working on one machine with no AWS account: `cronctl status NAME` (with AWS_ENDPOINT_URL
+set to the printed emulator URL) shows real executions within a minute.
+"""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help=HELP, description=HELP)
+    parser = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_flags(parser)
+    add_aws_flags(parser)
+    parser.add_argument("--listen", help="HTTP listen address host:port (env CRONCTL_LISTEN; default 127.0.0.1:8080)")
+    parser.add_argument("--interval", dest="interval_s", type=float,
+                        help="seconds between reconcile passes (default 60)")
+    parser.add_argument("--history-days", dest="history_days", type=int,
+                        help="days execution records are kept (default 30)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="run against an in-process AWS emulator, with local schedules and containers")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("cronctl serve: not available yet", file=sys.stderr)
-    return 1
+    settings = settings_from_args(args)
+    if args.interval_s is not None and args.interval_s <= 0:
+        print("cronctl serve: --interval must be a positive number of seconds", file=sys.stderr)
+        return 2
+    from reconciler.service.wiring import build_daemon
+
+    try:
+        daemon, summary = build_daemon(settings, embedded=args.embedded)
+    except CronctlError as exc:
+        print(f"cronctl serve: {exc}", file=sys.stderr)
+        return 1
+    for line in summary:
+        print(line, flush=True)
+    return daemon.run_until_signalled()

@@ -1,0 +1,103 @@
+"""The daemon: the reconcile loop, the HTTP endpoint and the event consumer in one process.
+
+Each component runs on its own named thread with a stop event; ``Daemon.stop`` stops them in
+the order that loses nothing: stop accepting requests (in-flight dispatches finish), stop the
+consumer (no message is deleted before its effect is stored), then the reconcile loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.adapters.aws import AwsClients, call
+from reconciler.logs import get_logger
+
+log = get_logger("cronctl.daemon")
+
+SHUTDOWN_BUDGET_S = 30.0
+
+
+class Component:
+    """What the daemon needs of a worker: ``start()`` and ``stop(timeout) -> bool``."""
+
+    name: str
+
+    def start(self) -> None:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def stop(self, timeout: float) -> bool:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+@dataclass
+class Daemon:
+    """Runs components; ``components`` are started in order and stopped in reverse order."""
+
+    components: list = field(default_factory=list)
+    on_reload: Callable[[], None] | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        for component in self.components:
+            component.start()
+            log.info("component started", component=type(component).__name__)
+
+    def stop(self, budget_s: float = SHUTDOWN_BUDGET_S) -> bool:
+        """Stop every component within ``budget_s`` in all; True when all stopped."""
+        self._stop.set()
+        deadline = time.monotonic() + budget_s
+        clean = True
+        for component in reversed(self.components):
+            remaining = max(0.5, deadline - time.monotonic())
+            stopped = component.stop(remaining)
+            clean = clean and bool(stopped if stopped is not None else True)
+            log.info("component stopped", component=type(component).__name__, clean=stopped)
+        return clean
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def run_until_signalled(self) -> int:
+        """Start, then block until SIGTERM/SIGINT; SIGHUP triggers a reconcile pass."""
+        previous = {}
+
+        def on_term(signum, _frame):
+            log.info("signal received, shutting down", signal=signal.Signals(signum).name)
+            self._stop.set()
+
+        def on_hup(_signum, _frame):
+            if self.on_reload:
+                self.on_reload()
+
+        for sig, handler in ((signal.SIGTERM, on_term), (signal.SIGINT, on_term),
+                             (signal.SIGHUP, on_hup)):
+            previous[sig] = signal.signal(sig, handler)
+        try:
+            self.start()
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            clean = self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0 if clean else 1
+
+
+def readiness_check(clients: AwsClients, registry_table: str) -> Callable[[], tuple[bool, str]]:
+    """Ready when AWS answers and the registry table is readable."""
+
+    def check() -> tuple[bool, str]:
+        try:
+            call(clients.client("dynamodb").describe_table, TableName=registry_table)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return False, f"registry not readable: {exc}"
+        return True, "ready"
+
+    return check

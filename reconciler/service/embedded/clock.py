@@ -1,0 +1,95 @@
+"""A local clock that fires every cron's schedule at its times, as AWS would.
+
+moto never fires rules or schedules. This thread computes each registered cron's fire times
+(in its time zone) and, when one is due, publishes to the namespace's SNS topic exactly the
+message the EventBridge rule's input transformer (or the Scheduler target input) produces:
+``{"cron": NAME, "scheduled_at": "<ISO-8601 UTC>"}``. Fires due before the clock started are
+not back-filled.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from reconciler.core import schedule
+from reconciler.core.registry_model import RegistryItem
+from reconciler.logs import get_logger
+
+log = get_logger("cronctl.embedded.clock")
+
+
+def scheduled_time_text(dt: datetime) -> str:
+    """EventBridge's ``$.time`` format: second precision, ``Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LocalClock:
+    """Publishes each due fire time once; ``now`` is injectable so tests need not wait."""
+
+    def __init__(self, list_registry: Callable[[], list[RegistryItem]],
+                 publish: Callable[[str], None], poll_s: float = 1.0,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._list_registry = list_registry
+        self._publish = publish
+        self._poll_s = poll_s
+        self._now = now
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next: dict[str, tuple[str, datetime | None]] = {}  # cron -> (spec_hash, next fire)
+        self._anchor = None
+        self.fired: list[tuple[str, str]] = []
+
+    def start(self) -> None:
+        self._anchor = self._now()
+        self._thread = threading.Thread(target=self._run, name="cronctl-clock", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the clock must keep going
+                log.exception("clock tick failed")
+            self._stop.wait(self._poll_s)
+
+    def tick(self) -> int:
+        """Fire every due schedule once; returns how many fired."""
+        now = self._now()
+        fired = 0
+        for item in self._list_registry():
+            spec = item.spec
+            if spec.get("suspend"):
+                self._next.pop(item.name, None)
+                continue
+            known = self._next.get(item.name)
+            if known is None or known[0] != item.spec_hash:
+                self._next[item.name] = (item.spec_hash, self._after(spec, now))
+                continue
+            due = known[1]
+            while due is not None and due <= now and not self._stop.is_set():
+                message = json.dumps({"cron": item.name, "scheduled_at": scheduled_time_text(due)})
+                self._publish(message)
+                self.fired.append((item.name, scheduled_time_text(due)))
+                log.info("schedule fired (local clock)", cron=item.name,
+                         scheduled_at=scheduled_time_text(due))
+                fired += 1
+                due = self._after(spec, due)
+            self._next[item.name] = (item.spec_hash, due)
+        return fired
+
+    def _after(self, spec: dict, moment: datetime) -> datetime | None:
+        times = schedule.next_fire_times(spec["schedule"], spec.get("timezone") or "UTC",
+                                         moment, 1, anchor=self._anchor)
+        if not times:
+            return None
+        return times[0] if times[0] > moment else moment + timedelta(minutes=1)

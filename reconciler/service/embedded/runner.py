@@ -1,0 +1,185 @@
+"""A local task runner: runs each started task's ``main`` container and reports its states.
+
+moto's RunTask starts nothing and no ECS events are ever emitted. For every execution that
+dispatch started (status PENDING with a task ARN), this runner:
+
+- runs the ``main`` container with Docker when a Docker engine answers, else runs its command
+  as a local process (labelled ``runner=local-process`` in the logs: the image is NOT used);
+- enforces the timeout as the ``timeout`` sidecar would (exit code 124 from that container);
+- sends ``RUNNING`` then ``STOPPED`` ECS Task State Change events, in AWS's exact envelope,
+  to the namespace's SQS queue, where the event consumer picks them up as it would on AWS.
+
+One thread supervises every process (``poll``), so no thread per task is ever left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from reconciler.core.registry_model import RegistryItem
+from reconciler.logs import get_logger
+from reconciler.service.embedded.ecs_events import task_state_change
+
+log = get_logger("cronctl.embedded.runner")
+
+
+@dataclass
+class _Running:
+    execution_id: str
+    cron: str
+    task_arn: str
+    task_definition_arn: str
+    process: subprocess.Popen | None
+    created_at: datetime
+    started_at: datetime
+    deadline: float
+    version: int = 2
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _main_override(overrides: dict) -> dict:
+    for entry in overrides.get("containerOverrides", []):
+        if entry.get("name") == "main":
+            return entry
+    return {}
+
+
+def _timeout_s(overrides: dict, default: int) -> int:
+    for entry in overrides.get("containerOverrides", []):
+        if entry.get("name") == "timeout":
+            for part in entry.get("command", []):
+                if "sleep" in part:
+                    try:
+                        return int(part.split("sleep", 1)[1].split(";")[0].strip())
+                    except ValueError:
+                        pass
+    return default
+
+
+class LocalTaskRunner:
+    def __init__(self, *, list_started: Callable[[], list[dict]],
+                 registry_get: Callable[[str], RegistryItem | None],
+                 send_event: Callable[[dict], None], region: str, account: str,
+                 cluster_arn: str, poll_s: float = 0.5, use_docker: bool | None = None) -> None:
+        self._list_started = list_started
+        self._registry_get = registry_get
+        self._send_event = send_event
+        self._region, self._account, self._cluster_arn = region, account, cluster_arn
+        self._poll_s = poll_s
+        self._use_docker = docker_available() if use_docker is None else use_docker
+        self._seen: set[str] = set()
+        self._running: dict[str, _Running] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        log.info("local task runner started",
+                 runner="docker" if self._use_docker else "local-process")
+        self._thread = threading.Thread(target=self._run, name="cronctl-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        for run in list(self._running.values()):
+            if run.process and run.process.poll() is None:
+                run.process.kill()
+                run.process.wait(timeout=5)
+        return not (self._thread and self._thread.is_alive())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the runner must keep going
+                log.exception("runner poll failed")
+            self._stop.wait(self._poll_s)
+
+    def poll(self) -> None:
+        for execution in self._list_started():
+            eid = execution["execution_id"]
+            if eid not in self._seen and execution.get("task_arn"):
+                self._seen.add(eid)
+                self._launch(execution)
+        for run in list(self._running.values()):
+            code = run.process.poll() if run.process else 1
+            if code is not None:
+                self._finish(run, main_exit=code)
+            elif time.monotonic() > run.deadline:
+                run.process.kill()
+                run.process.wait(timeout=5)
+                self._finish(run, main_exit=137, timeout_exit=124)
+
+    def _command(self, item: RegistryItem) -> tuple[list[str] | None, dict[str, str]]:
+        main = _main_override(item.overrides)
+        env = {e["name"]: e["value"] for e in main.get("environment", [])}
+        command = main.get("command") or item.spec.get("container", {}).get("arguments")
+        image = item.spec.get("container", {}).get("image", "")
+        if self._use_docker:
+            flags = [f"--env={k}={v}" for k, v in env.items()]
+            return ["docker", "run", "--rm", *flags, image, *(command or [])], {}
+        return command, env
+
+    def _launch(self, execution: dict) -> None:
+        item = self._registry_get(execution["cron"])
+        now = datetime.now(UTC)
+        if item is None:
+            return
+        command, env = self._command(item)
+        task_def = item.task_definition_arn or ""
+        base = dict(region=self._region, account=self._account, cluster_arn=self._cluster_arn,
+                    task_arn=execution["task_arn"], task_definition_arn=task_def,
+                    started_by=execution["execution_id"], created_at=now)
+        if not command:
+            self._send_event(task_state_change(
+                **base, version=2, last_status="STOPPED", desired_status="STOPPED",
+                stopped_at=now, stop_code="TaskFailedToStart",
+                stopped_reason="the image's default command needs a Docker engine to run"))
+            return
+        try:
+            process = subprocess.Popen(command, env={**os.environ, **env},
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            self._send_event(task_state_change(
+                **base, version=2, last_status="STOPPED", desired_status="STOPPED",
+                stopped_at=now, stop_code="TaskFailedToStart",
+                stopped_reason=f"CannotStartContainerError: {exc}"))
+            return
+        timeout = _timeout_s(item.overrides, int(item.spec.get("timeout_s", 86400)))
+        run = _Running(execution["execution_id"], execution["cron"], execution["task_arn"],
+                       task_def, process, now, now, time.monotonic() + timeout)
+        self._running[run.execution_id] = run
+        log.info("task started", runner="docker" if self._use_docker else "local-process",
+                 cron=run.cron, execution_id=run.execution_id)
+        self._send_event(task_state_change(**base, version=2, last_status="RUNNING",
+                                           desired_status="RUNNING", started_at=now))
+
+    def _finish(self, run: _Running, main_exit: int, timeout_exit: int | None = None) -> None:
+        self._running.pop(run.execution_id, None)
+        now = datetime.now(UTC)
+        self._send_event(task_state_change(
+            region=self._region, account=self._account, cluster_arn=self._cluster_arn,
+            task_arn=run.task_arn, task_definition_arn=run.task_definition_arn,
+            started_by=run.execution_id, version=3, last_status="STOPPED",
+            desired_status="STOPPED", created_at=run.created_at, started_at=run.started_at,
+            stopped_at=now, main_exit=main_exit, timeout_exit=timeout_exit,
+            stop_code="EssentialContainerExited",
+            stopped_reason="Essential container in task exited"))
+        log.info("task stopped", cron=run.cron, execution_id=run.execution_id,
+                 exit_code=main_exit, timed_out=timeout_exit == 124)

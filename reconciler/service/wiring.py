@@ -1,0 +1,142 @@
+"""Builds the daemon from Settings: production wiring and the embedded mode's extras."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from reconciler.adapters import sns
+from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.adapters.executions import from_attributes
+from reconciler.adapters.registry_read import RegistryReader
+from reconciler.errors import ConfigError
+from reconciler.logs import get_logger
+from reconciler.service.consumer import EventConsumer
+from reconciler.service.daemon import Daemon, readiness_check
+from reconciler.service.dispatch import Dispatcher
+from reconciler.service.http import DaemonHttpServer, parse_listen
+from reconciler.service.reconcile_loop import ReconcileLoop
+from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.settings import Settings
+
+log = get_logger("cronctl.serve")
+
+
+@dataclass
+class _Stoppable:
+    """Adapts an object with ``stop()`` (and optional ``start()``) to the daemon's protocol."""
+
+    target: object
+    started: bool = False
+
+    def start(self) -> None:
+        if not self.started and hasattr(self.target, "start"):
+            self.target.start()
+        self.started = True
+
+    def stop(self, timeout: float) -> bool:
+        return bool(self.target.stop(timeout))
+
+
+def topic_arn_for(clients: AwsClients, settings: Settings) -> str:
+    identity = call_retrying(clients.client("sts").get_caller_identity)
+    partition = identity["Arn"].split(":")[1]
+    return f"arn:{partition}:sns:{settings.region}:{identity['Account']}:{settings.topic_name}"
+
+
+def build_daemon(settings: Settings, embedded: bool = False) -> tuple[Daemon, list[str]]:
+    """The daemon's components, in start order, and the lines to print at start."""
+    parse_listen(settings.listen)  # a bad --listen fails before anything starts
+    summary: list[str] = []
+    emulator = None
+    fetch = None
+    if embedded:
+        from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
+        from reconciler.service.embedded.emulator import EmbeddedAws
+
+        emulator = EmbeddedAws()
+        settings = settings.with_(endpoint_url=emulator.start())
+        fetch = moto_cert_fetcher
+        summary.append(f"embedded AWS emulator: {settings.endpoint_url}")
+        summary.append(f"  to inspect: export AWS_ENDPOINT_URL={settings.endpoint_url} "
+                       "AWS_ACCESS_KEY_ID=embedded AWS_SECRET_ACCESS_KEY=embedded")
+    clients = AwsClients(settings)
+    if embedded:
+        from reconciler.service.bootstrap import bootstrap
+
+        result = bootstrap(clients, settings)
+        summary.append(f"bootstrapped namespace {settings.namespace!r}: {result.counts()}")
+        topic_arn = result.topic_arn
+    else:
+        topic_arn = topic_arn_for(clients, settings)
+
+    dispatcher = Dispatcher(clients, settings)
+    verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
+    http = DaemonHttpServer(
+        settings.listen, verifier,
+        on_notification=dispatcher.handle_sns_message,
+        on_subscription_confirmation=lambda topic, token: sns.confirm_subscription(
+            clients, topic, token),
+        readiness=readiness_check(clients, settings.registry_table),
+    )
+    consumer = EventConsumer(clients, settings)
+    loop = ReconcileLoop(clients, settings)
+    components: list = [_Stoppable(http), _Stoppable(consumer), _Stoppable(loop)]
+    if embedded:
+        components += _embedded_components(clients, settings, topic_arn, http)
+        components.append(_Stoppable(emulator, started=True))
+        # The emulator starts first and stops last.
+        components.insert(0, components.pop())
+    daemon = Daemon(components=components, on_reload=loop.trigger)
+    summary.append(f"listening on {settings.listen} (POST /sns, GET /healthz, GET /readyz)")
+    return daemon, summary
+
+
+class _Subscriber:
+    """Subscribes the endpoint to the topic once the HTTP server listens (embedded mode)."""
+
+    def __init__(self, clients: AwsClients, topic_arn: str, http: DaemonHttpServer) -> None:
+        self.clients, self.topic_arn, self.http = clients, topic_arn, http
+
+    def start(self) -> None:
+        sns.subscribe_endpoint(self.clients, self.topic_arn, f"{self.http.url}/sns")
+
+    def stop(self, timeout: float) -> bool:
+        return True
+
+
+def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str,
+                         http: DaemonHttpServer) -> list:
+    from reconciler.service.embedded.clock import LocalClock
+    from reconciler.service.embedded.runner import LocalTaskRunner
+
+    registry = RegistryReader(clients, settings)
+    identity = call_retrying(clients.client("sts").get_caller_identity)
+    cluster = call_retrying(clients.client("ecs").describe_clusters,
+                            clusters=[settings.cluster_name])["clusters"]
+    if not cluster:
+        raise ConfigError(f"cluster {settings.cluster_name} not found after bootstrap")
+    queue_url = call_retrying(clients.client("sqs").get_queue_url,
+                              QueueName=settings.queue_name)["QueueUrl"]
+
+    def list_started() -> list[dict]:
+        ddb = clients.client("dynamodb")
+        found = []
+        for page in ddb.get_paginator("scan").paginate(
+                TableName=settings.executions_table,
+                FilterExpression="#s = :pending AND attribute_exists(task_arn)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":pending": {"S": "PENDING"}}):
+            found += [from_attributes(item) for item in page.get("Items", [])]
+        return found
+
+    def send_event(envelope: dict) -> None:
+        call_retrying(clients.client("sqs").send_message, QueueUrl=queue_url,
+                      MessageBody=json.dumps(envelope))
+
+    clock = LocalClock(registry.all, lambda message: sns.publish(clients, topic_arn, message))
+    runner = LocalTaskRunner(list_started=list_started, registry_get=registry.get,
+                             send_event=send_event, region=settings.region,
+                             account=identity["Account"],
+                             cluster_arn=cluster[0]["clusterArn"])
+    return [_Subscriber(clients, topic_arn, http), _Stoppable(clock), _Stoppable(runner)]
