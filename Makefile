@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/cronctl serve --embedded --repo . --path crons.d
+	$(BIN)/cronctl serve --embedded --scheduler scheduler --repo . --path crons.d
 
 test: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench

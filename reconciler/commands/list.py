@@ -1,18 +1,51 @@
-"""`cronctl list`."""
+"""`cronctl list`: every cron with its schedule, last status, last run and next run."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
 
-HELP = "list (not available yet)"
+from reconciler.commands.common import add_aws_flags, add_output_flag, settings_from_args
+from reconciler.commands.status import next_run
+from reconciler.core import status_render
+from reconciler.errors import CronctlError
+
+HELP = "list the crons with their last and next runs"
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("list", help=HELP, description=HELP)
+    add_output_flag(parser)
+    add_aws_flags(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("cronctl list: not available yet", file=sys.stderr)
-    return 1
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.adapters.executions import ExecutionStore
+    from reconciler.adapters.registry_read import RegistryReader
+
+    settings = settings_from_args(args)
+    clients = AwsClients(settings)
+    now = datetime.now(UTC)
+    rows = []
+    try:
+        store = ExecutionStore(clients, settings)
+        for item in RegistryReader(clients, settings).all():
+            spec = item.spec or {}
+            last = store.recent(item.name, 1)
+            rows.append(status_render.CronSummary(
+                name=item.name, schedule=spec.get("schedule", "-"),
+                suspended=bool(spec.get("suspend")),
+                next_run=next_run(spec.get("schedule", ""), spec.get("timezone", "UTC"), now),
+                last=last[0] if last else None))
+    except CronctlError as exc:
+        print(f"cronctl list: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(status_render.list_json(rows), indent=2))
+    else:
+        sys.stdout.write(status_render.list_text(rows))
+    return 0

@@ -1,18 +1,62 @@
-"""`cronctl reconcile`."""
+"""`cronctl reconcile`: make AWS match the cron files (or, with --dry-run, show the plan)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "reconcile (not available yet)"
+from reconciler.commands.common import (
+    add_aws_flags,
+    add_output_flag,
+    add_source_flags,
+    settings_from_args,
+)
+
+HELP = "compute the plan from the cron files and AWS, and apply it"
+DESCRIPTION = HELP + (". Exit codes: 0 success, 1 error; with --detailed-exitcode "
+                      "0 no changes, 2 changes (pending with --dry-run, applied otherwise), "
+                      "1 error.")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("reconcile", help=HELP, description=HELP)
+    parser = subparsers.add_parser("reconcile", help=HELP, description=DESCRIPTION)
+    add_source_flags(parser)
+    add_aws_flags(parser)
+    add_output_flag(parser)
+    parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 2 when there are changes, 0 when none, 1 on error")
+    parser.add_argument("--max-deletes", type=int, default=None,
+                        help="most crons one pass may delete (default 10%% of the registry, "
+                             "at least 3)")
+    parser.add_argument("--allow-mass-delete", action="store_true", default=None,
+                        help="delete even more crons than --max-deletes")
     parser.set_defaults(func=run)
 
 
+def exit_code(result, detailed: bool) -> int:
+    if not result.ok:
+        return 1
+    if detailed and result.plan.has_changes:
+        return 2
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    print("cronctl reconcile: not available yet", file=sys.stderr)
-    return 1
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.core.plan_render import render_json, render_text
+    from reconciler.service.reconcile import run_pass
+
+    if args.max_deletes is not None and args.max_deletes < 0:
+        print("cronctl reconcile: --max-deletes must be 0 or more", file=sys.stderr)
+        return 1
+    settings = settings_from_args(args)
+    result = run_pass(AwsClients(settings), settings, dry_run=args.dry_run)
+    for error in result.errors:
+        print(f"cronctl reconcile: {error}", file=sys.stderr)
+    if result.plan is not None:
+        if args.output == "json":
+            sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors))
+        else:
+            sys.stdout.write(render_text(result.plan, result.apply_errors))
+    return exit_code(result, args.detailed_exitcode)

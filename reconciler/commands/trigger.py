@@ -1,18 +1,46 @@
-"""`cronctl trigger`."""
+"""`cronctl trigger NAME [--force]`: start a manual run now."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
-HELP = "trigger (not available yet)"
+from reconciler.commands.common import add_aws_flags, settings_from_args
+from reconciler.errors import CronctlError
+
+HELP = "start a manual run of a cron now"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("trigger", help=HELP, description=HELP)
+    parser = subparsers.add_parser(
+        "trigger", help=HELP,
+        description=HELP + ". The cron's concurrency policy applies unless --force.")
+    parser.add_argument("name", metavar="NAME", help="the cron's name")
+    parser.add_argument("--force", action="store_true",
+                        help="ignore the concurrency policy (and suspend) and start anyway")
+    add_aws_flags(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("cronctl trigger: not available yet", file=sys.stderr)
-    return 1
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.service.dispatch import STARTED, Dispatcher
+
+    settings = settings_from_args(args)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    try:
+        outcome = Dispatcher(AwsClients(settings), settings).dispatch(
+            args.name, now, trigger="manual", force=args.force)
+    except CronctlError as exc:
+        print(f"cronctl trigger: {exc}", file=sys.stderr)
+        return 1
+    line = f"{args.name}: {outcome.status}"
+    if outcome.execution_id:
+        line += f" (execution {outcome.execution_id})"
+    if outcome.task_arn:
+        line += f" task {outcome.task_arn}"
+    if outcome.reason:
+        line += f": {outcome.reason}"
+    print(line, file=sys.stdout if outcome.status == STARTED else sys.stderr)
+    return 0 if outcome.status == STARTED else 1

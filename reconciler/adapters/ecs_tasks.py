@@ -1,0 +1,90 @@
+"""ECS tasks: RunTask, StopTask, DescribeTasks for the namespace's cluster.
+
+RunTask is sent with ``clientToken`` (AWS makes the call idempotent per token); its
+``failures`` (e.g. ``RESOURCE:MEMORY``) and refusals become a ``RunResult`` with a reason
+rather than an exception, because for the caller both mean "the task did not start".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.adapters.aws import AwsClients, call, call_retrying
+from reconciler.errors import PermanentError
+from reconciler.settings import NetworkSettings, Settings
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Exactly one of ``task_arn`` / ``failure`` is set."""
+
+    task_arn: str | None = None
+    failure: str | None = None
+
+
+def describe_failures(failures: list[dict]) -> str:
+    """``RESOURCE:MEMORY (arn...)``-style text of RunTask ``failures``."""
+    parts = []
+    for failure in failures:
+        text = failure.get("reason") or "unknown failure"
+        if failure.get("detail"):
+            text += f": {failure['detail']}"
+        if failure.get("arn"):
+            text += f" ({failure['arn']})"
+        parts.append(text)
+    return "; ".join(parts) or "RunTask returned no task"
+
+
+class EcsTasks:
+    """Task operations on one cluster."""
+
+    def __init__(self, clients: AwsClients, settings: Settings) -> None:
+        self._ecs = clients.client("ecs")
+        self._cluster = settings.cluster_name
+        self._launch_type = settings.launch_type
+
+    def run_task(self, *, task_definition: str, overrides: dict, token: str,
+                 tags: dict[str, str], network: NetworkSettings) -> RunResult:
+        """Start one task; ``token`` is both ``clientToken`` and ``startedBy``."""
+        kwargs = {
+            "cluster": self._cluster,
+            "taskDefinition": task_definition,
+            "count": 1,
+            "startedBy": token,
+            "clientToken": token,
+            "overrides": overrides or {},
+            "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+            "networkConfiguration": {"awsvpcConfiguration": {
+                "subnets": list(network.subnets),
+                "securityGroups": list(network.security_groups),
+                "assignPublicIp": "ENABLED" if network.assign_public_ip else "DISABLED",
+            }},
+        }
+        if self._launch_type:
+            kwargs["launchType"] = self._launch_type
+        try:
+            response = call_retrying(self._ecs.run_task, **kwargs)
+        except PermanentError as exc:
+            return RunResult(failure=str(exc))
+        tasks = response.get("tasks") or []
+        if not tasks:
+            return RunResult(failure=describe_failures(response.get("failures") or []))
+        return RunResult(task_arn=tasks[0]["taskArn"])
+
+    def stop_task(self, task_arn: str, reason: str) -> None:
+        """Stop a task; one that is already gone is not an error."""
+        try:
+            call_retrying(self._ecs.stop_task, cluster=self._cluster, task=task_arn,
+                          reason=reason[:255])
+        except PermanentError as exc:
+            if exc.code not in ("InvalidParameterException", "ResourceNotFoundException"):
+                raise
+
+    def describe(self, task_arns: list[str]) -> list[dict]:
+        """DescribeTasks in chunks of 100 (tags included); missing tasks are left out."""
+        tasks = []
+        for start in range(0, len(task_arns), 100):
+            chunk = task_arns[start:start + 100]
+            tasks += call(self._ecs.describe_tasks, cluster=self._cluster, tasks=chunk,
+                          include=["TAGS"]).get("tasks", [])
+        return tasks

@@ -1,0 +1,81 @@
+"""The Git source: cron files read from a commit (or from a plain folder, for ``validate``).
+
+- ``read_directory(root, paths)``: a plain folder, no Git needed (``gitsource_dir``).
+- ``read_git(repo, ref, path, cache_dir)``: the files under ``path`` at one commit, read
+  straight from the object database (``gitsource_tree``); nobody's working tree or index is
+  touched. A remote is kept as a bare mirror in ``cache_dir``, cloned once and fetched on
+  every call under a lock (``gitsource_mirror``).
+
+Whole-source failures (unreachable remote, unknown ref, ``path`` missing at the commit, not a
+repository, too many files) raise ``SourceError``: a caller must then change nothing.
+Single files that are refused (symlink leaving the repo, too large) go to
+``Snapshot.refused`` and hold back only their own cron. No YAML is parsed here.
+"""
+
+from __future__ import annotations
+
+import git
+
+from reconciler.adapters.gitsource_collect import MAX_FILE_BYTES, MAX_FILES, SnapshotBuilder
+from reconciler.adapters.gitsource_dir import read_directory
+from reconciler.adapters.gitsource_mirror import (
+    DEFAULT_TIMEOUT,
+    default_cache_dir,
+    is_remote,
+    locked_mirror,
+    redact,
+)
+from reconciler.adapters.gitsource_tree import read_tree
+from reconciler.core.snapshot import Snapshot
+from reconciler.errors import SourceError
+
+__all__ = ["MAX_FILES", "MAX_FILE_BYTES", "read_directory", "read_git", "is_remote"]
+
+
+def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None, *,
+             timeout: float = DEFAULT_TIMEOUT) -> Snapshot:
+    """The cron files under ``path`` at ``ref`` of ``repo``, with the full commit SHA.
+
+    ``repo`` is a local working copy or bare repository, or a remote URL (https://, ssh://,
+    git@host:path, file://). ``ref`` is a branch, tag or commit SHA (full or short); ``None``
+    is HEAD of a local repo or the remote's default branch. ``timeout`` bounds each network
+    operation (clone, fetch) in seconds. Keys are relative to the repo root.
+    """
+    if is_remote(repo):
+        cache = cache_dir if cache_dir is not None else default_cache_dir()
+        with locked_mirror(repo, cache, timeout=timeout, refresh_head=ref is None) as mirror:
+            return _read_commit(mirror, ref, path, label=redact(repo))
+    return _read_commit(repo, ref, path, label=repo)
+
+
+def _read_commit(location: str, ref: str | None, path: str, label: str) -> Snapshot:
+    try:
+        repository = git.Repo(location)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise SourceError(f"{label} is not a git repository") from None
+    with repository:
+        try:
+            commit = _resolve(repository, ref, label)
+            builder = SnapshotBuilder(f"{path} at commit {commit.hexsha[:7]}")
+            read_tree(commit.tree, path, commit.hexsha, builder)
+        except git.GitError as exc:
+            raise SourceError(f"cannot read {label}: {_one_line(exc)}") from None
+    return builder.build(commit.hexsha)
+
+
+def _resolve(repository: git.Repo, ref: str | None, label: str) -> git.Commit:
+    name = "HEAD" if ref is None else ref.strip()
+    if not name or name.startswith("-"):
+        raise SourceError(f"unknown ref {ref!r} in {label}")
+    try:
+        return repository.commit(name)
+    except (git.BadName, git.BadObject, ValueError, IndexError, KeyError, TypeError):
+        if ref is None:
+            raise SourceError(f"{label} has no commit at HEAD") from None
+        raise SourceError(f"unknown ref {ref!r} in {label}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    stderr = getattr(exc, "stderr", "") or ""
+    text = str(stderr).strip() or str(exc)
+    return " ".join(text.split())[:300]

@@ -1,0 +1,55 @@
+"""The registry table (``<ns>-registry``): one item per cron, read in one paginated Scan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.core.registry_model import RegistryItem
+from reconciler.settings import Settings
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_wire(item: dict) -> dict:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def _from_wire(item: dict) -> dict:
+    data = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()}
+
+
+def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
+    """Every registry item, by cron name."""
+    ddb = clients.client("dynamodb")
+    items: dict[str, RegistryItem] = {}
+    kwargs = {"TableName": settings.registry_table, "ConsistentRead": True}
+    while True:
+        page = call_retrying(ddb.scan, **kwargs)
+        for raw in page.get("Items", []):
+            data = _from_wire(raw)
+            data.setdefault("commit", None)  # to_item leaves out None values
+            item = RegistryItem.from_item(data)
+            items[item.name] = item
+        if not page.get("LastEvaluatedKey"):
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def put(clients: AwsClients, settings: Settings, item: RegistryItem) -> RegistryItem:
+    """Write (create or replace) one item, stamping ``updated_at``; returns what was written."""
+    stamped = RegistryItem(**{**item.__dict__,
+                              "updated_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    call_retrying(clients.client("dynamodb").put_item, TableName=settings.registry_table,
+                  Item=_to_wire(stamped.to_item()))
+    return stamped
+
+
+def delete(clients: AwsClients, settings: Settings, name: str) -> None:
+    call_retrying(clients.client("dynamodb").delete_item, TableName=settings.registry_table,
+                  Key={"name": {"S": name}})

@@ -1,0 +1,94 @@
+"""EventBridge rules (default bus) as cron schedules: list, describe targets, tags, upsert,
+delete. A rule's only target of ours has Id ``cronctl-dispatch``."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.core.desired import (
+    CRON_TAG,
+    TARGET_ID,
+    DesiredSchedule,
+    ours_tags,
+)
+from reconciler.core.plan_model import ObservedSchedule
+from reconciler.errors import NotFound, PermanentError
+
+
+def list_rules(clients: AwsClients, prefix: str) -> list[dict]:
+    """Every rule whose name starts with ``prefix`` (ListRules pages)."""
+    events = clients.client("events")
+    rules, kwargs = [], {"NamePrefix": prefix}
+    while True:
+        page = call_retrying(events.list_rules, **kwargs)
+        rules.extend(page.get("Rules", []))
+        if not page.get("NextToken"):
+            return rules
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def our_target(clients: AwsClients, rule: str) -> dict | None:
+    """The rule's ``cronctl-dispatch`` target, or None (removed, or the rule is gone)."""
+    try:
+        page = call_retrying(clients.client("events").list_targets_by_rule, Rule=rule)
+    except NotFound:
+        return None
+    return next((t for t in page.get("Targets", []) if t.get("Id") == TARGET_ID), None)
+
+
+def tags(clients: AwsClients, arn: str) -> dict[str, str]:
+    try:
+        page = call_retrying(clients.client("events").list_tags_for_resource, ResourceARN=arn)
+    except NotFound:
+        return {}
+    return {t["Key"]: t["Value"] for t in page.get("Tags", [])}
+
+
+def observed(rule: dict, target: dict | None, tag_map: dict | None) -> ObservedSchedule:
+    transformer = (target or {}).get("InputTransformer") or {}
+    paths = transformer.get("InputPathsMap")
+    current = DesiredSchedule(
+        backend="rules", name=rule["Name"], arn=rule["Arn"], group=None,
+        expression=rule.get("ScheduleExpression", ""), timezone="UTC",
+        state=rule.get("State", ""), description=rule.get("Description", ""),
+        target_arn=target.get("Arn") if target else None,
+        input=transformer.get("InputTemplate") if target else None,
+        input_paths=json.dumps(paths, sort_keys=True) if paths is not None else None)
+    return ObservedSchedule(arn=rule["Arn"], current=current, tags=tag_map)
+
+
+def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule) -> str:
+    """Create or update the rule and its target (PutRule upserts); returns the rule ARN."""
+    events = clients.client("events")
+    tag_map = ours_tags(namespace, **{CRON_TAG: cron})
+    arn = call_retrying(
+        events.put_rule, Name=wanted.name, ScheduleExpression=wanted.expression,
+        State=wanted.state, Description=wanted.description,
+        Tags=[{"Key": k, "Value": v} for k, v in sorted(tag_map.items())])["RuleArn"]
+    result = call_retrying(events.put_targets, Rule=wanted.name, Targets=[{
+        "Id": TARGET_ID, "Arn": wanted.target_arn,
+        "InputTransformer": {"InputPathsMap": json.loads(wanted.input_paths or "{}"),
+                             "InputTemplate": wanted.input}}])
+    if result.get("FailedEntryCount"):
+        raise_failed(result)
+    return arn
+
+
+def raise_failed(result: dict) -> None:
+    entry = result["FailedEntries"][0]
+    raise PermanentError(f"PutTargets: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}",
+                         entry.get("ErrorCode", ""))
+
+
+def delete(clients: AwsClients, name: str) -> None:
+    """Remove our target, then the rule; a rule already gone is fine."""
+    events = clients.client("events")
+    try:
+        page = call_retrying(events.list_targets_by_rule, Rule=name)
+        ids = [t["Id"] for t in page.get("Targets", [])]
+        if ids:
+            call_retrying(events.remove_targets, Rule=name, Ids=ids)
+        call_retrying(events.delete_rule, Name=name)
+    except NotFound:
+        return

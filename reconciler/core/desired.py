@@ -1,0 +1,248 @@
+"""Desired state: what AWS should hold for each CronSpec (pure).
+
+Per cron: one schedule (an EventBridge rule or an EventBridge Scheduler schedule) targeting the
+namespace's SNS topic, a shared content-addressed ECS task definition, and the RunTask
+overrides that carry everything that differs from cron to cron.
+
+Invariants:
+- the task definition family is ``<ns>-td-<first 16 hex of its hash>``: equal inputs give the
+  same family, so crons on the same image share one definition;
+- every resource is tagged ``managed-by=cronctl`` and ``cronctl:namespace=<ns>`` (schedules
+  also ``cronctl:cron=<name>``) so that a later observe recognises it as ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from reconciler.core.spec import CronSpec, canonical_json
+
+MANAGED_BY = ("managed-by", "cronctl")
+NAMESPACE_TAG = "cronctl:namespace"
+CRON_TAG = "cronctl:cron"
+TD_HASH_TAG = "cronctl:td-hash"
+TARGET_ID = "cronctl-dispatch"
+RULE_NAME_MAX = 64
+MAIN_CONTAINER = "main"
+TIMEOUT_CONTAINER = "timeout"
+TIMEOUT_CONTAINER_MEMORY = 32
+TASK_CPU = "256"
+TASK_MEMORY = "512"
+DEFAULT_TIMEOUT_COMMAND = ("sh", "-c", "sleep 86400; exit 124")
+SCHEDULER_TIME = "<aws.scheduler.scheduled-time>"
+RULE_INPUT_PATHS = json.dumps({"time": "$.time"}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The namespace-wide inputs of desired state, known once per pass."""
+
+    namespace: str
+    region: str
+    account: str
+    backend: str                      # "rules" | "scheduler"
+    sidecar_image: str
+    log_group: str
+    execution_role_arn: str | None = None
+    default_task_role_arn: str | None = None
+    scheduler_role_arn: str | None = None
+
+    @property
+    def topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account}:{self.namespace}-dispatch"
+
+    @property
+    def scheduler_role(self) -> str:
+        return self.scheduler_role_arn or default_scheduler_role(self.account, self.namespace)
+
+
+def default_scheduler_role(account: str, namespace: str) -> str:
+    """The role EventBridge Scheduler assumes to publish to the topic, unless configured."""
+    return f"arn:aws:iam::{account}:role/{namespace}-scheduler"
+
+
+@dataclass(frozen=True)
+class DesiredSchedule:
+    """A schedule as cronctl wants it; ``input`` is the exact JSON text the target receives
+    (Scheduler) or the input template (rules)."""
+
+    backend: str
+    name: str
+    arn: str
+    group: str | None
+    expression: str
+    timezone: str
+    state: str                        # "ENABLED" | "DISABLED"
+    description: str
+    target_arn: str
+    input: str
+    input_paths: str | None = None    # rules only: the transformer's InputPathsMap as JSON
+    role_arn: str | None = None       # Scheduler only
+
+    def fields(self) -> dict:
+        """The compared fields, by name (what the plan diffs)."""
+        data = {"expression": self.expression, "state": self.state,
+                "description": self.description, "target": self.target_arn,
+                "input": self.input}
+        if self.backend == "scheduler":
+            data["timezone"] = self.timezone
+            data["role"] = self.role_arn
+        else:
+            data["input_paths"] = self.input_paths
+        return data
+
+
+@dataclass(frozen=True)
+class DesiredTaskDefinition:
+    family: str
+    td_hash: str
+    register_args: dict               # RegisterTaskDefinition keyword arguments
+
+
+@dataclass(frozen=True)
+class DesiredCron:
+    spec: CronSpec
+    schedule: DesiredSchedule
+    task_definition: DesiredTaskDefinition
+    overrides: dict
+
+
+def rule_name(namespace: str, cron: str) -> str:
+    """``<ns>-<cron>``, or truncated with a short hash suffix to fit EventBridge's 64."""
+    name = f"{namespace}-{cron}"
+    if len(name) <= RULE_NAME_MAX:
+        return name
+    suffix = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:RULE_NAME_MAX - 9]}-{suffix}"
+
+
+def rule_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:events:{region}:{account}:rule/{name}"
+
+
+def schedule_arn(region: str, account: str, group: str, name: str) -> str:
+    return f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}"
+
+
+def rule_input_template(cron: str) -> str:
+    """Input template of a rule target. ``<time>`` sits inside quotes: EventBridge inserts the
+    extracted value without escaping, so the target receives
+    ``{"cron": "<name>", "scheduled_at": "2015-11-11T21:29:54Z"}``."""
+    return '{"cron": "' + cron + '", "scheduled_at": "<time>"}'
+
+
+def scheduler_input(cron: str) -> str:
+    return json.dumps({"cron": cron, "scheduled_at": SCHEDULER_TIME})
+
+
+def ours_tags(namespace: str, **extra: str) -> dict[str, str]:
+    tags = {MANAGED_BY[0]: MANAGED_BY[1], NAMESPACE_TAG: namespace}
+    tags.update(extra)
+    return tags
+
+
+def is_ours(tags: dict[str, str] | None, namespace: str) -> bool:
+    """A resource is ours iff tagged ``managed-by=cronctl`` and our namespace."""
+    return bool(tags) and tags.get(MANAGED_BY[0]) == MANAGED_BY[1] \
+        and tags.get(NAMESPACE_TAG) == namespace
+
+
+def desired_schedule(spec: CronSpec, dep: Deployment) -> DesiredSchedule:
+    state = "DISABLED" if spec.suspend else "ENABLED"
+    description = f"cronctl {dep.namespace}/{spec.name} ({spec.file})"
+    if dep.backend == "scheduler":
+        return DesiredSchedule(
+            backend="scheduler", name=spec.name, group=dep.namespace,
+            arn=schedule_arn(dep.region, dep.account, dep.namespace, spec.name),
+            expression=spec.schedule, timezone=spec.timezone, state=state,
+            description=description, target_arn=dep.topic_arn,
+            input=scheduler_input(spec.name), role_arn=dep.scheduler_role)
+    name = rule_name(dep.namespace, spec.name)
+    return DesiredSchedule(
+        backend="rules", name=name, arn=rule_arn(dep.region, dep.account, name), group=None,
+        expression=spec.schedule, timezone="UTC", state=state, description=description,
+        target_arn=dep.topic_arn, input=rule_input_template(spec.name),
+        input_paths=RULE_INPUT_PATHS)
+
+
+def timezone_problem(spec: CronSpec, backend: str) -> str | None:
+    """Rules evaluate cron() in UTC only: a non-UTC zone there cannot be honoured."""
+    if backend == "rules" and spec.timezone != "UTC" and spec.schedule.startswith("cron("):
+        return (f"timezone {spec.timezone} needs --scheduler scheduler "
+                "(EventBridge rules evaluate cron() in UTC only)")
+    return None
+
+
+def task_definition_hash(spec: CronSpec, dep: Deployment) -> str:
+    material = {
+        "image": spec.container.image,
+        "secrets": sorted(spec.container.secrets),
+        "log_group": dep.log_group,
+        "region": dep.region,
+        "sidecar": dep.sidecar_image,
+        "execution_role": dep.execution_role_arn,
+        "namespace": dep.namespace,
+    }
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+
+def desired_task_definition(spec: CronSpec, dep: Deployment) -> DesiredTaskDefinition:
+    td_hash = task_definition_hash(spec, dep)
+    family = f"{dep.namespace}-td-{td_hash[:16]}"
+    main = {
+        "name": MAIN_CONTAINER,
+        "image": spec.container.image,
+        "essential": True,
+        "memory": int(TASK_MEMORY) - TIMEOUT_CONTAINER_MEMORY,
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": dep.log_group, "awslogs-region": dep.region,
+            "awslogs-stream-prefix": dep.namespace}},
+    }
+    if spec.container.secrets:
+        main["secrets"] = [{"name": k, "valueFrom": v} for k, v in spec.container.secrets]
+    timeout = {
+        "name": TIMEOUT_CONTAINER,
+        "image": dep.sidecar_image,
+        "essential": True,
+        "command": list(DEFAULT_TIMEOUT_COMMAND),
+        "memory": TIMEOUT_CONTAINER_MEMORY,
+    }
+    tags = ours_tags(dep.namespace, **{TD_HASH_TAG: td_hash})
+    args = {
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": TASK_CPU,
+        "memory": TASK_MEMORY,
+        "containerDefinitions": [main, timeout],
+        "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+    }
+    if dep.execution_role_arn:
+        args["executionRoleArn"] = dep.execution_role_arn
+    return DesiredTaskDefinition(family=family, td_hash=td_hash, register_args=args)
+
+
+def overrides_for(spec: CronSpec, dep: Deployment) -> dict:
+    """RunTask ``overrides``: passed verbatim by dispatch."""
+    cap = spec.container.capacity
+    main: dict = {"name": MAIN_CONTAINER}
+    if spec.container.arguments:
+        main["command"] = list(spec.container.arguments)
+    main["environment"] = [{"name": k, "value": v} for k, v in spec.container.env]
+    main["memory"] = cap.memory - TIMEOUT_CONTAINER_MEMORY
+    timeout = {"name": TIMEOUT_CONTAINER,
+               "command": ["sh", "-c", f"sleep {spec.timeout_s}; exit 124"]}
+    overrides: dict = {"containerOverrides": [main, timeout],
+                       "cpu": str(cap.cpu), "memory": str(cap.memory)}
+    role = spec.role or dep.default_task_role_arn
+    if role:
+        overrides["taskRoleArn"] = role
+    return overrides
+
+
+def desired_cron(spec: CronSpec, dep: Deployment) -> DesiredCron:
+    return DesiredCron(spec=spec, schedule=desired_schedule(spec, dep),
+                       task_definition=desired_task_definition(spec, dep),
+                       overrides=overrides_for(spec, dep))

@@ -1,0 +1,118 @@
+"""Data of the control plane: what was observed on AWS, and the Plan (pure, frozen).
+
+The same ``Plan`` object is printed by ``--dry-run`` and executed by apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.core.desired import (
+    CRON_TAG,
+    DesiredCron,
+    DesiredSchedule,
+    DesiredTaskDefinition,
+    is_ours,
+)
+from reconciler.core.registry_model import RegistryItem
+
+RESOURCES = ("schedule", "task-definition", "registry")
+ACTIONS = ("create", "update", "delete", "no-op")
+
+
+@dataclass(frozen=True)
+class ObservedSchedule:
+    """A live rule or Scheduler schedule. ``current`` holds its compared fields in the same
+    shape as desired (``target_arn``/``input`` None when our target is missing); ``tags`` is
+    None when they were not fetched (the resource is matched by the registry)."""
+
+    arn: str
+    current: DesiredSchedule
+    tags: dict[str, str] | None = None
+
+    @property
+    def cron_tag(self) -> str | None:
+        return (self.tags or {}).get(CRON_TAG)
+
+    def owned_as(self, cron: str, namespace: str, registry: RegistryItem | None) -> bool:
+        """Ours for ``cron``: recorded in its registry item, or tagged ours and for it."""
+        if registry is not None and registry.schedule_arn == self.arn:
+            return True
+        return is_ours(self.tags, namespace) and self.cron_tag == cron
+
+
+@dataclass(frozen=True)
+class ObservedTaskDefinition:
+    """The latest ACTIVE revision of one ``<ns>-td-*`` family."""
+
+    family: str
+    arn: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything observe read in one pass; rules and schedules keyed by resource name."""
+
+    registry: dict[str, RegistryItem] = field(default_factory=dict)
+    rules: dict[str, ObservedSchedule] = field(default_factory=dict)
+    schedules: dict[str, ObservedSchedule] = field(default_factory=dict)
+    task_definitions: dict[str, ObservedTaskDefinition] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the source asks for: one DesiredCron per valid spec, plus held-back names
+    (invalid files: their live resources are kept as they are) and their files."""
+
+    commit: str | None
+    backend: str
+    crons: tuple[DesiredCron, ...] = ()
+    held_back: frozenset[str] = frozenset()
+    held_files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one resource. ``desired`` is what create/update writes (DesiredSchedule,
+    DesiredTaskDefinition or RegistryItem); ``observed`` is what update/delete acts on."""
+
+    cron: str
+    resource: str
+    action: str
+    reason: str
+    diff: tuple[tuple[str, object, object], ...] = ()
+    desired: DesiredSchedule | DesiredTaskDefinition | RegistryItem | None = None
+    observed: ObservedSchedule | ObservedTaskDefinition | RegistryItem | None = None
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """A cron that cannot be reconciled this pass; its live resources are left untouched."""
+
+    cron: str
+    file: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    commit: str | None
+    changes: tuple[Change, ...] = ()
+    errors: tuple[PlanError, ...] = ()
+    held_back: frozenset[str] = frozenset()
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """The changes that do something (no-ops left out)."""
+        return tuple(c for c in self.changes if c.action != "no-op")
+
+    def counts(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "delete": 0}
+        for change in self.pending:
+            counts[change.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.pending)

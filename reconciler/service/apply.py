@@ -1,0 +1,142 @@
+"""Apply: execute a Plan, recording each change in the registry as soon as it succeeds.
+
+Order (the plan's): task definitions first (found by family before registering, so a retry
+adds no revision), then per cron the new schedule, the old backend's schedule, the registry
+item, and last the deregistration of task definitions no cron uses any more. Every resource is
+tagged as ours when created, so a crash at any point leaves state that the next observe
+recognises (a schedule without registry item is adopted; a registry item without schedule gets
+its schedule back) and the next pass converges. A failure on one cron does not stop others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from reconciler.adapters import registry, rules, schedules, taskdefs
+from reconciler.adapters.aws import AwsClients
+from reconciler.core.plan import family_of
+from reconciler.core.plan_model import Change, Plan
+from reconciler.core.registry_model import RegistryItem
+from reconciler.errors import CronctlError, PermanentError
+from reconciler.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApplyError:
+    cron: str
+    resource: str
+    action: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: tuple[Change, ...]
+    errors: tuple[ApplyError, ...]
+
+
+class _Applier:
+    def __init__(self, clients: AwsClients, settings: Settings) -> None:
+        self.clients = clients
+        self.settings = settings
+        self.td_arns: dict[str, str] = {}
+        self.failed_families: set[str] = set()
+        self.group_ready = False
+
+    def task_definition(self, change: Change) -> None:
+        if change.action == "create":
+            self.td_arns[change.cron] = taskdefs.ensure(self.clients, change.desired)
+        elif change.action == "delete":
+            taskdefs.deregister_family(self.clients, change.cron)
+
+    def schedule(self, change: Change) -> None:
+        if change.action in ("create", "update"):
+            wanted = change.desired
+            if wanted.backend == "rules":
+                rules.put(self.clients, self.settings.namespace, change.cron, wanted)
+                return
+            if change.action == "create" and not self.group_ready:
+                schedules.ensure_group(self.clients, self.settings.namespace)
+                self.group_ready = True
+            schedules.put(self.clients, wanted, exists=change.action == "update")
+        elif change.action == "delete":
+            live = change.observed.current
+            if live.backend == "rules":
+                rules.delete(self.clients, live.name)
+            else:
+                schedules.delete(self.clients, live.group or self.settings.schedule_group,
+                                 live.name)
+
+    def registry(self, change: Change) -> None:
+        if change.action == "delete":
+            registry.delete(self.clients, self.settings, change.cron)
+            return
+        item: RegistryItem = change.desired
+        family = family_of(self.settings.namespace, item.task_definition_hash or "")
+        if family in self.failed_families:
+            raise PermanentError(f"task definition {family} could not be registered")
+        arn = self.td_arns.get(family) or item.task_definition_arn
+        if arn is None:
+            raise PermanentError(f"task definition {family} is not available")
+        registry.put(self.clients, self.settings, replace(item, task_definition_arn=arn))
+
+
+def apply_plan(clients: AwsClients, settings: Settings, plan: Plan) -> ApplyResult:
+    """Execute ``plan``; returns what was applied and what failed (per cron)."""
+    applier = _Applier(clients, settings)
+    applied: list[Change] = []
+    errors: list[ApplyError] = []
+    for change in plan.changes:
+        if change.resource == "task-definition" and change.action == "no-op":
+            applier.td_arns[change.cron] = change.observed.arn
+    td_creates = [c for c in plan.changes if c.resource == "task-definition"
+                  and c.action == "create"]
+    td_deletes = [c for c in plan.changes if c.resource == "task-definition"
+                  and c.action == "delete"]
+    for change in td_creates:
+        try:
+            applier.task_definition(change)
+            applied.append(change)
+        except CronctlError as exc:
+            applier.failed_families.add(change.cron)
+            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+    still_used: set[str] = set()
+    for cron, changes in _by_cron(plan).items():
+        for change in changes:
+            if change.action == "no-op":
+                continue
+            try:
+                handler = applier.schedule if change.resource == "schedule" else applier.registry
+                handler(change)
+                applied.append(change)
+            except CronctlError as exc:
+                errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
+                still_used |= _families_of(settings, changes)
+                break  # the rest of this cron waits for the next pass
+    for change in td_deletes:
+        if change.cron in still_used:
+            continue
+        try:
+            applier.task_definition(change)
+            applied.append(change)
+        except CronctlError as exc:
+            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+    return ApplyResult(applied=tuple(applied), errors=tuple(errors))
+
+
+def _by_cron(plan: Plan) -> dict[str, list[Change]]:
+    grouped: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        if change.resource != "task-definition":
+            grouped.setdefault(change.cron, []).append(change)
+    return grouped
+
+
+def _families_of(settings: Settings, changes: list[Change]) -> set[str]:
+    """Task definition families a cron's registry item refers to (before and after)."""
+    families = set()
+    for change in changes:
+        for item in (change.desired, change.observed):
+            if isinstance(item, RegistryItem) and item.task_definition_hash:
+                families.add(family_of(settings.namespace, item.task_definition_hash))
+    return families

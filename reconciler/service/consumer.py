@@ -1,0 +1,139 @@
+"""The event consumer: ECS task state changes from SQS become execution records.
+
+Each message body is an EventBridge envelope. Per message:
+- not JSON, or a task state change that cannot be used -> logged and NOT deleted (after
+  ``maxReceiveCount`` receives the queue's redrive policy moves it to the dead-letter queue);
+- another detail-type, a task not started by us (no ``startedBy``, or no such execution)
+  -> deleted quietly;
+- otherwise ``apply_event`` + a conditional write on ``detail.version``; stale and duplicate
+  events change nothing. The message is deleted only after its effect is stored.
+On a terminal state the overlap lock is released (only if this execution holds it) and
+``on_terminal(execution)`` is called. Several replicas may consume the same queue: every
+effect is a conditional write.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.executions import ExecutionStore, OverlapLocks
+from reconciler.adapters.sqs import EventQueue, QueueMessage
+from reconciler.core.executions import Execution, MalformedEvent, apply_event, parse_task_event
+from reconciler.errors import CronctlError
+from reconciler.logs import get_logger
+from reconciler.settings import Settings
+
+log = get_logger("cronctl.consumer")
+
+DELETE, KEEP = "delete", "keep"
+
+
+class EventConsumer:
+    """Consumes ``<ns>-ecs-events``; ``start``/``stop`` run it on thread ``cronctl-consumer``."""
+
+    def __init__(self, clients: AwsClients, settings: Settings,
+                 on_terminal: Callable[[Execution], None] | None = None,
+                 wait_time_s: int = 20, batch_size: int = 10,
+                 error_backoff_s: float = 1.0) -> None:
+        self.queue = EventQueue(clients, settings)
+        self.executions = ExecutionStore(clients, settings)
+        self.locks = OverlapLocks(clients, settings)
+        self._on_terminal = on_terminal
+        self._wait_time_s = wait_time_s
+        self._batch_size = batch_size
+        self._error_backoff_s = error_backoff_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="cronctl-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Ask the thread to stop and wait; True when it has stopped within ``timeout``.
+
+        A receive in progress finishes first, so allow ``wait_time_s`` plus a little.
+        """
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        log.info("consumer.started")
+        while not self._stop.is_set():
+            try:
+                self.process_batch()
+            except Exception as exc:  # keep consuming; the error is logged, messages return
+                log.error("consumer.batch_failed", error=str(exc), error_type=type(exc).__name__)
+                self._stop.wait(self._error_backoff_s)
+        log.info("consumer.stopped")
+
+    # -- work -----------------------------------------------------------------------------
+    def process_batch(self) -> int:
+        """One receive and the handling of what it returned; the number of messages received."""
+        messages = self.queue.receive(self._batch_size, self._wait_time_s)
+        done = []
+        for message in messages:
+            try:
+                verdict = self.handle(message)
+            except CronctlError as exc:  # transient AWS trouble: the message comes back later
+                log.warning("consumer.message_failed", message_id=message.message_id,
+                            error=str(exc))
+                continue
+            if verdict == DELETE:
+                done.append(message)
+        if done:
+            for message_id in self.queue.delete(done):
+                log.warning("consumer.delete_failed", message_id=message_id)
+        return len(messages)
+
+    def handle(self, message: QueueMessage) -> str:
+        """Store the message's effect; DELETE when it may be deleted, KEEP when not."""
+        try:
+            event = parse_task_event(json.loads(message.body))
+        except (ValueError, MalformedEvent) as exc:
+            log.error("consumer.malformed_message", message_id=message.message_id,
+                      receive_count=message.receive_count, error=str(exc))
+            return KEEP
+        if event is None:
+            return DELETE
+        if not event.started_by:
+            return DELETE
+        record = self.executions.get(event.started_by)
+        if record is None:
+            log.debug("consumer.foreign_task", task_arn=event.task_arn,
+                      started_by=event.started_by)
+            return DELETE
+        updated = apply_event(record, event)
+        if updated is None:
+            # Stale or duplicate. If the run is over, make sure its lock is gone (a crash
+            # between storing the terminal state and releasing the lock is repaired here).
+            if record.terminal:
+                self.locks.release(record.cron, record.execution_id)
+            return DELETE
+        if not self.executions.apply(updated):
+            return DELETE   # a newer version was stored meanwhile (another replica)
+        if updated.terminal and not record.terminal:
+            self._finished(updated)
+        return DELETE
+
+    def _finished(self, execution: Execution) -> None:
+        self.locks.release(execution.cron, execution.execution_id)
+        log.info("consumer.execution_finished", cron=execution.cron,
+                 execution_id=execution.execution_id, status=execution.status,
+                 exit_code=execution.exit_code, duration_s=execution.duration_s())
+        if self._on_terminal is not None:
+            try:
+                self._on_terminal(execution)
+            except Exception as exc:  # a notifier's failure must not block the queue
+                log.error("consumer.on_terminal_failed", execution_id=execution.execution_id,
+                          error=str(exc))

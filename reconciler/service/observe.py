@@ -1,0 +1,56 @@
+"""Observe: read the registry and every live resource of the namespace, in few API calls.
+
+Per pass: one registry Scan (paged), ListRules(NamePrefix=<ns>-) with one ListTargetsByRule per
+rule and ListTagsForResource only for rules the registry does not account for; ListSchedules
+of the group ``<ns>`` with one GetSchedule per schedule and the group's tags only when a
+schedule is not in the registry; ListTaskDefinitionFamilies(<ns>-td-) with one
+DescribeTaskDefinition (tags included) per family.
+"""
+
+from __future__ import annotations
+
+from reconciler.adapters import registry, rules, schedules, taskdefs
+from reconciler.adapters.aws import AwsClients
+from reconciler.core.plan_model import Observed, ObservedSchedule
+from reconciler.settings import Settings
+
+
+def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
+    items = registry.scan(clients, settings)
+    known_arns = {item.schedule_arn for item in items.values() if item.schedule_arn}
+    return Observed(
+        registry=items,
+        rules=_observe_rules(clients, settings, known_arns),
+        schedules=_observe_schedules(clients, settings, account, known_arns),
+        task_definitions=taskdefs.observe(clients, settings.namespace),
+    )
+
+
+def _observe_rules(clients: AwsClients, settings: Settings,
+                   known_arns: set[str]) -> dict[str, ObservedSchedule]:
+    found = {}
+    for rule in rules.list_rules(clients, f"{settings.namespace}-"):
+        if rule["Name"] == settings.events_rule_name:
+            tag_map = {}  # the namespace's ECS events rule: never a cron's
+        elif rule["Arn"] in known_arns:
+            tag_map = None
+        else:
+            tag_map = rules.tags(clients, rule["Arn"])
+        target = rules.our_target(clients, rule["Name"])
+        found[rule["Name"]] = rules.observed(rule, target, tag_map)
+    return found
+
+
+def _observe_schedules(clients: AwsClients, settings: Settings, account: str,
+                       known_arns: set[str]) -> dict[str, ObservedSchedule]:
+    group = settings.schedule_group
+    summaries = schedules.list_names(clients, group)
+    group_tag_map = None
+    if any(s["Arn"] not in known_arns for s in summaries):
+        group_tag_map = schedules.group_tags(clients, settings.region, account, group)
+    found = {}
+    for summary in summaries:
+        raw = schedules.get(clients, group, summary["Name"])
+        if raw is not None:
+            found[raw["Name"]] = schedules.observed(raw, group_tag_map)
+    return found

@@ -1,0 +1,129 @@
+"""One reconcile pass: read source -> load -> observe -> plan -> apply (unless dry-run).
+
+A source that cannot be read (``SourceError``) ends the pass before anything is observed or
+changed: an unreadable source never deletes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.core.desired import Deployment
+from reconciler.core.plan import desired_state, make_plan
+from reconciler.core.plan_model import Change, Plan
+from reconciler.core.snapshot import Snapshot
+from reconciler.errors import CronctlError, SourceError
+from reconciler.logs import get_logger
+from reconciler.service.apply import ApplyError, apply_plan
+from reconciler.service.observe import observe
+from reconciler.settings import Settings
+
+log = get_logger("cronctl.reconcile")
+
+Source = Snapshot | Callable[[], Snapshot] | None
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass did. ``plan`` is None when the pass stopped before planning."""
+
+    commit: str | None
+    plan: Plan | None
+    applied: tuple[Change, ...] = ()
+    errors: tuple[str, ...] = ()
+    apply_errors: tuple[ApplyError, ...] = ()
+    api_calls: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not self.errors and not self.plan.errors \
+            and not self.apply_errors
+
+
+def read_source(settings: Settings) -> Snapshot:
+    """The cron files at the configured ref; a plain folder (no Git) is read as is."""
+    from reconciler.adapters.gitsource import is_remote, read_directory, read_git
+
+    repo = settings.repo
+    if not is_remote(repo) and os.path.isdir(repo) \
+            and not os.path.exists(os.path.join(repo, ".git")) and settings.ref is None:
+        return read_directory(repo, [settings.path])
+    return read_git(repo, settings.ref, settings.path)
+
+
+def deployment(settings: Settings, account: str) -> Deployment:
+    return Deployment(
+        namespace=settings.namespace, region=settings.region, account=account,
+        backend=settings.scheduler, sidecar_image=settings.sidecar_image,
+        log_group=settings.log_group_name, execution_role_arn=settings.execution_role_arn,
+        default_task_role_arn=settings.default_task_role_arn,
+        scheduler_role_arn=getattr(settings, "scheduler_role_arn", None))
+
+
+def _snapshot(settings: Settings, source: Source) -> Snapshot:
+    if source is None:
+        return read_source(settings)
+    return source() if callable(source) else source
+
+
+def _diff_counts(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Plan:
+    """Load the snapshot, observe AWS and compute the plan (no changes made)."""
+    from reconciler.core.loader import load_snapshot
+
+    loaded = load_snapshot(snapshot, settings.path)
+    account = clients.account_id()
+    observed = observe(clients, settings, account)
+    bad_files = {d.file for d in (*loaded.diagnostics, *snapshot.refused)}
+    held = set(loaded.held_back)
+    held |= {name for name, item in observed.registry.items() if item.file in bad_files}
+    held -= {spec.name for spec in loaded.specs}
+    held_files = {name: file for name, file in dict(loaded.files).items() if name in held}
+    desired = desired_state(tuple(loaded.specs), deployment(settings, account),
+                            commit=snapshot.commit, held_back=frozenset(held),
+                            held_files=held_files)
+    return make_plan(desired, observed, settings)
+
+
+def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
+             source: Source = None) -> PassResult:
+    """One pass. ``source``: a Snapshot or a callable returning one (default: the repo)."""
+    started = time.monotonic()
+    before = clients.counter.snapshot()
+    commit, plan, applied, errors, apply_errors = None, None, (), (), ()
+    try:
+        snapshot = _snapshot(settings, source)
+        commit = snapshot.commit
+        plan = plan_pass(clients, settings, snapshot)
+        if not dry_run:
+            result = apply_plan(clients, settings, plan)
+            applied, apply_errors = result.applied, result.errors
+    except SourceError as exc:
+        errors = (f"source unreadable, nothing changed: {exc}",)
+    except CronctlError as exc:
+        errors = (f"{type(exc).__name__}: {exc}",)
+    result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
+                        apply_errors=apply_errors,
+                        api_calls=_diff_counts(before, clients.counter.snapshot()),
+                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run)
+    _log(result)
+    return result
+
+
+def _log(result: PassResult) -> None:
+    counts = result.plan.counts() if result.plan else {}
+    log.info("reconcile.pass", commit=result.commit, dry_run=result.dry_run,
+             create=counts.get("create", 0), update=counts.get("update", 0),
+             delete=counts.get("delete", 0), applied=len(result.applied),
+             plan_errors=len(result.plan.errors) if result.plan else 0,
+             apply_errors=len(result.apply_errors), errors=list(result.errors),
+             duration_s=result.duration_s, aws_calls=sum(result.api_calls.values()))

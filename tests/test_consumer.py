@@ -1,0 +1,238 @@
+"""The event consumer against the moto server's SQS and DynamoDB, with injected ECS events."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+import pytest
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.executions import ExecutionStore, OverlapLocks
+from reconciler.service.consumer import EventConsumer
+from reconciler.service.dispatch import Dispatcher
+from tests.support.ecs_events import (
+    BASE_TIME,
+    lifecycle,
+    prepare_execution_plane,
+    put_cron,
+    send_event,
+    send_events,
+    task_event,
+)
+from tests.support.waiting import wait_for
+
+AT = "2018-02-26T13:50:00Z"
+
+
+@pytest.fixture
+def plane(settings):
+    clients = AwsClients(settings)
+    td = prepare_execution_plane(clients, settings)
+    return clients, td
+
+
+def queue_counts(clients, settings) -> tuple[int, int]:
+    sqs = clients.client("sqs")
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return (int(attrs["ApproximateNumberOfMessages"]),
+            int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+
+
+def drain(consumer: EventConsumer, limit: int = 500) -> None:
+    for _ in range(limit):
+        if consumer.process_batch() == 0:
+            return
+    raise AssertionError("queue did not drain")
+
+
+def started(clients, settings, cron: str, at: str = AT):
+    outcome = Dispatcher(clients, settings).dispatch(cron, at)
+    assert outcome.status == "started"
+    return outcome
+
+
+def test_running_then_stopped_events_finish_the_execution_and_release_the_lock(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    finished = []
+    consumer = EventConsumer(clients, settings, on_terminal=finished.append, wait_time_s=0)
+    events = lifecycle(run.task_arn, run.execution_id, main_exit=0, run_seconds=4)
+    send_event(clients.client("sqs"), settings, events[1])
+    drain(consumer)
+    store = ExecutionStore(clients, settings)
+    assert store.get(run.execution_id).status == "RUNNING"
+    for event in (events[3], events[3], events[2], events[0]):   # duplicate, then stale
+        send_event(clients.client("sqs"), settings, event)
+    drain(consumer)
+    record = store.get(run.execution_id)
+    assert (record.status, record.exit_code, record.duration_s(), record.version) == \
+        ("SUCCESS", 0, 4.0, 4)
+    assert [e.execution_id for e in finished] == [run.execution_id]
+    assert OverlapLocks(clients, settings).holder("hello") is None
+    assert queue_counts(clients, settings) == (0, 0)
+
+
+def test_a_thousand_shuffled_duplicated_events_settle_every_execution(plane, settings):
+    """100 executions, 9 real-shaped events each (PROVISIONING v1 ... STOPPED v9), 100 of them
+    sent twice, all shuffled: every execution ends in its true state, every lock is free."""
+    clients, td = plane
+    expected, events = {}, []
+    dispatcher = Dispatcher(clients, settings)
+    for n in range(100):
+        cron = f"job-{n:03d}"
+        put_cron(clients, settings, cron, td)
+        run = dispatcher.dispatch(cron, AT)
+        assert run.status == "started"
+        kind = ("success", "failed", "timeout")[n % 3]
+        main_exit = {"success": 0, "failed": n % 7 + 1, "timeout": 137}[kind]
+        timeout_exit = 124 if kind == "timeout" else 0
+        expected[run.execution_id] = ({"success": "SUCCESS", "failed": "FAILED",
+                                       "timeout": "TIMEOUT"}[kind], main_exit)
+        events += full_lifecycle(run.task_arn, run.execution_id, main_exit, timeout_exit)
+    rng = random.Random(20180226)
+    events += rng.sample(events, 100)
+    rng.shuffle(events)
+    assert len(events) == 1000
+    terminal = []
+    consumer = EventConsumer(clients, settings, on_terminal=terminal.append, wait_time_s=0)
+    # Sent in waves of 100 (the order stays the global shuffle): the emulator's
+    # ReceiveMessage slows down with queue depth, real SQS does not.
+    for start in range(0, len(events), 100):
+        send_events(clients.client("sqs"), settings, events[start:start + 100])
+        drain(consumer)
+    store = ExecutionStore(clients, settings)
+    for eid, (status, code) in expected.items():
+        record = store.get(eid)
+        assert (record.status, record.exit_code, record.version) == (status, code, 9), eid
+        assert record.duration_s() == 30.0
+    assert sorted(e.execution_id for e in terminal) == sorted(expected)
+    leases = clients.client("dynamodb").scan(TableName=settings.leases_table)["Items"]
+    assert leases == []
+    assert queue_counts(clients, settings) == (0, 0)
+
+
+def full_lifecycle(task_arn: str, eid: str, main_exit: int, timeout_exit: int) -> list[dict]:
+    started_at = BASE_TIME + timedelta(seconds=10)
+    stopped_at = started_at + timedelta(seconds=30)
+    common = {"task_arn": task_arn, "started_by": eid}
+    down = {"desired_status": "STOPPED", "main_exit": main_exit, "timeout_exit": timeout_exit,
+            "started_at": started_at, "stopped_at": stopped_at,
+            "stop_code": "EssentialContainerExited",
+            "stopped_reason": "Essential container in task exited"}
+    return [
+        task_event(last_status="PROVISIONING", version=1, **common),
+        task_event(last_status="PENDING", version=2, **common),
+        task_event(last_status="ACTIVATING", version=3, **common),
+        task_event(last_status="RUNNING", version=4, started_at=started_at, **common),
+        task_event(last_status="RUNNING", version=5, main_status="STOPPED",
+                   timeout_status="RUNNING", **{**down, "timeout_exit": None}, **common),
+        task_event(last_status="DEACTIVATING", version=6, **down, **common),
+        task_event(last_status="STOPPING", version=7, **down, **common),
+        task_event(last_status="DEPROVISIONING", version=8, **down, **common),
+        task_event(last_status="STOPPED", version=9, **down, **common),
+    ]
+
+
+def test_stopped_before_running_gives_the_final_state(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    events = lifecycle(run.task_arn, run.execution_id, main_exit=3)
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    send_event(clients.client("sqs"), settings, events[3])
+    drain(consumer)
+    send_event(clients.client("sqs"), settings, events[1])
+    drain(consumer)
+    record = ExecutionStore(clients, settings).get(run.execution_id)
+    assert (record.status, record.exit_code, record.version) == ("FAILED", 3, 4)
+
+
+def test_malformed_messages_are_kept_for_the_dead_letter_queue(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    sqs = clients.client("sqs")
+    broken = lifecycle(run.task_arn, run.execution_id)[3]
+    del broken["detail"]["version"]
+    send_event(sqs, settings, "this is not JSON")
+    send_event(sqs, settings, broken)
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    assert consumer.process_batch() == 2
+    assert queue_counts(clients, settings) == (0, 2)     # received, not deleted
+    assert ExecutionStore(clients, settings).get(run.execution_id).status == "PENDING"
+
+
+def test_malformed_message_reaches_the_dead_letter_queue_through_redrive(plane, settings):
+    clients, _ = plane
+    sqs = clients.client("sqs")
+    dlq = sqs.create_queue(QueueName=settings.dlq_name)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={
+        "VisibilityTimeout": "0",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})
+    send_event(sqs, settings, "{broken")
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    wait_for(lambda: consumer.process_batch() == 0 and
+             sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"][
+                 "ApproximateNumberOfMessages"] == "1", timeout=10, message="message in DLQ")
+    [moved] = sqs.receive_message(QueueUrl=dlq)["Messages"]
+    assert moved["Body"] == "{broken"
+
+
+def test_events_of_foreign_tasks_and_other_types_are_deleted_and_change_nothing(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    sqs = clients.client("sqs")
+    service_task = lifecycle(run.task_arn.replace("/test/", "/test/ff"), "ecs-svc/9223370556150183303")
+    unknown = lifecycle(run.task_arn, "5b0c7b2e-0000-4000-8000-000000000000")
+    no_started_by = lifecycle(run.task_arn, run.execution_id)[3]
+    del no_started_by["detail"]["startedBy"]
+    other = {"version": "0", "id": "ddca6449-b258-46c0-8653-e0e3a6d0468b",
+             "detail-type": "ECS Service Action", "source": "aws.ecs", "detail": {}}
+    for event in (service_task[3], unknown[3], no_started_by, other):
+        send_event(sqs, settings, event)
+    before = ExecutionStore(clients, settings).get(run.execution_id)
+    drain(EventConsumer(clients, settings, wait_time_s=0))
+    assert queue_counts(clients, settings) == (0, 0)
+    assert ExecutionStore(clients, settings).get(run.execution_id) == before
+    assert OverlapLocks(clients, settings).holder("hello") == run.execution_id
+
+
+def test_a_replayed_terminal_event_releases_a_lock_left_behind(plane, settings):
+    """If the process died after storing the final state but before releasing the lock, the
+    redelivered event (same version: no state change) still frees the lock."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    store = ExecutionStore(clients, settings)
+    from reconciler.core.executions import apply_event, parse_task_event
+    stopped = lifecycle(run.task_arn, run.execution_id)[3]
+    assert store.apply(apply_event(store.get(run.execution_id), parse_task_event(stopped)))
+    assert OverlapLocks(clients, settings).holder("hello") == run.execution_id
+    send_event(clients.client("sqs"), settings, stopped)
+    drain(EventConsumer(clients, settings, wait_time_s=0))
+    assert OverlapLocks(clients, settings).holder("hello") is None
+
+
+def test_consumer_thread_processes_events_and_stops_cleanly(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    consumer = EventConsumer(clients, settings, wait_time_s=1)
+    consumer.start()
+    try:
+        send_events(clients.client("sqs"), settings,
+                    lifecycle(run.task_arn, run.execution_id, main_exit=0, timeout_exit=124))
+        store = ExecutionStore(clients, settings)
+        record = wait_for(lambda: (r := store.get(run.execution_id)).terminal and r,
+                          timeout=15, message="execution to finish")
+        assert record.status == "TIMEOUT"
+    finally:
+        assert consumer.stop(timeout=10)

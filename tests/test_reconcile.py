@@ -1,0 +1,141 @@
+"""End to end against the moto server: create, no-op, edit, delete, rename, shared task
+definitions, and the `cronctl reconcile` command's output and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.cli import main
+from reconciler.service.reconcile import run_pass
+from tests.support.reconcile_env import (  # noqa: F401 - reset_logging is a fixture
+    cron_yaml,
+    live_state,
+    prepare,
+    reset_logging,
+    write_crons,
+)
+
+THREE = {
+    "alpha": cron_yaml("cron(0 5 * * ? *)", "perl", env={"A": "1"}),
+    "beta": cron_yaml("rate(5 minutes)", "perl", arguments=["bash", "-c", "echo hi"]),
+    "gamma": cron_yaml("cron(*/10 * * * ? *)", "busybox", suspend=True),
+}
+
+
+@pytest.fixture
+def env(settings, tmp_path):
+    clients = prepare(settings)
+    settings = settings.with_(repo=str(tmp_path))
+    return clients, settings, tmp_path
+
+
+def reconcile(env, crons=None, *, dry_run=False):
+    clients, settings, root = env
+    if crons is not None:
+        write_crons(root, crons)
+    return run_pass(clients, settings, dry_run=dry_run)
+
+
+def test_three_new_crons_are_planned_created_and_then_up_to_date(env):
+    clients, settings, _ = env
+    dry = reconcile(env, THREE, dry_run=True)
+    assert dry.ok, dry
+    counts = dry.plan.counts()
+    assert counts == {"create": 3 * 2 + 2, "update": 0, "delete": 0}
+    assert live_state(clients, settings)["rules"] == {}
+
+    applied = reconcile(env)
+    assert applied.ok, applied
+    state = live_state(clients, settings)
+    assert sorted(state["rules"]) == ["test-alpha", "test-beta", "test-gamma"]
+    alpha = state["rules"]["test-alpha"]
+    assert alpha["expression"] == "cron(0 5 * * ? *)" and alpha["state"] == "ENABLED"
+    assert state["rules"]["test-gamma"]["state"] == "DISABLED"
+    (target,) = alpha["targets"]
+    assert target["Id"] == "cronctl-dispatch"
+    assert target["Arn"] == "arn:aws:sns:us-east-1:123456789012:test-dispatch"
+    assert target["InputTransformer"] == {
+        "InputPathsMap": {"time": "$.time"},
+        "InputTemplate": '{"cron": "alpha", "scheduled_at": "<time>"}'}
+    assert alpha["tags"] == {"managed-by": "cronctl", "cronctl:namespace": "test",
+                             "cronctl:cron": "alpha"}
+    assert len(state["task_definitions"]) == 2  # perl shared by alpha and beta
+    registry = state["registry"]
+    assert registry["alpha"]["task_definition_arn"] == registry["beta"]["task_definition_arn"]
+    perl = state["task_definitions"][registry["alpha"]["task_definition_arn"].split("/")[-1]]
+    main_c, timeout_c = perl["containers"]
+    assert (main_c["name"], main_c["image"], main_c["essential"]) == ("main", "perl", True)
+    assert main_c["logConfiguration"]["options"]["awslogs-group"] == "/cronctl/test"
+    assert timeout_c["name"] == "timeout" and timeout_c["command"][-1].endswith("exit 124")
+    assert perl["tags"]["managed-by"] == "cronctl"
+    overrides = json.loads(registry["beta"]["overrides"])
+    assert overrides["containerOverrides"][0]["command"] == ["bash", "-c", "echo hi"]
+    assert overrides["containerOverrides"][1] == {
+        "name": "timeout", "command": ["sh", "-c", "sleep 86400; exit 124"]}
+    assert (overrides["cpu"], overrides["memory"]) == ("256", "512")
+
+    again = reconcile(env, dry_run=True)
+    assert again.ok and not again.plan.has_changes
+
+
+def test_edit_remove_and_rename_between_commits(env):
+    clients, settings, _ = env
+    assert reconcile(env, THREE).ok
+    edited = {**THREE, "alpha": cron_yaml("cron(30 6 * * ? *)", "perl", env={"A": "1"})}
+    result = reconcile(env, edited)
+    assert [(c.cron, c.resource, c.action) for c in result.plan.pending] == [
+        ("alpha", "schedule", "update"), ("alpha", "registry", "update")]
+    assert result.plan.pending[0].reason == "schedule changed"
+    assert live_state(clients, settings)["rules"]["test-alpha"]["expression"] == \
+        "cron(30 6 * * ? *)"
+
+    removed = {k: v for k, v in edited.items() if k != "gamma"}
+    result = reconcile(env, removed)
+    assert {(c.cron, c.action) for c in result.plan.pending} == {
+        ("gamma", "delete"), (result.plan.pending[-1].cron, "delete")}
+    state = live_state(clients, settings)
+    assert "test-gamma" not in state["rules"] and "gamma" not in state["registry"]
+    assert len(state["task_definitions"]) == 1  # busybox had no other user: deregistered
+
+    renamed = {"alpha2" if k == "alpha" else k: v for k, v in removed.items()}
+    result = reconcile(env, renamed)
+    assert result.ok, result
+    state = live_state(clients, settings)
+    assert sorted(state["rules"]) == ["test-alpha2", "test-beta"]
+    assert sorted(state["registry"]) == ["alpha2", "beta"]
+
+
+def test_shared_task_definition_is_kept_for_env_changes_and_dropped_with_its_last_user(env):
+    clients, settings, _ = env
+    two = {"one": cron_yaml(image="perl", env={"X": "1"}), "two": cron_yaml(image="perl")}
+    assert reconcile(env, two).ok
+    before = live_state(clients, settings)["task_definitions"]
+    assert len(before) == 1
+    result = reconcile(env, {**two, "one": cron_yaml(image="perl", env={"X": "2"})})
+    assert [(c.resource, c.action) for c in result.plan.pending] == [("registry", "update")]
+    assert live_state(clients, settings)["task_definitions"] == before
+    assert reconcile(env, {"two": two["two"]}).ok
+    assert live_state(clients, settings)["task_definitions"] == before
+    assert reconcile(env, {}, ).plan.errors == ()
+    assert live_state(clients, settings)["task_definitions"] == {}
+
+
+def test_command_exit_codes_and_outputs(env, capsys):
+    clients, settings, root = env
+    write_crons(root, THREE)
+    args = ["reconcile", "--repo", str(root), "--namespace", "test"]
+    assert main([*args, "--dry-run", "--detailed-exitcode"]) == 2
+    out = capsys.readouterr().out
+    assert "+ create schedule alpha: new cron" in out
+    assert '+ expression = "cron(0 5 * * ? *)"' in out
+    assert out.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to delete.")
+    assert main([*args, "--detailed-exitcode"]) == 2
+    capsys.readouterr()
+    assert main([*args, "--dry-run", "--detailed-exitcode"]) == 0
+    assert capsys.readouterr().out.strip() == "No changes."
+    assert main([*args, "--dry-run", "--output", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["changes"] == [] and data["errors"] == []
+    assert data["api_calls"]["dynamodb.Scan"] == 1

@@ -1,0 +1,113 @@
+"""Failure injection: the Nth AWS call of a pass fails (an AWS error, or the process "dies");
+the next pass converges to exactly what a clean apply makes."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from reconciler.service.reconcile import run_pass
+from tests.support.reconcile_env import (
+    FaultInjector,
+    SimulatedCrash,
+    cron_yaml,
+    live_state,
+    prepare,
+    write_crons,
+)
+
+CRONS = {
+    "alpha": cron_yaml("cron(0 5 * * ? *)", "perl", env={"A": "1"}),
+    "beta": cron_yaml("rate(5 minutes)", "perl"),
+    "gamma": cron_yaml("cron(*/10 * * * ? *)", "busybox"),
+}
+
+
+def reset(url: str) -> None:
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def fresh(aws, settings, root):
+    reset(aws)
+    clients = prepare(settings)
+    return clients
+
+
+def inactive_revisions(clients) -> list[str]:
+    return clients.client("ecs").list_task_definitions(status="INACTIVE")["taskDefinitionArns"]
+
+
+@pytest.fixture
+def reference(aws, settings, tmp_path):
+    """The state of a clean apply, and how many AWS calls that pass made."""
+    settings = settings.with_(repo=str(tmp_path))
+    write_crons(tmp_path, CRONS)
+    clients = fresh(aws, settings, tmp_path)
+    result = run_pass(clients, settings, dry_run=False)
+    assert result.ok, result
+    return settings, live_state(clients, settings), sum(result.api_calls.values())
+
+
+def spread(total: int, crash: bool) -> list[int]:
+    """Every call for a crash; a spread of about ten calls for an AWS error."""
+    if crash:
+        return list(range(1, total + 1))
+    return sorted({1, total, *range(2, total, max(1, total // 8))})
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["aws-error", "crash"])
+def test_a_failure_at_any_call_is_repaired_by_the_next_pass(aws, reference, crash):
+    settings, clean, total = reference
+    assert total >= 15
+    for fail_at in spread(total, crash):
+        clients = fresh(aws, settings, None)
+        injector = FaultInjector(clients, fail_at, crash=crash)
+        try:
+            first = run_pass(clients, settings, dry_run=False)
+            assert not first.ok, f"call {fail_at} ({injector.failed}) failed unnoticed"
+        except SimulatedCrash:
+            assert crash
+        assert injector.failed, f"call {fail_at} was never made"
+        injector.fail_at = 0  # no more failures
+        repaired = run_pass(clients, settings, dry_run=False)
+        assert repaired.ok, (fail_at, injector.failed, repaired)
+        assert live_state(clients, settings) == clean, (fail_at, injector.failed)
+        assert inactive_revisions(clients) == [], (fail_at, injector.failed)
+        settled = run_pass(clients, settings, dry_run=True)
+        assert not settled.plan.has_changes, (fail_at, injector.failed, settled.plan)
+
+
+def test_transient_errors_are_retried_within_the_pass(aws, reference):
+    settings, clean, total = reference
+    for fail_at in (1, total // 2, total):
+        clients = fresh(aws, settings, None)
+        FaultInjector(clients, fail_at, code="ThrottlingException")
+        result = run_pass(clients, settings, dry_run=False)
+        assert result.ok, (fail_at, result)
+        assert live_state(clients, settings) == clean
+
+
+def test_one_failing_cron_does_not_stop_the_others(aws, reference):
+    settings, clean, _ = reference
+    clients = fresh(aws, settings, None)
+    events = clients.client("events")
+
+    def refuse_alpha(params, **_kwargs):
+        if params.get("Name") == "test-alpha":
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "no"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutRule")
+
+    events.meta.events.register("before-parameter-build.events.PutRule", refuse_alpha)
+    result = run_pass(clients, settings, dry_run=False)
+    assert [(e.cron, e.resource, e.action) for e in result.apply_errors] == [
+        ("alpha", "schedule", "create")]
+    state = live_state(clients, settings)
+    assert sorted(state["rules"]) == ["test-beta", "test-gamma"]
+    assert sorted(state["registry"]) == ["beta", "gamma"]
+    events.meta.events.unregister("before-parameter-build.events.PutRule", refuse_alpha)
+    assert run_pass(clients, settings, dry_run=False).ok
+    assert live_state(clients, settings) == clean
