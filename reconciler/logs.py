@@ -8,8 +8,22 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write, not at configuration:
+    long-lived threads keep logging correctly when stderr is swapped (tests, daemons)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(level: str = "INFO", json: bool | None = None, stream=None) -> None:
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     if json is None:
         json = not stream.isatty()
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

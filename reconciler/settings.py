@@ -41,6 +41,7 @@ class Settings:
     max_deletes: int | None = None
     allow_mass_delete: bool = False
     sns_certs_dir: str | None = None
+    sqs_wait_s: int = 20  # SQS long-poll wait; also bounds how long a consumer stop can take
 
     # Names derived from the namespace: one place, so every module agrees.
     @property

@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 
 import pytest
+import structlog
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
@@ -14,6 +15,7 @@ from reconciler.service.consumer import EventConsumer
 from reconciler.service.dispatch import Dispatcher
 from tests.support.ecs_events import (
     BASE_TIME,
+    ensure_queue,
     lifecycle,
     prepare_execution_plane,
     put_cron,
@@ -24,6 +26,13 @@ from tests.support.ecs_events import (
 from tests.support.waiting import wait_for
 
 AT = "2018-02-26T13:50:00Z"
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging():
+    """Log to the current stdout: an earlier ``cli.main`` may have left a closed stream set."""
+    structlog.reset_defaults()
+    yield
 
 
 @pytest.fixture
@@ -214,7 +223,8 @@ def test_a_replayed_terminal_event_releases_a_lock_left_behind(plane, settings):
     store = ExecutionStore(clients, settings)
     from reconciler.core.executions import apply_event, parse_task_event
     stopped = lifecycle(run.task_arn, run.execution_id)[3]
-    assert store.apply(apply_event(store.get(run.execution_id), parse_task_event(stopped)))
+    before = store.get(run.execution_id)
+    assert store.apply(apply_event(before, parse_task_event(stopped)), before.version)
     assert OverlapLocks(clients, settings).holder("hello") == run.execution_id
     send_event(clients.client("sqs"), settings, stopped)
     drain(EventConsumer(clients, settings, wait_time_s=0))
@@ -236,3 +246,81 @@ def test_consumer_thread_processes_events_and_stops_cleanly(plane, settings):
         assert record.status == "TIMEOUT"
     finally:
         assert consumer.stop(timeout=10)
+
+
+def test_replaced_run_ends_failed_with_the_reason_and_keeps_the_new_runs_lock(plane, settings):
+    """After ``replace``, ECS reports the old task stopped by StopTask (stopCode UserInitiated,
+    stoppedReason = the reason we passed); the emulator sends nothing, so that event is injected."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td, concurrency="replace")
+    dispatcher = Dispatcher(clients, settings)
+    old = dispatcher.dispatch("hello", AT)
+    new = dispatcher.dispatch("hello", "2018-02-26T13:55:00Z")
+    assert new.status == "started"
+    started_at = BASE_TIME + timedelta(seconds=3)
+    common = {"task_arn": old.task_arn, "started_by": old.execution_id}
+    send_events(clients.client("sqs"), settings, [
+        task_event(last_status="RUNNING", version=2, started_at=started_at, **common),
+        task_event(last_status="STOPPED", version=5, desired_status="STOPPED", main_exit=137,
+                   timeout_exit=137, stop_code="UserInitiated",
+                   stopped_reason=f"replaced by {new.execution_id}", started_at=started_at,
+                   stopped_at=started_at + timedelta(seconds=290), **common),
+    ])
+    drain(EventConsumer(clients, settings, wait_time_s=0))
+    record = ExecutionStore(clients, settings).get(old.execution_id)
+    assert (record.status, record.exit_code, record.reason) == \
+        ("FAILED", 137, f"replaced by {new.execution_id}")
+    assert OverlapLocks(clients, settings).holder("hello") == new.execution_id
+
+
+def test_a_message_whose_effect_cannot_be_stored_is_not_deleted(aws, settings):
+    clients = AwsClients(settings)      # the queue exists, the executions table does not
+    ensure_queue(clients.client("sqs"), settings)
+    send_event(clients.client("sqs"), settings,
+               lifecycle("arn:aws:ecs:us-east-1:123456789012:task/test/abc",
+                         "41f5f95a-d283-5cf8-9e49-4d6a0645ccd1")[3])
+    assert EventConsumer(clients, settings, wait_time_s=0).process_batch() == 1
+    assert queue_counts(clients, settings) == (0, 1)
+
+
+def test_a_failing_on_terminal_hook_does_not_block_the_queue(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+
+    def broken_notifier(_execution):
+        raise RuntimeError("notifier down")
+
+    send_event(clients.client("sqs"), settings, lifecycle(run.task_arn, run.execution_id)[3])
+    drain(EventConsumer(clients, settings, on_terminal=broken_notifier, wait_time_s=0))
+    assert ExecutionStore(clients, settings).get(run.execution_id).status == "SUCCESS"
+    assert OverlapLocks(clients, settings).holder("hello") is None
+    assert queue_counts(clients, settings) == (0, 0)
+
+
+def test_two_replicas_consuming_one_queue_settle_every_execution_once(plane, settings):
+    clients, td = plane
+    runs = []
+    dispatcher = Dispatcher(clients, settings)
+    for n in range(20):
+        put_cron(clients, settings, f"job-{n:02d}", td)
+        runs.append(dispatcher.dispatch(f"job-{n:02d}", AT))
+    events = [e for r in runs for e in lifecycle(r.task_arn, r.execution_id, main_exit=0)]
+    events += events[::3]
+    random.Random(7).shuffle(events)
+    finished = []
+    replicas = [EventConsumer(AwsClients(settings), settings, on_terminal=finished.append,
+                              wait_time_s=1) for _ in range(2)]
+    for replica in replicas:
+        replica.start()
+    try:
+        send_events(clients.client("sqs"), settings, events)
+        store = ExecutionStore(clients, settings)
+        wait_for(lambda: all(store.get(r.execution_id).status == "SUCCESS" for r in runs),
+                 timeout=30, message="every execution to succeed")
+        wait_for(lambda: queue_counts(clients, settings) == (0, 0), timeout=10,
+                 message="queue to drain")
+    finally:
+        assert all(replica.stop(timeout=10) for replica in replicas)
+    assert sorted(e.execution_id for e in finished) == sorted(r.execution_id for r in runs)
+    assert clients.client("dynamodb").scan(TableName=settings.leases_table)["Items"] == []

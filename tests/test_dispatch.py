@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+import structlog
 from botocore.awsrequest import AWSResponse
 
 from reconciler.adapters.aws import AwsClients
@@ -16,6 +17,13 @@ from tests.support.ecs_events import prepare_execution_plane, put_cron, tasks_st
 
 AT = "2018-02-26T13:50:00Z"
 LATER = "2018-02-26T13:55:00Z"
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging():
+    """Log to the current stdout: an earlier ``cli.main`` may have left a closed stream set."""
+    structlog.reset_defaults()
+    yield
 
 
 @pytest.fixture
@@ -91,7 +99,7 @@ def test_forbid_skips_while_the_last_run_is_active_and_starts_once_it_ended(plan
     # The first run ends (as the consumer would record it): the next one may start.
     done = ex.Execution(**{**store.get(first.execution_id).__dict__, "status": "SUCCESS",
                            "version": 4})
-    assert store.apply(done)
+    assert store.apply(done, None)
     third = dispatcher.dispatch("hello", "2018-02-26T14:00:00Z")
     assert third.status == "started"
     assert OverlapLocks(clients, settings).holder("hello") == third.execution_id

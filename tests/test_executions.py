@@ -228,3 +228,15 @@ def test_record_round_trips_through_its_stored_form():
     record = ex.apply_event(pending(expires_at=1700000000), stopped(main_exit=3))
     stored = json.loads(json.dumps(record.to_dict()))
     assert ex.Execution.from_dict(stored) == record
+
+
+def test_timeout_decided_before_main_stopped_gets_mains_exit_code_from_the_final_event():
+    deactivating = ex.parse_task_event(task_event(
+        task_arn=TASK, started_by=EID, last_status="DEACTIVATING", version=3,
+        desired_status="STOPPED", timeout_exit=124, main_status="RUNNING",
+        started_at=datetime(2018, 2, 26, 13, 50, 3, tzinfo=UTC),
+        stopped_at=datetime(2018, 2, 26, 14, 50, 3, tzinfo=UTC)))
+    record = ex.apply_event(pending(), deactivating)
+    assert (record.status, record.exit_code) == (ex.TIMEOUT, None)
+    final = ex.apply_event(record, stopped(version=4, timeout_exit=124, main_exit=137))
+    assert (final.status, final.exit_code, final.version) == (ex.TIMEOUT, 137, 4)

@@ -29,7 +29,22 @@ def test_text_has_symbols_fields_masks_and_summary():
     assert "- delete schedule b: file removed" in text
     assert "! error: d (crons.d/d.yaml): file invalid: kept as is" in text
     assert "schedule c" not in text
-    assert text.rstrip().endswith("Plan: 1 to create, 1 to update, 1 to delete.")
+    assert text.rstrip().endswith("Plan: 0 to create, 1 to update, 1 to delete.")
+
+
+def test_summary_counts_crons_and_task_definitions_apart():
+    plan = Plan(commit=None, changes=(
+        Change("test-td-1", "task-definition", "create", "new task definition for a"),
+        Change("a", "schedule", "create", "new cron"),
+        Change("a", "registry", "create", "new cron"),
+        Change("b", "schedule", "create", "backend switch rules -> scheduler"),
+        Change("b", "schedule", "delete", "backend switch rules -> scheduler"),
+        Change("c", "schedule", "delete", "orphan: tagged as ours, no cron file"),
+        Change("test-td-2", "task-definition", "delete", "no cron uses it any more"),
+    ))
+    assert render_text(plan).splitlines()[-2:] == [
+        "Plan: 1 to create, 1 to update, 1 to delete.",
+        "Task definitions: 1 to register, 1 to deregister."]
 
 
 def test_no_changes():

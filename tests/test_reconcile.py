@@ -130,7 +130,8 @@ def test_command_exit_codes_and_outputs(env, capsys):
     out = capsys.readouterr().out
     assert "+ create schedule alpha: new cron" in out
     assert '+ expression = "cron(0 5 * * ? *)"' in out
-    assert out.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to delete.")
+    assert out.rstrip().endswith("Plan: 3 to create, 0 to update, 0 to delete.\n"
+                                 "Task definitions: 2 to register, 0 to deregister.")
     assert main([*args, "--detailed-exitcode"]) == 2
     capsys.readouterr()
     assert main([*args, "--dry-run", "--detailed-exitcode"]) == 0
@@ -139,3 +140,65 @@ def test_command_exit_codes_and_outputs(env, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["changes"] == [] and data["errors"] == []
     assert data["api_calls"]["dynamodb.Scan"] == 1
+
+
+def test_bootstrapped_namespace_rule_is_left_alone(env):
+    from reconciler.service.bootstrap import bootstrap
+
+    clients, settings, _ = env
+    bootstrap(clients, settings)
+    events = clients.client("events")
+    before = events.describe_rule(Name="test-ecs-events")
+    before.pop("ResponseMetadata")
+    targets = events.list_targets_by_rule(Rule="test-ecs-events")["Targets"]
+    result = reconcile(env, {"alpha": THREE["alpha"], "ecs-events": THREE["beta"]})
+    assert [(e.cron, "not managed by cronctl" in e.message) for e in result.plan.errors] == [
+        ("ecs-events", True)]
+    assert "test-alpha" in live_state(clients, settings)["rules"]
+    assert reconcile(env, {}).ok
+    after = events.describe_rule(Name="test-ecs-events")
+    after.pop("ResponseMetadata")
+    assert after == before
+    assert events.list_targets_by_rule(Rule="test-ecs-events")["Targets"] == targets
+    assert live_state(clients, settings)["registry"] == {}
+
+
+def test_unknown_scheduler_backend_is_refused_before_anything_changes(env):
+    clients, settings, root = env
+    write_crons(root, THREE)
+    result = run_pass(clients, settings.with_(scheduler="cron"), dry_run=False)
+    assert not result.ok and result.plan is None
+    assert result.errors == ("ConfigError: unknown scheduler 'cron': use rules or scheduler",)
+    assert live_state(clients, settings)["registry"] == {}
+
+
+def test_registry_items_read_back_by_the_execution_plane(env):
+    from reconciler.adapters.registry_read import RegistryReader
+
+    clients, settings, _ = env
+    assert reconcile(env, THREE).ok  # a plain folder: no commit
+    item = RegistryReader(clients, settings).get("beta")
+    assert item.commit is None and item.schedule_backend == "rules"
+    assert item.task_definition_arn.startswith("arn:aws:ecs:us-east-1:123456789012:")
+    assert item.overrides["containerOverrides"][0]["name"] == "main"
+
+
+def test_registry_overrides_are_accepted_by_run_task(env):
+    clients, settings, _ = env
+    assert reconcile(env, THREE).ok
+    ec2 = clients.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnet = ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"][0]["GroupId"]
+    item = live_state(clients, settings)["registry"]["beta"]
+    (arn,) = clients.client("ecs").list_task_definitions(
+        familyPrefix=item["task_definition_arn"].split("/")[-1])["taskDefinitionArns"]
+    overrides = json.loads(item["overrides"])
+    tasks = clients.client("ecs").run_task(
+        cluster=settings.cluster_name, taskDefinition=arn, launchType="FARGATE",
+        overrides=overrides, networkConfiguration={"awsvpcConfiguration": {
+            "subnets": [subnet], "securityGroups": [group]}})["tasks"]
+    assert len(tasks) == 1 and tasks[0]["taskDefinitionArn"] == arn
+    assert tasks[0]["overrides"]["containerOverrides"][0]["command"] == ["bash", "-c", "echo hi"]

@@ -24,6 +24,7 @@ FIVE = {f"job{i}": cron_yaml(f"cron({i} 5 * * ? *)") for i in range(5)}
 def commit(repo: git.Repo, crons: dict[str, str], message: str) -> str:
     root = Path(repo.working_tree_dir)
     write_crons(root, crons)
+    (root / "crons.d" / "README.md").write_text("cron files\n")  # the folder stays in Git
     repo.git.add(A=True)
     repo.index.commit(message)
     return repo.head.commit.hexsha

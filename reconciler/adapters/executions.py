@@ -3,8 +3,9 @@
 Every write that decides something is conditional, so several dispatchers and consumers
 (replicas, duplicate deliveries) can race safely:
 - ``create`` is ``attribute_not_exists(execution_id)``: one record per execution id;
-- ``apply`` is ``attribute_not_exists(version) OR version < :v``: a stale event never
-  overwrites a newer state;
+- ``apply`` is a compare-and-swap on ``version`` (the record read before applying the event,
+  whose version is below the event's): a stale event never overwrites a newer state, and a
+  run becomes terminal exactly once;
 - a lock ``lock#<cron>`` is taken only when absent or held by ``expected_holder``, and
   released only by its holder.
 """
@@ -56,22 +57,29 @@ class ExecutionStore:
         item = response.get("Item")
         return Execution.from_dict(from_attributes(item)) if item else None
 
-    def apply(self, execution: Execution) -> bool:
-        """Write an event-derived record unless a record with this or a newer version is stored.
+    def apply(self, execution: Execution, read_version: int | None) -> bool:
+        """Write an event-derived record if the stored version is still ``read_version``.
 
-        Returns False when the condition failed (stale, or the record is gone).
+        Compare-and-swap on ``version``: stronger than "stored version < new version" (which
+        ``apply_event`` already ensured against what was read), because it also makes the
+        transition to a terminal state happen exactly once when replicas race on two events
+        of one task. Returns False when someone else wrote first (re-read and re-apply).
         """
         data = execution.to_dict()
         fields = [k for k in data if k != "execution_id"]
         names = {f"#{k}": k for k in fields}
         values = to_attributes({f":{k}": data[k] for k in fields})
+        if read_version is None:
+            condition = "attribute_exists(execution_id) AND attribute_not_exists(#version)"
+        else:
+            condition = "#version = :read_version"
+            values[":read_version"] = {"N": str(read_version)}
         try:
             call_retrying(
                 self._ddb.update_item, TableName=self._table,
                 Key={"execution_id": {"S": execution.execution_id}},
                 UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-                ConditionExpression="attribute_exists(execution_id) AND "
-                                    "(attribute_not_exists(#version) OR #version < :version)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         except Conflict:
             return False

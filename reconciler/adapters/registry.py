@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -43,10 +44,11 @@ def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
 
 def put(clients: AwsClients, settings: Settings, item: RegistryItem) -> RegistryItem:
     """Write (create or replace) one item, stamping ``updated_at``; returns what was written."""
-    stamped = RegistryItem(**{**item.__dict__,
-                              "updated_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    stamped = replace(item, updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    data = stamped.to_item()
+    data.setdefault("commit", None)  # stored as NULL: readers need the attribute
     call_retrying(clients.client("dynamodb").put_item, TableName=settings.registry_table,
-                  Item=_to_wire(stamped.to_item()))
+                  Item=_to_wire(data))
     return stamped
 
 

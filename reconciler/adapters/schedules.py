@@ -45,10 +45,18 @@ def group_tags(clients: AwsClients, region: str, account: str, group: str) -> di
 
 
 def ensure_group(clients: AwsClients, namespace: str) -> None:
-    """Create the tagged group ``<ns>`` unless it exists."""
+    """Create the tagged group ``<ns>`` unless it exists. Looked up first: AWS answers a
+    duplicate create with ConflictException, but moto replaces the group (and drops its
+    schedules)."""
+    scheduler = clients.client("scheduler")
+    try:
+        call_retrying(scheduler.get_schedule_group, Name=namespace)
+        return
+    except NotFound:
+        pass
     tag_map = ours_tags(namespace)
     try:
-        call_retrying(clients.client("scheduler").create_schedule_group, Name=namespace,
+        call_retrying(scheduler.create_schedule_group, Name=namespace,
                       Tags=[{"Key": k, "Value": v} for k, v in sorted(tag_map.items())])
     except Conflict:
         return

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.service.wiring import build_daemon
 
     try:
-        daemon, summary = build_daemon(settings, embedded=args.embedded)
+        built = build_daemon(settings, embedded=args.embedded)
     except CronctlError as exc:
         print(f"cronctl serve: {exc}", file=sys.stderr)
         return 1
-    for line in summary:
+    for line in built.summary:
         print(line, flush=True)
-    return daemon.run_until_signalled()
+    return built.daemon.run_until_signalled()

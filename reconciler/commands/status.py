@@ -30,7 +30,7 @@ def next_run(schedule: str, timezone: str, now: datetime) -> datetime | None:
 
     try:
         times = schedule_module.next_fire_times(schedule, timezone or "UTC", now, 1)
-    except (NotImplementedError, ValueError):
+    except Exception:  # not implemented yet, invalid expression or unknown zone: show "-"
         return None
     return times[0] if times else None
 

@@ -67,8 +67,8 @@ def parse_time(value: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``: sorts as text in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{moment.astimezone(UTC).microsecond // 1000:03d}Z"
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def normalize_scheduled_at(value: str) -> str:
@@ -130,6 +130,8 @@ class Execution:
 
 @dataclass(frozen=True)
 class ContainerState:
+    """One container of a task event."""
+
     name: str
     last_status: str | None = None
     exit_code: int | None = None
@@ -302,8 +304,12 @@ def apply_event(record: Execution, event: TaskEvent) -> Execution | None:
         stopped_at = (event.stopped_at or event.execution_stopped_at or record.stopped_at
                       or event.event_time)
         if record.terminal and record.status != LOST:
-            # The outcome was decided by an earlier event: only refine the timestamps.
-            return replace(record, stopped_at=event.stopped_at or record.stopped_at, **changes)
+            # The outcome was decided by an earlier event: only refine times and exit code.
+            main = event.main_container()
+            exit_code = record.exit_code if record.exit_code is not None or main is None \
+                else main.exit_code
+            return replace(record, stopped_at=event.stopped_at or record.stopped_at,
+                           exit_code=exit_code, **changes)
         outcome = final_outcome(event)
         if outcome.status != FAILED_TO_START:
             changes["started_at"] = started_at or event.created_at or record.created_at

@@ -34,7 +34,8 @@ def _show(value) -> str:
 
 
 def render_text(plan: Plan, apply_errors=()) -> str:
-    """Terraform-style: one block per change, per-field ``before -> after``, then a summary."""
+    """Terraform-style: one block per change, per-field ``before -> after``, then a summary
+    counted in crons (and task definitions, which crons share, on a line of their own)."""
     lines: list[str] = []
     if plan.commit:
         lines.append(f"Commit {plan.commit}")
@@ -58,12 +59,16 @@ def render_text(plan: Plan, apply_errors=()) -> str:
     for error in apply_errors:
         lines.append(f"! failed: {error.action} {error.resource} {error.cron}: {error.message}")
     lines.append("")
-    counts = plan.counts()
-    if plan.has_changes:
-        lines.append(f"Plan: {counts['create']} to create, {counts['update']} to update, "
-                     f"{counts['delete']} to delete.")
-    else:
+    if not plan.has_changes:
         lines.append("No changes.")
+        return "\n".join(lines).lstrip("\n") + "\n"
+    counts = plan.cron_counts()
+    lines.append(f"Plan: {counts['create']} to create, {counts['update']} to update, "
+                 f"{counts['delete']} to delete.")
+    tds = plan.task_definition_counts()
+    if any(tds.values()):
+        lines.append(f"Task definitions: {tds['register']} to register, "
+                     f"{tds['deregister']} to deregister.")
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -21,7 +21,13 @@ from collections.abc import Callable
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.sqs import EventQueue, QueueMessage
-from reconciler.core.executions import Execution, MalformedEvent, apply_event, parse_task_event
+from reconciler.core.executions import (
+    Execution,
+    MalformedEvent,
+    apply_event,
+    outcome_decided,
+    parse_task_event,
+)
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.settings import Settings
@@ -29,6 +35,7 @@ from reconciler.settings import Settings
 log = get_logger("cronctl.consumer")
 
 DELETE, KEEP = "delete", "keep"
+APPLY_ATTEMPTS = 5
 
 
 class EventConsumer:
@@ -108,23 +115,26 @@ class EventConsumer:
             return DELETE
         if not event.started_by:
             return DELETE
-        record = self.executions.get(event.started_by)
-        if record is None:
-            log.debug("consumer.foreign_task", task_arn=event.task_arn,
-                      started_by=event.started_by)
-            return DELETE
-        updated = apply_event(record, event)
-        if updated is None:
-            # Stale or duplicate. If the run is over, make sure its lock is gone (a crash
-            # between storing the terminal state and releasing the lock is repaired here).
-            if record.terminal:
-                self.locks.release(record.cron, record.execution_id)
-            return DELETE
-        if not self.executions.apply(updated):
-            return DELETE   # a newer version was stored meanwhile (another replica)
-        if updated.terminal and not record.terminal:
-            self._finished(updated)
-        return DELETE
+        for _ in range(APPLY_ATTEMPTS):
+            record = self.executions.get(event.started_by)
+            if record is None:
+                log.debug("consumer.foreign_task", task_arn=event.task_arn,
+                          started_by=event.started_by)
+                return DELETE
+            updated = apply_event(record, event)
+            if updated is None:
+                # Stale or duplicate. A redelivered final event makes sure the lock is gone
+                # (repairs a crash between storing the final state and releasing the lock).
+                if record.terminal and outcome_decided(event):
+                    self.locks.release(record.cron, record.execution_id)
+                return DELETE
+            if self.executions.apply(updated, record.version):
+                if updated.terminal and not record.terminal:
+                    self._finished(updated)
+                return DELETE
+            # Another consumer stored a newer state meanwhile: read it and apply again.
+        log.warning("consumer.contended", execution_id=event.started_by)
+        return KEEP
 
     def _finished(self, execution: Execution) -> None:
         self.locks.release(execution.cron, execution.execution_id)

@@ -31,11 +31,10 @@ def _observe_rules(clients: AwsClients, settings: Settings,
     found = {}
     for rule in rules.list_rules(clients, f"{settings.namespace}-"):
         if rule["Name"] == settings.events_rule_name:
-            tag_map = {}  # the namespace's ECS events rule: never a cron's
-        elif rule["Arn"] in known_arns:
-            tag_map = None
-        else:
-            tag_map = rules.tags(clients, rule["Arn"])
+            # the namespace's ECS events rule: never a cron's, only ever a name collision
+            found[rule["Name"]] = rules.observed(rule, None, {})
+            continue
+        tag_map = None if rule["Arn"] in known_arns else rules.tags(clients, rule["Arn"])
         target = rules.our_target(clients, rule["Name"])
         found[rule["Name"]] = rules.observed(rule, target, tag_map)
     return found

@@ -16,7 +16,7 @@ from reconciler.core.desired import Deployment
 from reconciler.core.plan import desired_state, make_plan
 from reconciler.core.plan_model import Change, Plan
 from reconciler.core.snapshot import Snapshot
-from reconciler.errors import CronctlError, SourceError
+from reconciler.errors import ConfigError, CronctlError, SourceError
 from reconciler.logs import get_logger
 from reconciler.service.apply import ApplyError, apply_plan
 from reconciler.service.observe import observe
@@ -25,6 +25,7 @@ from reconciler.settings import Settings
 log = get_logger("cronctl.reconcile")
 
 Source = Snapshot | Callable[[], Snapshot] | None
+BACKENDS = ("rules", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
     before = clients.counter.snapshot()
     commit, plan, applied, errors, apply_errors = None, None, (), (), ()
     try:
+        if settings.scheduler not in BACKENDS:
+            raise ConfigError(f"unknown scheduler {settings.scheduler!r}: use "
+                              f"{' or '.join(BACKENDS)}")
         snapshot = _snapshot(settings, source)
         commit = snapshot.commit
         plan = plan_pass(clients, settings, snapshot)

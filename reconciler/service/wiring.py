@@ -44,12 +44,30 @@ def topic_arn_for(clients: AwsClients, settings: Settings) -> str:
     return f"arn:{partition}:sns:{settings.region}:{identity['Account']}:{settings.topic_name}"
 
 
-def build_daemon(settings: Settings, embedded: bool = False) -> tuple[Daemon, list[str]]:
-    """The daemon's components, in start order, and the lines to print at start."""
+@dataclass
+class BuiltDaemon:
+    """The daemon and its parts (the parts are exposed for status lines and tests)."""
+
+    daemon: Daemon
+    http: DaemonHttpServer
+    loop: ReconcileLoop
+    consumer: EventConsumer
+    dispatcher: Dispatcher
+    settings: Settings
+    summary: list[str]
+
+
+def build_daemon(settings: Settings, embedded: bool = False,
+                 cert_fetch=None) -> BuiltDaemon:
+    """The daemon's components, in start order, and the lines to print at start.
+
+    ``cert_fetch`` replaces the download of SNS signing certificates (embedded mode uses the
+    in-process emulator's certificates).
+    """
     parse_listen(settings.listen)  # a bad --listen fails before anything starts
     summary: list[str] = []
     emulator = None
-    fetch = None
+    fetch = cert_fetch
     if embedded:
         from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
         from reconciler.service.embedded.emulator import EmbeddedAws
@@ -79,7 +97,7 @@ def build_daemon(settings: Settings, embedded: bool = False) -> tuple[Daemon, li
             clients, topic, token),
         readiness=readiness_check(clients, settings.registry_table),
     )
-    consumer = EventConsumer(clients, settings)
+    consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s)
     loop = ReconcileLoop(clients, settings)
     components: list = [_Stoppable(http), _Stoppable(consumer), _Stoppable(loop)]
     if embedded:
@@ -89,7 +107,7 @@ def build_daemon(settings: Settings, embedded: bool = False) -> tuple[Daemon, li
         components.insert(0, components.pop())
     daemon = Daemon(components=components, on_reload=loop.trigger)
     summary.append(f"listening on {settings.listen} (POST /sns, GET /healthz, GET /readyz)")
-    return daemon, summary
+    return BuiltDaemon(daemon, http, loop, consumer, dispatcher, settings, summary)
 
 
 class _Subscriber:

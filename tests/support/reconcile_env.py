@@ -17,9 +17,10 @@ from reconciler.settings import Settings
 SERVICES = ("dynamodb", "events", "scheduler", "ecs", "sts", "sns")
 
 
-def prepare(settings: Settings) -> AwsClients:
-    """Tables, topic and cluster of the namespace (what bootstrap creates); fresh clients."""
-    clients = AwsClients(settings)
+def prepare(settings: Settings, clients: AwsClients | None = None) -> AwsClients:
+    """Tables, topic and cluster of the namespace (what bootstrap creates); the clients
+    (fresh unless given)."""
+    clients = clients or AwsClients(settings)
     ensure_tables(clients, settings)
     clients.client("sns").create_topic(Name=settings.topic_name)
     clients.client("ecs").create_cluster(clusterName=settings.cluster_name)
@@ -106,8 +107,15 @@ class FaultInjector:
         self.fail_at, self.crash, self.code = fail_at, crash, code
         self.calls = 0
         self.failed: str | None = None
+        self._clients = clients
         for service in SERVICES:
             clients.client(service).meta.events.register("before-call.*.*", self._hook)
+
+    def disarm(self) -> None:
+        """No more failures; the hooks are removed."""
+        self.fail_at = 0
+        for service in SERVICES:
+            self._clients.client(service).meta.events.unregister("before-call.*.*", self._hook)
 
     def _hook(self, event_name: str, model, **_kwargs):
         self.calls += 1
