@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from reconciler import __version__
+from reconciler.errors import CronctlError
 
 COMMANDS = ("validate", "bootstrap", "reconcile", "serve", "list", "status", "trigger", "logs")
 
@@ -38,3 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except CronctlError as exc:
+        print(f"cronctl {args.command}: {exc}", file=sys.stderr)
+        return 1

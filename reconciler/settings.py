@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from reconciler.errors import ConfigError
+
 DEFAULT_SIDECAR_IMAGE = "public.ecr.aws/docker/library/busybox:stable"
 
 
@@ -109,6 +111,12 @@ def from_environment(**flags) -> Settings:
         "sns_certs_dir": _env("CRONCTL_SNS_CERTS"),
     }
     values = {k: v for k, v in env.items() if v is not None}
+    wait = _env("CRONCTL_SQS_WAIT_S")
+    if wait is not None:
+        try:
+            values["sqs_wait_s"] = max(0, min(20, int(wait)))
+        except ValueError as exc:
+            raise ConfigError(f"CRONCTL_SQS_WAIT_S must be a whole number of seconds, got {wait!r}") from exc
     values.update({k: v for k, v in flags.items() if v is not None})
     subnets = _env("CRONCTL_SUBNETS")
     groups = _env("CRONCTL_SECURITY_GROUPS")

@@ -34,7 +34,6 @@ def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
         page = call_retrying(ddb.scan, **kwargs)
         for raw in page.get("Items", []):
             data = _from_wire(raw)
-            data.setdefault("commit", None)  # to_item leaves out None values
             item = RegistryItem.from_item(data)
             items[item.name] = item
         if not page.get("LastEvaluatedKey"):
@@ -46,7 +45,6 @@ def put(clients: AwsClients, settings: Settings, item: RegistryItem) -> Registry
     """Write (create or replace) one item, stamping ``updated_at``; returns what was written."""
     stamped = replace(item, updated_at=datetime.now(UTC).isoformat(timespec="seconds"))
     data = stamped.to_item()
-    data.setdefault("commit", None)  # stored as NULL: readers need the attribute
     call_retrying(clients.client("dynamodb").put_item, TableName=settings.registry_table,
                   Item=_to_wire(data))
     return stamped

@@ -17,9 +17,9 @@ class RegistryItem:
     name: str
     spec: dict                      # CronSpec.to_dict(): the canonical, defaults-applied spec
     spec_hash: str                  # sha256 of the canonical spec JSON
-    commit: str | None              # source commit the spec came from
     file: str                       # path of the cron file in the repo
     schedule_backend: str           # "rules" | "scheduler"
+    commit: str | None = None       # source commit the spec came from (None: a plain folder)
     schedule_arn: str | None = None           # rule ARN or Scheduler schedule ARN
     task_definition_arn: str | None = None    # shared, content-addressed definition
     task_definition_hash: str | None = None

@@ -58,11 +58,12 @@ class BuiltDaemon:
 
 
 def build_daemon(settings: Settings, embedded: bool = False,
-                 cert_fetch=None) -> BuiltDaemon:
+                 cert_fetch=None, clock_now=None) -> BuiltDaemon:
     """The daemon's components, in start order, and the lines to print at start.
 
     ``cert_fetch`` replaces the download of SNS signing certificates (embedded mode uses the
-    in-process emulator's certificates).
+    in-process emulator's certificates). ``clock_now`` replaces the embedded clock's time
+    source (tests run it fast).
     """
     parse_listen(settings.listen)  # a bad --listen fails before anything starts
     summary: list[str] = []
@@ -101,7 +102,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
     loop = ReconcileLoop(clients, settings)
     components: list = [_Stoppable(http), _Stoppable(consumer), _Stoppable(loop)]
     if embedded:
-        components += _embedded_components(clients, settings, topic_arn, http)
+        components += _embedded_components(clients, settings, topic_arn, http, clock_now)
         components.append(_Stoppable(emulator, started=True))
         # The emulator starts first and stops last.
         components.insert(0, components.pop())
@@ -124,7 +125,7 @@ class _Subscriber:
 
 
 def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str,
-                         http: DaemonHttpServer) -> list:
+                         http: DaemonHttpServer, clock_now=None) -> list:
     from reconciler.service.embedded.clock import LocalClock
     from reconciler.service.embedded.runner import LocalTaskRunner
 
@@ -152,7 +153,9 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
         call_retrying(clients.client("sqs").send_message, QueueUrl=queue_url,
                       MessageBody=json.dumps(envelope))
 
-    clock = LocalClock(registry.all, lambda message: sns.publish(clients, topic_arn, message))
+    publish = lambda message: sns.publish(clients, topic_arn, message)  # noqa: E731
+    clock = (LocalClock(registry.all, publish, now=clock_now) if clock_now
+             else LocalClock(registry.all, publish))
     runner = LocalTaskRunner(list_started=list_started, registry_get=registry.get,
                              send_event=send_event, region=settings.region,
                              account=identity["Account"],

@@ -1,0 +1,113 @@
+"""The benchmark environment: an in-process moto server on loopback, fake credentials, state
+reset between runs, machine facts, and Markdown tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from reconciler.settings import Settings
+
+REGION = "us-east-1"
+NAMESPACE = "bench"
+READ_PREFIXES = ("List", "Get", "Describe", "Scan", "Query", "BatchGet", "Receive")
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+             "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port for the duration; yields its URL.
+
+    boto3 is pointed at it (and only at it) through the environment, with fake credentials;
+    the previous environment is restored afterwards.
+    """
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _ENV_KEYS}
+    os.environ.update({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION,
+                       "AWS_REGION": REGION})
+    try:
+        yield url
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def reset(url: str) -> None:
+    """Forget every resource the moto server holds."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 200:
+            raise RuntimeError(f"moto reset answered {response.status}")
+
+
+def bench_settings(url: str, **changes) -> Settings:
+    """Settings of the benchmark namespace against the moto server at ``url``."""
+    return Settings(endpoint_url=url, region=REGION, namespace=NAMESPACE, cluster=NAMESPACE,
+                    **changes)
+
+
+def is_write(operation: str) -> bool:
+    """True for an API call that changes state (``service.Operation``)."""
+    return not operation.split(".")[-1].startswith(READ_PREFIXES)
+
+
+def writes(counts: dict[str, int]) -> int:
+    return sum(n for op, n in counts.items() if is_write(op))
+
+
+def format_counts(counts: dict[str, int], per: float = 1.0) -> str:
+    """``Operation×n`` sorted by count (descending), e.g. ``ListTargetsByRule×100``."""
+    if not counts:
+        return "—"
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{op.split('.')[-1]}×{_number(n / per)}" for op, n in items)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile (inclusive method); values must be non-empty."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_facts() -> list[str]:
+    """Facts about the machine and library versions, one Markdown list line each."""
+    try:
+        cores = subprocess.run(["nproc"], capture_output=True, text=True, timeout=5,
+                               check=False).stdout.strip()
+    except OSError:
+        cores = str(os.cpu_count())
+    return [f"- nproc: {cores}; {platform.machine()}, {platform.system()} {platform.release()}",
+            f"- Python {platform.python_version()}; moto {version('moto')}; "
+            f"boto3 {version('boto3')}; botocore {version('botocore')}"]

@@ -1,0 +1,120 @@
+"""`cronctl serve` as an operator runs it: a separate process, driven by signals; and the
+embedded mode with its local clock and task runner."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.executions import ExecutionStore
+from reconciler.cli import main
+from reconciler.service.bootstrap import bootstrap
+from reconciler.service.wiring import build_daemon
+from tests.support.waiting import wait_for
+
+CRON = """\
+schedule: "cron(* * * * ? *)"
+container:
+  image: busybox
+  arguments: ["sh", "-c", "echo tick"]
+timeout: 30s
+"""
+
+
+class _LineReader:
+    """Collects a process's stderr lines on a thread that ends when the pipe closes."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,),
+                                        name="cronctl-test-stderr", daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def events(self, name: str) -> list[dict]:
+        found = []
+        for line in list(self.lines):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == name:
+                found.append(record)
+        return found
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def test_serve_process_reconciles_on_sighup_and_stops_on_sigterm(settings, tmp_path):
+    (tmp_path / "crons.d").mkdir()
+    (tmp_path / "crons.d" / "tick.yaml").write_text(CRON)
+    bootstrap(AwsClients(settings.with_(cluster="test")), settings.with_(cluster="test"))
+    env = {**os.environ, "CRONCTL_SQS_WAIT_S": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "--repo", str(tmp_path),
+         "--namespace", settings.namespace, "--cluster", "test", "--listen", "127.0.0.1:0",
+         "--interval", "3600"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reader = _LineReader(process.stderr)
+    try:
+        first = wait_for(lambda: reader.events("reconcile.pass"), timeout=30,
+                         message="the first pass")
+        assert first[0]["create"] == 3 and first[0]["errors"] == []
+        process.send_signal(signal.SIGHUP)
+        passes = wait_for(lambda: len(reader.events("reconcile.pass")) >= 2 and
+                          reader.events("reconcile.pass"), timeout=30,
+                          message="a pass triggered by SIGHUP")
+        assert passes[1]["create"] == 0 and passes[1]["applied"] == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(10)
+    stopped = [e["component"] for e in reader.events("component stopped")]
+    assert len(stopped) == 3
+
+
+def test_serve_refuses_a_bad_listen_address(settings, capsys):
+    assert main(["serve", "--listen", "nonsense", "--namespace", settings.namespace]) == 1
+    assert "listen" in capsys.readouterr().err
+
+
+def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, os.environ.get(key, "testing"))
+    (tmp_path / "crons.d").mkdir()
+    (tmp_path / "crons.d" / "tick.yaml").write_text(CRON)
+    minutes = itertools.count()
+    start = datetime.now(UTC)
+
+    def fast_clock() -> datetime:
+        return start + timedelta(seconds=61 * next(minutes))
+
+    from reconciler.settings import Settings
+
+    settings = Settings(repo=str(tmp_path), listen="127.0.0.1:0", namespace="demo",
+                        sqs_wait_s=1, scheduler="scheduler")
+    built = build_daemon(settings, embedded=True, clock_now=fast_clock)
+    built.daemon.start()
+    try:
+        clients = AwsClients(built.settings)
+        store = ExecutionStore(clients, built.settings)
+        done = wait_for(lambda: [e for e in store.recent("tick", 10) if e.status == "SUCCESS"],
+                        timeout=30, message="a successful local run")
+        assert done[0].exit_code == 0
+        assert done[0].trigger == "schedule"
+    finally:
+        assert built.daemon.stop(budget_s=30)
