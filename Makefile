@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.reconcile_calls
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

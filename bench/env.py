@@ -8,6 +8,7 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +112,26 @@ def machine_facts() -> list[str]:
     return [f"- nproc: {cores}; {platform.machine()}, {platform.system()} {platform.release()}",
             f"- Python {platform.python_version()}; moto {version('moto')}; "
             f"boto3 {version('boto3')}; botocore {version('botocore')}"]
+
+
+class CallTimer:
+    """Wall time spent inside AWS calls, by ``service.Operation``, through botocore's
+    ``before-call``/``after-call`` hooks on the given clients (the request's own context
+    carries the start time, so concurrent calls do not mix)."""
+
+    def __init__(self, clients, services: tuple[str, ...]) -> None:
+        self.seconds: dict[str, float] = {}
+        for service in services:
+            events = clients.client(service).meta.events
+            events.register("before-call.*.*", self._before)
+            events.register("after-call.*.*", self._after)
+
+    @staticmethod
+    def _before(context: dict, **_kwargs) -> None:
+        context["bench_started"] = time.monotonic()
+
+    def _after(self, event_name: str, context: dict, **_kwargs) -> None:
+        started = context.pop("bench_started", None)
+        if started is not None:
+            key = ".".join(event_name.split(".")[1:3])
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.monotonic() - started

@@ -39,6 +39,7 @@ def fresh(aws, settings, root=None):
     reset(aws)
     key = (aws, settings.namespace)
     _CLIENTS[key] = prepare(settings, _CLIENTS.get(key))
+    _CLIENTS[key].account_id()  # asked once per clients: every pass then makes the same calls
     return _CLIENTS[key]
 
 

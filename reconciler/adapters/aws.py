@@ -135,6 +135,7 @@ class AwsClients:
         self.counter = counter or CallCounter()
         self._session = boto3.session.Session(region_name=settings.region)
         self._clients: dict[str, object] = {}
+        self._account: str | None = None
         self._lock = threading.Lock()
         self._config = botocore.config.Config(
             retries={"max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
@@ -155,4 +156,11 @@ class AwsClients:
             return self._clients[service]
 
     def account_id(self) -> str:
-        return call_retrying(self.client("sts").get_caller_identity)["Account"]
+        """The caller's account, asked once per ``AwsClients`` (credentials don't change account)."""
+        with self._lock:
+            cached = self._account
+        if cached is None:
+            cached = call_retrying(self.client("sts").get_caller_identity)["Account"]
+            with self._lock:
+                self._account = cached
+        return cached

@@ -19,7 +19,7 @@ from reconciler.errors import NotFound, PermanentError
 def list_rules(clients: AwsClients, prefix: str) -> list[dict]:
     """Every rule whose name starts with ``prefix`` (ListRules pages)."""
     events = clients.client("events")
-    rules, kwargs = [], {"NamePrefix": prefix}
+    rules, kwargs = [], {"NamePrefix": prefix, "Limit": 100}  # AWS maximum page size
     while True:
         page = call_retrying(events.list_rules, **kwargs)
         rules.extend(page.get("Rules", []))

@@ -14,6 +14,7 @@ effect is a conditional write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -80,7 +81,9 @@ class EventConsumer:
             try:
                 self.process_batch()
             except Exception as exc:  # keep consuming; the error is logged, messages return
-                log.error("consumer.batch_failed", error=str(exc), error_type=type(exc).__name__)
+                with contextlib.suppress(Exception):  # not even a broken log stream stops us
+                    log.error("consumer.batch_failed", error=str(exc),
+                              error_type=type(exc).__name__)
                 self._stop.wait(self._error_backoff_s)
         log.info("consumer.stopped")
 
