@@ -16,6 +16,7 @@ from reconciler.core.desired import (
     timezone_problem,
 )
 from reconciler.core.spec import Capacity, ContainerSpec, CronSpec
+from tests.support.fixtures import FIXTURES
 
 DEP = Deployment(namespace="test", region="us-east-1", account="123456789012",
                  backend="rules", sidecar_image="busybox", log_group="/cronctl/test")
@@ -42,14 +43,14 @@ def test_long_rule_name_is_truncated_with_a_distinguishing_hash():
 
 def test_rule_input_template_gives_the_dispatch_message_once_time_is_filled_in():
     # EventBridge inserts the value of <time> unescaped (fixture input_transformer_awsdocs)
-    fixture = json.load(open("/work/shared/fixtures/events/input_transformer_awsdocs.json"))
+    fixture = json.load(open(FIXTURES / "events" / "input_transformer_awsdocs.json"))
     filled = rule_input_template("nightly").replace("<time>", fixture["event"]["time"])
     assert json.loads(filled) == {"cron": "nightly", "scheduled_at": "2015-11-11T21:29:54Z"}
 
 
 def test_scheduler_input_uses_the_scheduled_time_context_attribute():
     fixture = json.load(open(
-        "/work/shared/fixtures/events/scheduler_context_attributes_awsdocs.json"))
+        FIXTURES / "events" / "scheduler_context_attributes_awsdocs.json"))
     keyword = fixture["cdk_constants_for_cross_check"]["scheduled_time"]
     assert json.loads(scheduler_input("nightly")) == {"cron": "nightly",
                                                       "scheduled_at": keyword}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from reconciler.core import executions as ex
 from tests.support.ecs_events import lifecycle, task_event
+from tests.support.fixtures import FIXTURES as ALL_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/ecs")
+FIXTURES = ALL_FIXTURES / "ecs"
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/test/0123456789abcdef0123456789abcdef"
 EID = ex.execution_id("my-cron", "2018-02-26T13:50:00Z")
 

@@ -1,7 +1,7 @@
 """Builders of ``ECS Task State Change`` events in AWS's exact shape, and their delivery.
 
 The emulator emits no task events, so tests inject them: an EventBridge envelope as AWS
-delivers it to an SQS target (modelled on the fixtures in /work/shared/fixtures/ecs: ISO
+delivers it to an SQS target (modelled on the fixtures in tests/fixtures/ecs: ISO
 timestamps in ``detail``, integer ``detail.version``, ``startedBy``, containers with
 ``name``/``lastStatus``/``exitCode``, ``stopCode``/``stoppedReason`` once stopping).
 """
