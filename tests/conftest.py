@@ -73,3 +73,13 @@ def no_leaked_threads():
     except AssertionError:
         names = ", ".join(t.name for t in leaked())
         pytest.fail(f"test leaked threads: {names}")
+
+
+@pytest.fixture
+def plane(settings):
+    """The execution plane's tables, queue, cluster and a task definition; (clients, td ARN)."""
+    from reconciler.adapters.aws import AwsClients
+    from tests.support.ecs_events import prepare_execution_plane
+
+    clients = AwsClients(settings)
+    return clients, prepare_execution_plane(clients, settings)

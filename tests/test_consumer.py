@@ -6,9 +6,6 @@ import json
 import random
 from datetime import timedelta
 
-import pytest
-import structlog
-
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.service.consumer import EventConsumer
@@ -17,7 +14,6 @@ from tests.support.ecs_events import (
     BASE_TIME,
     ensure_queue,
     lifecycle,
-    prepare_execution_plane,
     put_cron,
     send_event,
     send_events,
@@ -28,18 +24,7 @@ from tests.support.waiting import wait_for
 AT = "2018-02-26T13:50:00Z"
 
 
-@pytest.fixture(autouse=True)
-def fresh_logging():
-    """Log to the current stdout: an earlier ``cli.main`` may have left a closed stream set."""
-    structlog.reset_defaults()
-    yield
 
-
-@pytest.fixture
-def plane(settings):
-    clients = AwsClients(settings)
-    td = prepare_execution_plane(clients, settings)
-    return clients, td
 
 
 def queue_counts(clients, settings) -> tuple[int, int]:

@@ -6,31 +6,19 @@ import json
 import threading
 
 import pytest
-import structlog
 from botocore.awsrequest import AWSResponse
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.core import executions as ex
 from reconciler.service.dispatch import Dispatcher
-from tests.support.ecs_events import prepare_execution_plane, put_cron, tasks_started_by
+from tests.support.ecs_events import put_cron, tasks_started_by
 
 AT = "2018-02-26T13:50:00Z"
 LATER = "2018-02-26T13:55:00Z"
 
 
-@pytest.fixture(autouse=True)
-def fresh_logging():
-    """Log to the current stdout: an earlier ``cli.main`` may have left a closed stream set."""
-    structlog.reset_defaults()
-    yield
 
-
-@pytest.fixture
-def plane(settings):
-    clients = AwsClients(settings)
-    td = prepare_execution_plane(clients, settings)
-    return clients, td
 
 
 def all_executions(clients, settings) -> list[dict]:

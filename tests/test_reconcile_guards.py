@@ -10,11 +10,10 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.service.reconcile import run_pass
-from tests.support.reconcile_env import (  # noqa: F401 - reset_logging is a fixture
+from tests.support.reconcile_env import (
     cron_yaml,
     live_state,
     prepare,
-    reset_logging,
     write_crons,
 )
 

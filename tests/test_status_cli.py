@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import structlog
 
 from reconciler import cli
-from reconciler.adapters.aws import AwsClients
 from reconciler.core import executions as ex
 from reconciler.service.consumer import EventConsumer
 from reconciler.service.dispatch import Dispatcher
 from tests.support.ecs_events import (
     lifecycle,
-    prepare_execution_plane,
     put_cron,
     send_events,
     tasks_started_by,
@@ -24,19 +21,7 @@ AT = "2018-02-26T13:50:00Z"
 NS = ["--namespace", "test"]
 
 
-@pytest.fixture(autouse=True)
-def reset_logging():
-    """``cli.main`` points logging at the stderr of its test; no test may write to another's."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
-
-@pytest.fixture
-def plane(settings):
-    clients = AwsClients(settings)
-    td = prepare_execution_plane(clients, settings)
-    return clients, td
 
 
 def run_to_the_end(clients, settings, cron: str, **outcome) -> str:

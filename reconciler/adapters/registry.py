@@ -20,9 +20,11 @@ def _to_wire(item: dict) -> dict:
     return {k: _serializer.serialize(v) for k, v in item.items()}
 
 
-def _from_wire(item: dict) -> dict:
+def from_wire(item: dict) -> RegistryItem:
+    """A DynamoDB item (wire format) as a RegistryItem."""
     data = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()}
+    return RegistryItem.from_item(
+        {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()})
 
 
 def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
@@ -33,8 +35,7 @@ def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
     while True:
         page = call_retrying(ddb.scan, **kwargs)
         for raw in page.get("Items", []):
-            data = _from_wire(raw)
-            item = RegistryItem.from_item(data)
+            item = from_wire(raw)
             items[item.name] = item
         if not page.get("LastEvaluatedKey"):
             return items

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import structlog
 from botocore.exceptions import ClientError
 
 from reconciler.adapters.aws import AwsClients
@@ -128,9 +126,3 @@ class FaultInjector:
                            "ResponseMetadata": {"HTTPStatusCode": 400}}, model.name)
 
 
-@pytest.fixture(autouse=True)
-def reset_logging():
-    """``cronctl`` configures structlog onto the (captured) stderr of the test that ran it;
-    put the defaults back so later tests do not write to a closed stream."""
-    yield
-    structlog.reset_defaults()
