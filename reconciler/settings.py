@@ -43,6 +43,7 @@ class Settings:
     max_deletes: int | None = None
     allow_mass_delete: bool = False
     sns_certs_dir: str | None = None
+    webhook_token: str | None = field(default=None, repr=False)  # CI webhook Bearer token
     sqs_wait_s: int = 20  # SQS long-poll wait; also bounds how long a consumer stop can take
 
     # Names derived from the namespace: one place, so every module agrees.
@@ -109,6 +110,7 @@ def from_environment(**flags) -> Settings:
         "cluster": _env("CRONCTL_CLUSTER"),
         "sidecar_image": _env("CRONCTL_SIDECAR_IMAGE"),
         "sns_certs_dir": _env("CRONCTL_SNS_CERTS"),
+        "webhook_token": _env("CRONCTL_WEBHOOK_TOKEN"),
     }
     values = {k: v for k, v in env.items() if v is not None}
     wait = _env("CRONCTL_SQS_WAIT_S")

@@ -5,7 +5,9 @@ queue, as moto emits none) finish the execution, and `cronctl status` shows it."
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +20,7 @@ from reconciler.core.executions import execution_id
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.wiring import build_daemon
 from tests.support.ecs_events import lifecycle, send_event
+from tests.support.sns import TestSigner, post
 from tests.support.waiting import wait_for
 
 CRON = """\
@@ -33,8 +36,11 @@ timeout: 10m
 def daemon(settings, tmp_path):
     (tmp_path / "crons.d").mkdir()
     (tmp_path / "crons.d" / "hello.yaml").write_text(CRON)
+    certs = tmp_path / "certs"                 # CRONCTL_SNS_CERTS: trusted test signer
+    certs.mkdir()
+    TestSigner().write_cert(certs)
     settings = settings.with_(repo=str(tmp_path), listen="127.0.0.1:0", sqs_wait_s=1,
-                              cluster="test")
+                              cluster="test", sns_certs_dir=str(certs))
     clients = AwsClients(settings)
     infra = bootstrap(clients, settings)
     built = build_daemon(settings, cert_fetch=moto_cert_fetcher)
@@ -120,3 +126,119 @@ def test_healthz_and_readyz(daemon):
     for path in ("/healthz", "/readyz"):
         with urllib.request.urlopen(f"{built.http.url}{path}", timeout=5) as response:
             assert response.status == 200
+
+
+def _nothing_started(clients, settings) -> bool:
+    executions = clients.client("dynamodb").scan(TableName=settings.executions_table)["Items"]
+    tasks = clients.client("ecs").list_tasks(cluster=settings.cluster_name)["taskArns"]
+    return executions == [] and tasks == []
+
+
+def _signed_notification(topic_arn: str, scheduled_at: str, sent_at: datetime | None = None,
+                         **fields) -> dict:
+    message = json.dumps({"cron": "hello", "scheduled_at": scheduled_at, **fields})
+    return TestSigner().message("Notification", topic_arn, sent_at or datetime.now(UTC),
+                                Message=message)
+
+
+CERT = TestSigner.cert_name
+
+
+def _refused_variants(topic_arn: str) -> dict[str, tuple[bytes, int]]:
+    """Hostile or broken deliveries of a cron's message, each with the answer it must get."""
+    good = _signed_notification(topic_arn, "2026-11-27T10:20:00Z")
+
+    def body(message: dict) -> bytes:
+        return json.dumps(message).encode()
+
+    other_topic = topic_arn.rsplit(":", 1)[0] + ":someone-elses-topic"
+    stale = datetime.now(UTC) - timedelta(hours=1, minutes=1)
+    return {
+        "cert on s3": (body({**good, "SigningCertURL": f"https://s3.amazonaws.com/{CERT}"}), 400),
+        "cert host suffix": (body({**good, "SigningCertURL":
+                                   f"https://sns.us-east-1.amazonaws.com.evil.example/{CERT}"}),
+                             400),
+        "cert over http": (body({**good, "SigningCertURL":
+                                 f"http://sns.us-east-1.amazonaws.com/{CERT}"}), 400),
+        "tampered message": (body({**good, "Message": good["Message"].replace("10:20", "10:25")}),
+                             400),
+        "signature version 3": (body({**good, "SignatureVersion": "3"}), 400),
+        "signature version 1 on a SHA256 signature": (body({**good, "SignatureVersion": "1"}),
+                                                      400),
+        "another topic": (body(_signed_notification(other_topic, "2026-11-27T10:20:00Z")), 400),
+        "stale timestamp": (body(_signed_notification(topic_arn, "2026-11-27T10:20:00Z",
+                                                      sent_at=stale)), 400),
+        "not JSON": (b"{this is not json", 400),
+        "oversized": (body(_signed_notification(topic_arn, "2026-11-27T10:20:00Z",
+                                                padding="x" * 300_000)), 413),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_refused_variants("arn:aws:sns:r:1:t")))
+def test_refused_deliveries_start_nothing(daemon, variant):
+    built, clients, infra = daemon
+    body, status = _refused_variants(infra.topic_arn)[variant]
+    assert post(built.http.url, "/sns", body)[0] == status
+    assert _nothing_started(clients, built.settings)
+
+
+def test_signed_delivery_from_the_certificate_directory_starts_the_run(daemon):
+    """The control for the refusals above: the same message, untouched, is dispatched."""
+    built, clients, infra = daemon
+    good = _signed_notification(infra.topic_arn, "2026-11-27T10:20:00Z")
+    status, text = post(built.http.url, "/sns", json.dumps(good).encode())
+    eid = execution_id("hello", "2026-11-27T10:20:00Z")
+    assert (status, json.loads(text)["status"]) == (200, "started")
+    assert len(_tasks(clients, built.settings, eid)) == 1
+
+
+def test_subscription_confirmation_uses_the_api_and_never_fetches_subscribe_url(daemon):
+    built, clients, infra = daemon
+    with socket.create_server(("127.0.0.1", 0)) as trap:      # SubscribeURL points here
+        trap.setblocking(False)
+        subscribe_url = f"http://127.0.0.1:{trap.getsockname()[1]}/?Action=ConfirmSubscription"
+        signer = TestSigner()
+        ours = signer.message("SubscriptionConfirmation", infra.topic_arn, datetime.now(UTC),
+                              SubscribeURL=subscribe_url)
+        other_topic = infra.topic_arn.rsplit(":", 1)[0] + ":someone-elses-topic"
+        theirs = signer.message("SubscriptionConfirmation", other_topic, datetime.now(UTC),
+                                SubscribeURL=subscribe_url)
+        before = built.dispatcher._clients.counter.snapshot().get("sns.ConfirmSubscription", 0)
+        assert post(built.http.url, "/sns", json.dumps(theirs).encode())[0] == 400
+        assert post(built.http.url, "/sns", json.dumps(ours).encode()) == (200, "confirmed\n")
+        with pytest.raises(BlockingIOError):
+            trap.accept()                                      # nobody came to SubscribeURL
+    # The emulator keeps no state for ConfirmSubscription: the daemon's own call counter is
+    # the only witness that the API (for our topic only) was used.
+    after = built.dispatcher._clients.counter.snapshot().get("sns.ConfirmSubscription", 0)
+    assert after - before == 1
+
+
+def test_ci_webhook_triggers_a_pass_only_with_the_token(settings, tmp_path):
+    (tmp_path / "crons.d").mkdir()
+    (tmp_path / "crons.d" / "hello.yaml").write_text(CRON)
+    settings = settings.with_(repo=str(tmp_path), listen="127.0.0.1:0", sqs_wait_s=1,
+                              cluster="test", interval_s=3600, webhook_token="s3cret-token-for-ci")
+    bootstrap(AwsClients(settings), settings)
+    built = build_daemon(settings, cert_fetch=moto_cert_fetcher)
+    assert "POST /reconcile" in built.summary[-1]
+    built.daemon.start()
+    try:
+        wait_for(lambda: built.loop.passes == 1, timeout=20, message="the first pass")
+
+        def post(token: str) -> int:
+            request = urllib.request.Request(
+                f"{built.http.url}/reconcile", data=b"", method="POST",
+                headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status
+            except urllib.error.HTTPError as refused:
+                return refused.code
+
+        assert post("wrong") == 401
+        assert built.loop.passes == 1
+        assert post("s3cret-token-for-ci") == 202
+        wait_for(lambda: built.loop.passes == 2, timeout=20, message="the webhook's pass")
+    finally:
+        assert built.daemon.stop(budget_s=30)

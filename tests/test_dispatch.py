@@ -229,3 +229,43 @@ def test_sns_message_gets_503_when_the_tables_are_unavailable(aws, settings):
     status, body = Dispatcher(clients, settings).handle_sns_message(
         sns(json.dumps({"cron": "hello", "scheduled_at": AT})))
     assert status == 503 and json.loads(body)["status"] == "retry"
+
+
+def test_sns_message_gets_503_and_starts_nothing_while_dynamodb_throttles(plane, settings):
+    """DynamoDB's throttling answer (HTTP 400, AWS's JSON error shape) is injected at the HTTP
+    layer of the real client: the emulator never throttles. SNS must retry, so 503."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    throttled = json.dumps({
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "The level of configured provisioned throughput for the table was exceeded. "
+                   "Consider increasing your provisioning level with the UpdateTable API."})
+
+    def throttle(request, **_kwargs):
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"},
+                           _Body(throttled.encode()))
+
+    busy = AwsClients(settings)
+    busy.client("dynamodb").meta.events.register("before-send.dynamodb.PutItem", throttle)
+    message = sns(json.dumps({"cron": "hello", "scheduled_at": AT}))
+    status, body = Dispatcher(busy, settings).handle_sns_message(message)
+    assert status == 503 and json.loads(body)["status"] == "retry"
+    assert all_executions(clients, settings) == []
+    assert clients.client("ecs").list_tasks(cluster=settings.cluster_name)["taskArns"] == []
+    # SNS's retry, once DynamoDB answers again, starts the run.
+    status, body = Dispatcher(clients, settings).handle_sns_message(message)
+    assert (status, json.loads(body)["status"]) == (200, "started")
+
+
+def test_history_days_sets_the_expiry_of_execution_records(plane, settings):
+    from reconciler.cli import build_parser
+    from reconciler.commands.common import settings_from_args
+
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    args = build_parser().parse_args(["serve", "--history-days", "7"])
+    kept_a_week = settings.with_(history_days=settings_from_args(args).history_days)
+    outcome = Dispatcher(clients, kept_a_week).dispatch("hello", AT)
+    record = ExecutionStore(clients, settings).get(outcome.execution_id)
+    created = ex.parse_time(record.created_at).timestamp()
+    assert record.expires_at == pytest.approx(created + 7 * 86400, abs=2)

@@ -101,7 +101,7 @@ def test_directory_refuses_symlinks_leaving_the_root_and_follows_inner_ones(tmp_
     assert "does not exist" in refused["crons.d/dangling.yaml"]
     assert "loop" in refused["crons.d/loop"]
     assert "loop" in refused["crons.d/self.yaml"]
-    assert all(isinstance(d, Diagnostic) and d.line == 0 and d.field == ""
+    assert all(isinstance(d, Diagnostic) and (d.line, d.column, d.field) == (1, 1, "")
                for d in snapshot.refused)
     assert secret.read_bytes() == b"secret"
 
@@ -278,6 +278,14 @@ def test_unknown_ref_is_named(history, ref):
     with pytest.raises(SourceError, match="unknown ref") as raised:
         read_git(str(repo), ref, "crons.d")
     assert repr(ref) in str(raised.value)
+
+
+def test_errors_name_a_relative_repo_by_its_absolute_path(history, monkeypatch):
+    repo, _ = history
+    monkeypatch.chdir(repo)
+    with pytest.raises(SourceError) as raised:
+        read_git(".", "no-such-branch", "crons.d")
+    assert str(raised.value) == f"unknown ref 'no-such-branch' in {repo}"
 
 
 def test_a_folder_that_is_not_a_repository(tmp_path):

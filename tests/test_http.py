@@ -240,6 +240,7 @@ def test_health_readiness_and_routing(serve):
     recorder.ready = RuntimeError("boom")
     assert request(server.url, "GET", "/readyz")[0] == 503
     assert request(server.url, "GET", "/nope")[0] == 404
+    assert request(server.url, "POST", "/reconcile", b"")[0] == 404  # webhook not configured
     assert request(server.url, "GET", "/sns")[0] == 405
     assert request(server.url, "POST", "/healthz", b"")[0] == 405
     assert request(server.url, "DELETE", "/sns")[0] == 405

@@ -118,6 +118,19 @@ def test_held_back_cron_keeps_everything_and_is_reported():
         ("a", "crons.d/a.yaml", "file invalid: kept as is")]
 
 
+def test_held_back_cron_error_names_its_file_and_says_why():
+    observed = in_sync(spec("b"))
+    desired = desired_state((spec("b"),), DEP, commit="c2", held_back=frozenset({"new"}),
+                            held_files={"new": "crons.d/team/new.yaml"},
+                            held_reasons={"new": ("crons.d/team/new.yaml:2:1: bogus: unknown",
+                                                  "crons.d/team/new.yaml:3:1: x: bad")})
+    p = make_plan(desired, observed, SETTINGS)
+    assert p.pending == ()
+    assert [(e.cron, e.file, e.message) for e in p.errors] == [
+        ("new", "crons.d/team/new.yaml", "file invalid: kept as is; "
+         "crons.d/team/new.yaml:2:1: bogus: unknown; crons.d/team/new.yaml:3:1: x: bad")]
+
+
 @pytest.mark.parametrize("settings, deletes", [
     (SETTINGS, 0),
     (SimpleNamespace(namespace="test", max_deletes=None, allow_mass_delete=True), 5),

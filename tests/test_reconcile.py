@@ -132,7 +132,7 @@ def test_command_exit_codes_and_outputs(env, capsys):
     assert out.rstrip().endswith("Plan: 3 to create, 0 to update, 0 to delete.\n"
                                  "Task definitions: 2 to register, 0 to deregister.")
     assert main([*args, "--detailed-exitcode"]) == 2
-    capsys.readouterr()
+    assert capsys.readouterr().out.rstrip().endswith("Applied 8 of 8 changes.")
     assert main([*args, "--dry-run", "--detailed-exitcode"]) == 0
     assert capsys.readouterr().out.strip() == "No changes."
     assert main([*args, "--dry-run", "--output", "json"]) == 0
@@ -201,3 +201,38 @@ def test_registry_overrides_are_accepted_by_run_task(env):
             "subnets": [subnet], "securityGroups": [group]}})["tasks"]
     assert len(tasks) == 1 and tasks[0]["taskDefinitionArn"] == arn
     assert tasks[0]["overrides"]["containerOverrides"][0]["command"] == ["bash", "-c", "echo hi"]
+
+
+def test_api_calls_of_a_pass_leave_out_other_threads_on_the_same_clients(env):
+    """The daemon's threads share one AwsClients: a pass counts only its own calls."""
+    import threading
+
+    clients, settings, root = env
+    write_crons(root, THREE)
+    sqs = clients.client("sqs")
+    other_done, stop = threading.Event(), threading.Event()
+
+    def other_thread():
+        sqs.list_queues()
+        other_done.set()
+        stop.wait(10)
+
+    worker = threading.Thread(target=other_thread, name="cronctl-test-other")
+
+    def during_scan(**_kwargs):
+        if not worker.is_alive() and not other_done.is_set():
+            worker.start()
+            assert other_done.wait(10)
+
+    clients.client("dynamodb").meta.events.register("before-call.dynamodb.Scan", during_scan)
+    try:
+        result = run_pass(clients, settings, dry_run=True)
+    finally:
+        stop.set()
+        worker.join(10)
+        clients.client("dynamodb").meta.events.unregister("before-call.dynamodb.Scan",
+                                                          during_scan)
+    assert other_done.is_set() and not worker.is_alive()
+    assert clients.counter.snapshot()["sqs.ListQueues"] == 1
+    assert "sqs.ListQueues" not in result.api_calls
+    assert result.api_calls["dynamodb.Scan"] == 1

@@ -3,6 +3,7 @@ holds back only its own cron. Sources are real Git repositories built with gitpy
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import git
@@ -89,6 +90,12 @@ def test_unreadable_source_deletes_nothing(repo_env, tmp_path, change, capsys):
     assert main(args) == 1
     assert "source unreadable" in capsys.readouterr().err
     assert live_state(clients, settings) == before
+    assert main([*args, "--output", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["changes"] == []
+    assert [e["message"].startswith("source unreadable, nothing changed")
+            for e in data["errors"]] == [True]
+    assert live_state(clients, settings) == before
 
 
 def test_invalid_file_holds_back_only_its_cron(repo_env):
@@ -97,15 +104,20 @@ def test_invalid_file_holds_back_only_its_cron(repo_env):
     assert run_pass(clients, settings, dry_run=False).ok
     before = live_state(clients, settings)
     broken = {**FIVE, "job1": "schedule: 'cron(0 5 * * ? *)'\nbogus: 1\ncontainer: {}\n",
-              "job2": cron_yaml("rate(1 hour)")}
-    commit(repo, broken, "break job1, edit job2")
+              "job2": cron_yaml("rate(1 hour)"), "new9": "schedule: 'rate(1 hour)'\n"}
+    commit(repo, broken, "break job1, edit job2, add an invalid new9")
     result = run_pass(clients, settings, dry_run=False)
     assert not result.ok
-    assert [(e.cron, e.message) for e in result.plan.errors] == [
-        ("job1", "file invalid: kept as is")]
+    assert [(e.cron, e.file, e.message) for e in result.plan.errors] == [
+        ("job1", "crons.d/job1.yaml",
+         "file invalid: kept as is; crons.d/job1.yaml:2:1: bogus: unknown field 'bogus'; "
+         "crons.d/job1.yaml:3:1: container: missing required field 'image'"),
+        ("new9", "crons.d/new9.yaml", "file invalid: kept as is; "
+         "crons.d/new9.yaml:1:1: missing the container: add 'container:' with at least 'image:'")]
     assert [(c.cron, c.resource) for c in result.applied] == [
         ("job2", "schedule"), ("job2", "registry")]
     state = live_state(clients, settings)
     assert state["rules"]["test-job1"] == before["rules"]["test-job1"]
     assert state["registry"]["job1"] == before["registry"]["job1"]
     assert state["rules"]["test-job2"]["expression"] == "rate(1 hour)"
+    assert "new9" not in state["registry"] and "test-new9" not in state["rules"]

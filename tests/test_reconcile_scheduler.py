@@ -124,3 +124,37 @@ def test_schedule_in_a_group_not_ours_is_never_touched(env):
     state = live_state(clients, settings)
     assert state["schedules"]["often"]["ScheduleExpression"] == "rate(9 minutes)"
     assert sorted(state["registry"]) == ["berlin"]
+
+
+def _edit_schedule(scheduler, **changes):
+    raw = scheduler.get_schedule(GroupName="test", Name="berlin")
+    args = {k: raw[k] for k in ("Name", "GroupName", "ScheduleExpression",
+                                "ScheduleExpressionTimezone", "State", "Target",
+                                "FlexibleTimeWindow")}
+    scheduler.update_schedule(**{**args, **changes})
+
+
+@pytest.mark.parametrize("tamper, reason, action", [
+    (lambda s: _edit_schedule(s, ScheduleExpressionTimezone="Asia/Tokyo"),
+     "drift: schedule edited outside cronctl", "update"),
+    (lambda s: _edit_schedule(s, State="DISABLED"),
+     "drift: schedule disabled outside cronctl", "update"),
+    (lambda s: _edit_schedule(s, Target={
+        "Arn": "arn:aws:sqs:us-east-1:123456789012:elsewhere",
+        "RoleArn": "arn:aws:iam::123456789012:role/test-scheduler", "Input": "{}"}),
+     "drift: schedule edited outside cronctl", "update"),
+    (lambda s: s.delete_schedule(GroupName="test", Name="berlin"),
+     "drift: schedule deleted outside cronctl", "create"),
+])
+def test_scheduler_drift_is_shown_and_repaired(env, tamper, reason, action):
+    clients, settings = env
+    settings = settings.with_(scheduler="scheduler")
+    assert run_pass(clients, settings, dry_run=False).ok
+    clean = live_state(clients, settings)
+    tamper(clients.client("scheduler"))
+    dry = run_pass(clients, settings, dry_run=True)
+    assert [(c.cron, c.resource, c.action, c.reason) for c in dry.plan.pending] == [
+        ("berlin", "schedule", action, reason)]
+    assert run_pass(clients, settings, dry_run=False).ok
+    assert live_state(clients, settings) == clean
+    assert not run_pass(clients, settings, dry_run=True).plan.has_changes

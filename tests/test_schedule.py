@@ -266,6 +266,10 @@ DESCRIPTIONS = [
     ("cron(0 9 15W * ? *)", "UTC", "at 09:00 on the weekday nearest day 15 of every month"),
     ("cron(0 9 ? * SUN,SAT *)", "UTC", "at 09:00 on Sundays and Saturdays"),
     ("cron(0 9 1,15 JUN-AUG ? *)", "UTC", "at 09:00 on days 1 and 15 of the month from June to August"),
+    ("cron(0 12 1 1 ? */5)", "UTC", "at 12:00 on day 1 of the month in January, every 5 years from 1970"),
+    ("cron(0 12 * * ? 2024/2)", "UTC", "at 12:00 every day, every 2 years from 2024"),
+    ("cron(0 12 * * ? 2024-2030/3)", "UTC", "at 12:00 every day, every 3 years from 2024 to 2030"),
+    ("cron(0 12 * * ? 2024,2026)", "UTC", "at 12:00 every day, in 2024 and 2026"),
 ]
 
 

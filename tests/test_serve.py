@@ -12,6 +12,8 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.cli import main
@@ -84,12 +86,18 @@ def test_serve_process_reconciles_on_sighup_and_stops_on_sigterm(settings, tmp_p
             process.wait(timeout=10)
         reader.join(10)
     stopped = [e["component"] for e in reader.events("component stopped")]
-    assert len(stopped) == 3
+    assert sorted(stopped) == ["DaemonHttpServer", "EventConsumer", "ReconcileLoop"]
 
 
 def test_serve_refuses_a_bad_listen_address(settings, capsys):
     assert main(["serve", "--listen", "nonsense", "--namespace", settings.namespace]) == 1
     assert "listen" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("days", ["0", "-3"])
+def test_serve_refuses_history_days_below_one(settings, capsys, days):
+    assert main(["serve", "--history-days", days, "--namespace", settings.namespace]) == 2
+    assert "--history-days must be at least 1" in capsys.readouterr().err
 
 
 def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch):

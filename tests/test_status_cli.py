@@ -114,6 +114,11 @@ def test_list_shows_every_cron_with_its_last_run(plane, settings, capsys):
     assert cli.main(["list", "--output", "json", *NS]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["last_status"]) for r in data] == [("alpha", "SUCCESS"), ("beta", None)]
+    # A suspended cron starts nothing, so it has no next run; an active one has.
+    assert data[0]["next_run"] is not None and data[1]["next_run"] is None
+    assert lines[2].split()[-1] == "-"
+    assert cli.main(["status", "beta", "--output", "json", *NS]) == 0
+    assert json.loads(capsys.readouterr().out)["next_run"] is None
 
 
 def test_trigger_runs_now_and_respects_the_policy_unless_forced(plane, settings, capsys):

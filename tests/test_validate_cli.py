@@ -185,3 +185,22 @@ def test_a_schedule_without_future_runs_says_so(repo, capsys):
         capsys.readouterr().out.splitlines()
     assert main(["validate", "--output", "json", "crons.d/past.yaml"]) == 0
     assert json.loads(capsys.readouterr().out)["crons"][0]["next_runs"] == []
+
+
+def test_refused_files_are_errors_at_their_first_line(repo, capsys):
+    (repo / "crons.d" / "leak.yaml").symlink_to("/etc/hostname")
+    write(repo, {"crons.d/big.yaml": GOOD + "#" * 300_000 + "\n"})
+    assert main(["validate", "crons.d/leak.yaml", "crons.d/big.yaml"]) == 1
+    assert capsys.readouterr().out.splitlines()[1:3] == [
+        "crons.d/big.yaml:1:1: file is 294 KiB; the limit is 256 KiB",
+        "crons.d/leak.yaml:1:1: symlink points outside the repository",
+    ]
+
+
+def test_github_annotations_escape_the_file_and_the_message(repo, capsys):
+    write(repo, {"odd/a,b:c.yaml": 'name: x\nschedule: "rate(1 day)"\ncontainer: {image: x}\n'
+                                   'timeout: 100%\n'})
+    assert main(["validate", "--output", "github", "odd"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "::error file=odd/a%2Cb%3Ac.yaml,line=4,col=10::timeout: '100%25' is not a duration; "
+        "a duration is seconds or a number with a unit: 90s, 15m, 2h, 1d"]

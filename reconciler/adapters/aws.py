@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import boto3
@@ -100,11 +101,16 @@ def call_retrying(fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 class CallCounter:
-    """Counts AWS API calls by ``service.Operation``; thread-safe; resettable per unit of work."""
+    """Counts AWS API calls by ``service.Operation``; thread-safe; resettable per unit of work.
+
+    Clients are shared by the daemon's threads, so a unit of work that wants its own count
+    (a reconcile pass) uses ``scope()``: it counts only the calls made on the current thread
+    (botocore runs ``before-call`` hooks on the calling thread)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._local = threading.local()
 
     def hook(self, event_name: str, **_kwargs) -> None:
         # event_name: "before-call.<service>.<Operation>"
@@ -112,6 +118,19 @@ class CallCounter:
         key = ".".join(parts[1:3]) if len(parts) >= 3 else event_name
         with self._lock:
             self._counts[key] += 1
+        for scoped in getattr(self._local, "scopes", ()):
+            scoped[key] += 1
+
+    @contextmanager
+    def scope(self) -> Iterator[Counter[str]]:
+        """Count, in the yielded Counter, the calls this thread makes inside the block."""
+        scopes = self._local.__dict__.setdefault("scopes", [])
+        counts: Counter[str] = Counter()
+        scopes.append(counts)
+        try:
+            yield counts
+        finally:
+            scopes.remove(counts)
 
     def total(self) -> int:
         with self._lock:

@@ -14,6 +14,8 @@ Single files that are refused (symlink leaving the repo, too large) go to
 
 from __future__ import annotations
 
+import os
+
 import git
 
 from reconciler.adapters.gitsource_collect import MAX_FILE_BYTES, MAX_FILES, SnapshotBuilder
@@ -45,7 +47,7 @@ def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None
         cache = cache_dir if cache_dir is not None else default_cache_dir()
         with locked_mirror(repo, cache, timeout=timeout, refresh_head=ref is None) as mirror:
             return _read_commit(mirror, ref, path, label=redact(repo))
-    return _read_commit(repo, ref, path, label=repo)
+    return _read_commit(repo, ref, path, label=os.path.abspath(repo))
 
 
 def _read_commit(location: str, ref: str | None, path: str, label: str) -> Snapshot:

@@ -68,8 +68,9 @@ class SnapshotBuilder:
         self._files[key] = data
 
     def refuse(self, key: str, message: str) -> None:
+        """Refuse one file; the error points at its start (1:1), like any whole-file error."""
         if key not in self._files:
-            self._refused[key] = Diagnostic(key, 0, 0, "", message)
+            self._refused[key] = Diagnostic(key, 1, 1, "", message)
 
     def build(self, commit: str | None) -> Snapshot:
         files = dict(sorted(self._files.items()))

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from reconciler.commands.common import add_aws_flags, add_output_flag, settings_from_args
-from reconciler.commands.status import next_run
+from reconciler.commands.status import next_run_of
 from reconciler.core import status_render
 from reconciler.errors import CronctlError
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append(status_render.CronSummary(
                 name=item.name, schedule=spec.get("schedule", "-"),
                 suspended=bool(spec.get("suspend")),
-                next_run=next_run(spec.get("schedule", ""), spec.get("timezone", "UTC"), now),
+                next_run=next_run_of(spec, now),
                 last=last[0] if last else None))
     except CronctlError as exc:
         print(f"cronctl list: {exc}", file=sys.stderr)

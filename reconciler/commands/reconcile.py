@@ -54,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_pass(AwsClients(settings), settings, dry_run=args.dry_run)
     for error in result.errors:
         print(f"cronctl reconcile: {error}", file=sys.stderr)
-    if result.plan is not None:
-        if args.output == "json":
-            sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors))
-        else:
-            sys.stdout.write(render_text(result.plan, result.apply_errors))
+    if args.output == "json":
+        sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
+                                     result.errors, result.commit))
+    elif result.plan is not None:
+        sys.stdout.write(render_text(result.plan, result.apply_errors))
+        if not args.dry_run and result.plan.has_changes:
+            print(f"Applied {len(result.applied)} of {len(result.plan.pending)} changes"
+                  f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}.")
     return exit_code(result, args.detailed_exitcode)

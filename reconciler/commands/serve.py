@@ -11,8 +11,11 @@ from reconciler.errors import CronctlError
 HELP = "run the daemon: reconcile loop, SNS dispatch endpoint and ECS event consumer"
 DESCRIPTION = """\
 Run the cronctl daemon until SIGTERM/SIGINT. In one process:
-  - the reconcile loop: every --interval seconds (and on SIGHUP) make AWS match the cron files;
+  - the reconcile loop: every --interval seconds (and on SIGHUP or the CI webhook) make AWS
+    match the cron files; with several replicas only the lease holder reconciles;
   - POST /sns: verified SNS deliveries of schedules start ECS tasks (GET /healthz, /readyz);
+  - POST /reconcile (only when CRONCTL_WEBHOOK_TOKEN is set): CI asks for a pass now, with
+    `Authorization: Bearer $CRONCTL_WEBHOOK_TOKEN` and an optional JSON body {"commit": SHA};
   - the event consumer: ECS task state changes from SQS become execution records.
 
 --embedded starts an AWS emulator in this process, bootstraps the namespace into it, reconciles
@@ -41,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.interval_s is not None and args.interval_s <= 0:
         print("cronctl serve: --interval must be a positive number of seconds", file=sys.stderr)
+        return 2
+    if args.history_days is not None and args.history_days < 1:
+        print("cronctl serve: --history-days must be at least 1 (days execution records are "
+              "kept)", file=sys.stderr)
         return 2
     from reconciler.service.wiring import build_daemon
 

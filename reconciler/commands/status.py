@@ -35,6 +35,13 @@ def next_run(schedule: str, timezone: str, now: datetime) -> datetime | None:
     return times[0] if times else None
 
 
+def next_run_of(spec: dict, now: datetime) -> datetime | None:
+    """The cron's next scheduled start; None for a suspended cron (it starts nothing)."""
+    if spec.get("suspend"):
+        return None
+    return next_run(spec.get("schedule", ""), spec.get("timezone", "UTC"), now)
+
+
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
     from reconciler.adapters.executions import ExecutionStore
@@ -58,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
     spec = item.spec or {}
     view = status_render.CronStatus(
         name=item.name, schedule=spec.get("schedule", "-"), suspended=bool(spec.get("suspend")),
-        next_run=next_run(spec.get("schedule", ""), spec.get("timezone", "UTC"),
-                          datetime.now(UTC)),
-        executions=executions)
+        next_run=next_run_of(spec, datetime.now(UTC)), executions=executions)
     if args.output == "json":
         print(json.dumps(status_render.status_json(view), indent=2))
     else:

@@ -27,6 +27,11 @@ class Diagnostic:
 
     def github(self) -> str:
         """A GitHub Actions workflow command that annotates the offending line."""
-        msg = (f"{self.field}: {self.message}" if self.field else self.message)
-        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return f"::error file={self.file},line={max(self.line, 1)},col={max(self.column, 1)}::{msg}"
+        msg = _escape_data(f"{self.field}: {self.message}" if self.field else self.message)
+        file = _escape_data(self.file).replace(":", "%3A").replace(",", "%2C")
+        return f"::error file={file},line={max(self.line, 1)},col={max(self.column, 1)}::{msg}"
+
+
+def _escape_data(text: str) -> str:
+    """Escape text for a workflow command, as GitHub's toolkit does (``%``, CR, LF)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

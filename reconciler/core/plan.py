@@ -34,14 +34,17 @@ from reconciler.core.spec import CronSpec
 
 ADOPTING = "adopting resource tagged as ours but missing from the registry"
 KNOWN_AFTER_APPLY = "(known after apply)"
+HELD_BACK = "file invalid: kept as is"
 
 
 def desired_state(specs: tuple[CronSpec, ...], dep: Deployment, *, commit: str | None,
                   held_back: frozenset[str] = frozenset(),
-                  held_files: dict[str, str] | None = None) -> DesiredState:
+                  held_files: dict[str, str] | None = None,
+                  held_reasons: dict[str, tuple[str, ...]] | None = None) -> DesiredState:
     crons = tuple(desired_cron(spec, dep) for spec in sorted(specs, key=lambda s: s.name))
     return DesiredState(commit=commit, backend=dep.backend, crons=crons,
-                        held_back=frozenset(held_back), held_files=dict(held_files or {}))
+                        held_back=frozenset(held_back), held_files=dict(held_files or {}),
+                        held_reasons=dict(held_reasons or {}))
 
 
 def family_of(namespace: str, td_hash: str) -> str:
@@ -62,7 +65,8 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
         kept.add(name)
         reg = registry.get(name)
         file = desired.held_files.get(name) or (reg.file if reg else "")
-        errors.append(PlanError(name, file, "file invalid: kept as is"))
+        reasons = desired.held_reasons.get(name, ())
+        errors.append(PlanError(name, file, HELD_BACK + "".join(f"; {r}" for r in reasons)))
 
     for dc in desired.crons:
         name = dc.spec.name

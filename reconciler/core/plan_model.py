@@ -63,13 +63,15 @@ class Observed:
 @dataclass(frozen=True)
 class DesiredState:
     """What the source asks for: one DesiredCron per valid spec, plus held-back names
-    (invalid files: their live resources are kept as they are) and their files."""
+    (invalid files: their live resources are kept as they are), their files and why each
+    file is invalid (its diagnostics, as ``file:line:column: field: message``)."""
 
     commit: str | None
     backend: str
     crons: tuple[DesiredCron, ...] = ()
     held_back: frozenset[str] = frozenset()
     held_files: dict[str, str] = field(default_factory=dict)
+    held_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

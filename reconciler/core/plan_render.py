@@ -96,6 +96,10 @@ def plan_to_dict(plan: Plan, api_calls: dict | None = None, apply_errors=()) -> 
     return data
 
 
-def render_json(plan: Plan, api_calls: dict | None = None, apply_errors=()) -> str:
-    return json.dumps(plan_to_dict(plan, api_calls, apply_errors), indent=2, sort_keys=False,
-                      default=str) + "\n"
+def render_json(plan: Plan | None, api_calls: dict | None = None, apply_errors=(),
+                pass_errors: tuple[str, ...] = (), commit: str | None = None) -> str:
+    """The JSON document; a pass that stopped before planning (``plan`` None, e.g. an
+    unreadable source) still gives one, with no changes and its ``pass_errors``."""
+    data = plan_to_dict(plan or Plan(commit=commit), api_calls, apply_errors)
+    data["errors"] += [{"cron": "", "file": "", "message": message} for message in pass_errors]
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"

@@ -153,4 +153,9 @@ def _year_phrase(years: frozenset[int]) -> str:
         return ""
     if len(chosen) >= 2 and _runs(chosen):
         return f", {chosen[0]} to {chosen[-1]}"
+    every = chosen[1] - chosen[0] if len(chosen) >= 3 else 0
+    if every and chosen == list(range(chosen[0], chosen[-1] + 1, every)):
+        if chosen[-1] + every > LAST_YEAR:
+            return f", every {every} years from {chosen[0]}"
+        return f", every {every} years from {chosen[0]} to {chosen[-1]}"
     return ", in " + _join([str(y) for y in chosen])

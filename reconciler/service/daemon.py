@@ -1,8 +1,10 @@
 """The daemon: the reconcile loop, the HTTP endpoint and the event consumer in one process.
 
-Each component runs on its own named thread with a stop event; ``Daemon.stop`` stops them in
-the order that loses nothing: stop accepting requests (in-flight dispatches finish), stop the
-consumer (no message is deleted before its effect is stored), then the reconcile loop.
+Each component runs on its own named thread with a stop event. ``Daemon.stop`` stops them in
+the reverse of their start order, within one shared budget. To lose nothing on SIGTERM the
+caller lists them so that this reverse order is: the HTTP endpoint (stop accepting, let the
+dispatches in flight finish), then the consumer (no message is deleted before its effect is
+stored), then the reconcile loop - i.e. start order loop, consumer, HTTP endpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class Component:
         raise NotImplementedError
 
 
+def component_name(component: object) -> str:
+    """The class name of the worker, seen through a wrapper that keeps it as ``target``."""
+    return type(getattr(component, "target", component)).__name__
+
+
 @dataclass
 class Daemon:
     """Runs components; ``components`` are started in order and stopped in reverse order."""
@@ -44,7 +51,7 @@ class Daemon:
     def start(self) -> None:
         for component in self.components:
             component.start()
-            log.info("component started", component=type(component).__name__)
+            log.info("component started", component=component_name(component))
 
     def stop(self, budget_s: float = SHUTDOWN_BUDGET_S) -> bool:
         """Stop every component within ``budget_s`` in all; True when all stopped."""
@@ -55,7 +62,7 @@ class Daemon:
             remaining = max(0.5, deadline - time.monotonic())
             stopped = component.stop(remaining)
             clean = clean and bool(stopped if stopped is not None else True)
-            log.info("component stopped", component=type(component).__name__, clean=stopped)
+            log.info("component stopped", component=component_name(component), clean=stopped)
         return clean
 
     def request_stop(self) -> None:

@@ -1,6 +1,7 @@
 """The daemon's HTTP endpoint: SNS deliveries, liveness and readiness (design §4.2).
 
-Routes: ``POST /sns`` (verified SNS messages), ``GET /healthz``, ``GET /readyz``.
+Routes: ``POST /sns`` (verified SNS messages), ``GET /healthz``, ``GET /readyz`` and, when a
+token and a callback are configured, ``POST /reconcile`` (the CI webhook; see ``http_routes``).
 SNS counts any 2xx-4xx answer as delivered, so refused input (malformed, forged, another
 topic, stale) gets a 400 and only a failure worth retrying gets a 5xx. Every request is
 logged once (method, path, status, reason, duration_ms). Each connection is served on its
@@ -17,8 +18,15 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
+from reconciler.service.http_routes import (
+    WEBHOOK_PATH,
+    BodyRefused,
+    allowed_methods,
+    answer_webhook,
+    declared_length,
+    parse_listen,
+)
 from reconciler.service.sns_verify import (
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
@@ -31,18 +39,11 @@ log = get_logger("cronctl.http")
 NotificationHandler = Callable[[dict], tuple[int, str]]
 ConfirmationHandler = Callable[[str, str], None]
 Readiness = Callable[[], tuple[bool, str]]
+ReconcileTrigger = Callable[[], None]
 
-ROUTES = {"/sns": ("POST",), "/healthz": ("GET",), "/readyz": ("GET",)}
+__all__ = ["DaemonHttpServer", "parse_listen"]
 BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
                  b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``"host:port"`` (``[v6]:port`` too) -> ``(host, port)``; port 0 picks a free one."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"listen address must be host:port, got {listen!r}")
-    return host.strip("[]"), int(port)
 
 
 class _Server(ThreadingHTTPServer):
@@ -149,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
                 log.info("http_request", **fields)
 
     def _route(self, path: str) -> tuple[int, str]:
-        allowed = ROUTES.get(path)
+        allowed = allowed_methods(path, self.server.app.webhook_enabled)
         if allowed is None:
             return self._send(404, "not found\n"), "not_found"
         if self.command not in allowed:
@@ -159,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "ok\n"), "ok"
         if path == "/readyz":
             return self._readyz()
+        if path == WEBHOOK_PATH:
+            return self._reconcile()
         return self._sns()
 
     def _readyz(self) -> tuple[int, str]:
@@ -169,6 +172,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, "readiness check failed\n"), "readiness_error"
         status = 200 if ready else 503
         return self._send(status, f"{detail}\n"), "ready" if ready else "not_ready"
+
+    def _reconcile(self) -> tuple[int, str]:
+        app = self.server.app
+        body, refusal = self._read_body(app.max_body)
+        if refusal:
+            return refusal
+        answer = answer_webhook(self.headers.get_all("Authorization") or [], body,
+                                app.webhook_token, app.on_reconcile, self.client_address[0])
+        return self._send(answer.status, answer.text, answer.headers,
+                          answer.content_type), answer.reason
 
     def _sns(self) -> tuple[int, str]:
         app = self.server.app
@@ -205,26 +218,21 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, "ok\n"), "unsubscribe_confirmation"
 
     def _read_body(self, limit: int) -> tuple[bytes, tuple[int, str] | None]:
-        if self.headers.get("Transfer-Encoding"):
-            return b"", (self._send(411, "Content-Length required\n"), "length_required")
-        declared = self.headers.get("Content-Length")
-        if declared is None:
-            return b"", (self._send(411, "Content-Length required\n"), "length_required")
-        if not (declared.strip().isascii() and declared.strip().isdigit()):
-            return b"", (self._send(400, "bad Content-Length\n"), "bad_length")
-        length = int(declared)
-        if length > limit:
-            return b"", (self._send(413, f"body over {limit} bytes\n"), "too_large")
+        try:
+            length = declared_length(self.headers, limit)
+        except BodyRefused as exc:
+            return b"", (self._send(exc.status, exc.text), exc.reason)
         body = self.rfile.read(length)
         if len(body) != length:
             return b"", (self._send(400, "body shorter than Content-Length\n"), "short_body")
         return body, None
 
-    def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> int:
+    def _send(self, status: int, text: str, headers: dict[str, str] | None = None,
+              content_type: str = "text/plain; charset=utf-8") -> int:
         payload = text.encode("utf-8")
         self.close_connection = True
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
         for name, value in (headers or {}).items():
@@ -244,12 +252,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 class DaemonHttpServer:
     """The daemon's HTTP endpoint; ``start()`` serves on thread ``cronctl-http``,
-    ``stop()`` stops accepting, lets requests in flight finish and joins every thread."""
+    ``stop()`` stops accepting, lets requests in flight finish and joins every thread.
+
+    ``POST /reconcile`` exists only with both ``on_reconcile`` (which must only wake the
+    reconcile loop, never run a pass itself) and a non-empty ``webhook_token``."""
 
     def __init__(self, listen: str, verifier: SnsVerifier, on_notification: NotificationHandler,
                  on_subscription_confirmation: ConfirmationHandler, readiness: Readiness,
                  max_body: int = 256 * 1024 + 16 * 1024, read_timeout_s: float = 10,
-                 max_connections: int = 256) -> None:
+                 max_connections: int = 256, on_reconcile: ReconcileTrigger | None = None,
+                 webhook_token: str | None = None) -> None:
         self.listen = parse_listen(listen)
         self.verifier = verifier
         self.on_notification = on_notification
@@ -258,6 +270,8 @@ class DaemonHttpServer:
         self.max_body = max_body
         self.read_timeout_s = read_timeout_s
         self.max_connections = max_connections
+        self.on_reconcile = on_reconcile
+        self.webhook_token = webhook_token or None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -290,6 +304,11 @@ class DaemonHttpServer:
         if not finished:
             log.warning("http_stop_timed_out", timeout_s=timeout)
         return finished
+
+    @property
+    def webhook_enabled(self) -> bool:
+        """True when ``POST /reconcile`` exists (a callback and a token are configured)."""
+        return self.on_reconcile is not None and self.webhook_token is not None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.core.desired import Deployment
@@ -73,10 +74,6 @@ def _snapshot(settings: Settings, source: Source) -> Snapshot:
     return source() if callable(source) else source
 
 
-def _diff_counts(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-
-
 def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Plan:
     """Load the snapshot, observe AWS and compute the plan (no changes made)."""
     from reconciler.core.loader import load_snapshot
@@ -84,22 +81,47 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Pl
     loaded = load_snapshot(snapshot, settings.path)
     account = clients.account_id()
     observed = observe(clients, settings, account)
-    bad_files = {d.file for d in (*loaded.diagnostics, *snapshot.refused)}
+    problems: dict[str, list[str]] = {}
+    for diagnostic in (*loaded.diagnostics, *snapshot.refused):
+        lines = problems.setdefault(diagnostic.file, [])
+        if str(diagnostic) not in lines:
+            lines.append(str(diagnostic))
     held = set(loaded.held_back)
-    held |= {name for name, item in observed.registry.items() if item.file in bad_files}
+    held |= {name for name, item in observed.registry.items() if item.file in problems}
     held -= {spec.name for spec in loaded.specs}
-    held_files = {name: file for name, file in dict(loaded.files).items() if name in held}
+    held_files = {name: _held_file(name, observed.registry.get(name), problems)
+                  for name in held}
     desired = desired_state(tuple(loaded.specs), deployment(settings, account),
                             commit=snapshot.commit, held_back=frozenset(held),
-                            held_files=held_files)
+                            held_files={n: f for n, f in held_files.items() if f},
+                            held_reasons={n: tuple(problems.get(f, ()))
+                                          for n, f in held_files.items() if f})
     return make_plan(desired, observed, settings)
+
+
+def _held_file(name: str, item, problems: dict[str, list[str]]) -> str | None:
+    """The invalid file a held-back cron comes from: its registered file when that file has
+    problems, else a file with problems named after the cron."""
+    if item is not None and item.file in problems:
+        return item.file
+    return next((f for f in sorted(problems) if PurePosixPath(f).stem == name), None)
 
 
 def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
              source: Source = None) -> PassResult:
     """One pass. ``source``: a Snapshot or a callable returning one (default: the repo)."""
     started = time.monotonic()
-    before = clients.counter.snapshot()
+    with clients.counter.scope() as calls:
+        commit, plan, applied, errors, apply_errors = _pass(clients, settings, dry_run, source)
+    result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
+                        apply_errors=apply_errors, api_calls=dict(sorted(calls.items())),
+                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run)
+    _log(result)
+    return result
+
+
+def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source):
+    """The steps of a pass: (commit, plan, applied, errors, apply_errors)."""
     commit, plan, applied, errors, apply_errors = None, None, (), (), ()
     try:
         if settings.scheduler not in BACKENDS:
@@ -115,12 +137,7 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
         errors = (f"source unreadable, nothing changed: {exc}",)
     except CronctlError as exc:
         errors = (f"{type(exc).__name__}: {exc}",)
-    result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
-                        apply_errors=apply_errors,
-                        api_calls=_diff_counts(before, clients.counter.snapshot()),
-                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run)
-    _log(result)
-    return result
+    return commit, plan, applied, errors, apply_errors
 
 
 def _log(result: PassResult) -> None:
@@ -130,4 +147,5 @@ def _log(result: PassResult) -> None:
              delete=counts.get("delete", 0), applied=len(result.applied),
              plan_errors=len(result.plan.errors) if result.plan else 0,
              apply_errors=len(result.apply_errors), errors=list(result.errors),
-             duration_s=result.duration_s, aws_calls=sum(result.api_calls.values()))
+             duration_s=result.duration_s, aws_calls=sum(result.api_calls.values()),
+             aws_calls_by_operation=result.api_calls)

@@ -90,6 +90,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
         topic_arn = topic_arn_for(clients, settings)
 
     dispatcher = Dispatcher(clients, settings)
+    loop = ReconcileLoop(clients, settings)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
     http = DaemonHttpServer(
         settings.listen, verifier,
@@ -97,9 +98,10 @@ def build_daemon(settings: Settings, embedded: bool = False,
         on_subscription_confirmation=lambda topic, token: sns.confirm_subscription(
             clients, topic, token),
         readiness=readiness_check(clients, settings.registry_table),
+        on_reconcile=loop.trigger,
+        webhook_token=settings.webhook_token,
     )
     consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s)
-    loop = ReconcileLoop(clients, settings)
     components: list = [_Stoppable(http), _Stoppable(consumer), _Stoppable(loop)]
     if embedded:
         components += _embedded_components(clients, settings, topic_arn, http, clock_now)
@@ -107,7 +109,10 @@ def build_daemon(settings: Settings, embedded: bool = False,
         # The emulator starts first and stops last.
         components.insert(0, components.pop())
     daemon = Daemon(components=components, on_reload=loop.trigger)
-    summary.append(f"listening on {settings.listen} (POST /sns, GET /healthz, GET /readyz)")
+    routes = "POST /sns, GET /healthz, GET /readyz"
+    if http.webhook_enabled:
+        routes += ", POST /reconcile"
+    summary.append(f"listening on {settings.listen} ({routes})")
     return BuiltDaemon(daemon, http, loop, consumer, dispatcher, settings, summary)
 
 

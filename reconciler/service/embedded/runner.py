@@ -7,7 +7,11 @@ dispatch started (status PENDING with a task ARN), this runner:
   as a local process (labelled ``runner=local-process`` in the logs: the image is NOT used);
 - enforces the timeout as the ``timeout`` sidecar would (exit code 124 from that container);
 - sends ``RUNNING`` then ``STOPPED`` ECS Task State Change events, in AWS's exact envelope,
-  to the namespace's SQS queue, where the event consumer picks them up as it would on AWS.
+  to the namespace's SQS queue, where the event consumer picks them up as it would on AWS;
+- captures the process's stdout and stderr (one unnamed temp file per task, read with
+  ``pread`` so the process's write offset is untouched) and ships the complete lines with
+  ``put_logs(group, stream, lines)`` every ``logs_every_s`` and at the end, to the stream
+  the ``awslogs`` driver would write (``core.log_streams.stream_name``).
 
 One thread supervises every process (``poll``), so no thread per task is ever left behind.
 """
@@ -17,12 +21,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import IO
 
+from reconciler.core.log_streams import complete_lines, stream_name
 from reconciler.core.registry_model import RegistryItem
 from reconciler.logs import get_logger
 from reconciler.service.embedded.ecs_events import task_state_change
@@ -41,6 +48,9 @@ class _Running:
     started_at: datetime
     deadline: float
     version: int = 2
+    output: IO[bytes] | None = None
+    shipped: int = 0  # bytes of ``output`` already sent to the log stream
+    shipped_at: float = 0.0
 
 
 def docker_available() -> bool:
@@ -75,13 +85,21 @@ class LocalTaskRunner:
     def __init__(self, *, list_started: Callable[[], list[dict]],
                  registry_get: Callable[[str], RegistryItem | None],
                  send_event: Callable[[dict], None], region: str, account: str,
-                 cluster_arn: str, poll_s: float = 0.5, use_docker: bool | None = None) -> None:
+                 cluster_arn: str, poll_s: float = 0.5, use_docker: bool | None = None,
+                 put_logs: Callable[[str, str, list[str]], object] | None = None,
+                 log_group: str | None = None, stream_prefix: str | None = None,
+                 logs_every_s: float = 5.0) -> None:
+        """``put_logs(group, stream, lines)`` receives each task's output lines (in order);
+        without it (or without ``log_group``/``stream_prefix``) the output is discarded."""
         self._list_started = list_started
         self._registry_get = registry_get
         self._send_event = send_event
         self._region, self._account, self._cluster_arn = region, account, cluster_arn
         self._poll_s = poll_s
         self._use_docker = docker_available() if use_docker is None else use_docker
+        self._put_logs = put_logs if log_group and stream_prefix else None
+        self._log_group, self._stream_prefix = log_group, stream_prefix
+        self._logs_every_s = logs_every_s
         self._seen: set[str] = set()
         self._running: dict[str, _Running] = {}
         self._stop = threading.Event()
@@ -101,6 +119,7 @@ class LocalTaskRunner:
             if run.process and run.process.poll() is None:
                 run.process.kill()
                 run.process.wait(timeout=5)
+            self._ship_output(run, final=True)
         return not (self._thread and self._thread.is_alive())
 
     def _run(self) -> None:
@@ -119,6 +138,8 @@ class LocalTaskRunner:
                 self._launch(execution)
         for run in list(self._running.values()):
             code = run.process.poll() if run.process else 1
+            if code is None and time.monotonic() - run.shipped_at >= self._logs_every_s:
+                self._ship_output(run, final=False)
             if code is not None:
                 self._finish(run, main_exit=code)
             elif time.monotonic() > run.deadline:
@@ -152,10 +173,15 @@ class LocalTaskRunner:
                 stopped_at=now, stop_code="TaskFailedToStart",
                 stopped_reason="the image's default command needs a Docker engine to run"))
             return
+        output = tempfile.TemporaryFile(prefix="cronctl-task-") if self._put_logs else None
+        sink = output if output is not None else subprocess.DEVNULL
         try:
             process = subprocess.Popen(command, env={**os.environ, **env},
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdin=subprocess.DEVNULL, stdout=sink,
+                                       stderr=subprocess.STDOUT)
         except OSError as exc:
+            if output is not None:
+                output.close()
             self._send_event(task_state_change(
                 **base, version=2, last_status="STOPPED", desired_status="STOPPED",
                 stopped_at=now, stop_code="TaskFailedToStart",
@@ -163,15 +189,39 @@ class LocalTaskRunner:
             return
         timeout = _timeout_s(item.overrides, int(item.spec.get("timeout_s", 86400)))
         run = _Running(execution["execution_id"], execution["cron"], execution["task_arn"],
-                       task_def, process, now, now, time.monotonic() + timeout)
+                       task_def, process, now, now, time.monotonic() + timeout,
+                       output=output, shipped_at=time.monotonic())
         self._running[run.execution_id] = run
         log.info("task started", runner="docker" if self._use_docker else "local-process",
                  cron=run.cron, execution_id=run.execution_id)
         self._send_event(task_state_change(**base, version=2, last_status="RUNNING",
                                            desired_status="RUNNING", started_at=now))
 
+    def _ship_output(self, run: _Running, final: bool) -> None:
+        """Send the output's new complete lines (all of it when ``final``) to the log stream.
+
+        On a failed send the lines are kept for the next try, except at the end (logged)."""
+        if run.output is None or self._put_logs is None:
+            return
+        run.shipped_at = time.monotonic()
+        try:
+            size = os.fstat(run.output.fileno()).st_size
+            pending = os.pread(run.output.fileno(), size - run.shipped, run.shipped)
+            lines, used = complete_lines(pending, final)
+            if lines:
+                self._put_logs(self._log_group,
+                               stream_name(self._stream_prefix, run.task_arn), lines)
+            run.shipped += used
+        except Exception:  # noqa: BLE001 - output shipping must not stop the runner
+            log.exception("shipping task output failed", cron=run.cron,
+                          execution_id=run.execution_id, final=final)
+        if final:
+            run.output.close()
+            run.output = None
+
     def _finish(self, run: _Running, main_exit: int, timeout_exit: int | None = None) -> None:
         self._running.pop(run.execution_id, None)
+        self._ship_output(run, final=True)
         now = datetime.now(UTC)
         self._send_event(task_state_change(
             region=self._region, account=self._account, cluster_arn=self._cluster_arn,
