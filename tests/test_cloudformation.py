@@ -147,3 +147,37 @@ def test_execution_role_reads_only_the_namespace_secrets(template):
         ":parameter/${Namespace}/*")
     assert by_sid["SecretsUnderNamespace"]["Resource"]["Fn::Sub"].endswith(
         ":secret:/${Namespace}/*")
+
+
+IAM_PREFIX = {"eventbridge": "events"}
+NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+
+
+def test_daemon_role_allows_every_call_of_reconcile_passes(template, settings, tmp_path):
+    """Every AWS operation that create, backend switch, edit and delete passes make (as
+    counted against the emulator) is an action the daemon role allows."""
+    from reconciler.service.reconcile import run_pass
+    from tests.support.reconcile_env import cron_yaml, prepare, write_crons
+
+    clients = prepare(settings)
+    # the template creates the schedule group; the daemon only ever finds it
+    clients.client("scheduler").create_schedule_group(Name=settings.namespace)
+    settings = settings.with_(repo=str(tmp_path))
+    called: set[str] = set()
+    steps = [({"a": cron_yaml(), "b": cron_yaml("rate(1 hour)", "busybox")}, "rules"),
+             ({"a": cron_yaml("cron(0 6 * * ? *)"), "b": cron_yaml("rate(1 hour)")},
+              "scheduler"),
+             ({"a": cron_yaml("cron(0 6 * * ? *)")}, "rules")]
+    for crons, backend in steps:
+        write_crons(tmp_path, crons)
+        result = run_pass(clients, settings.with_(scheduler=backend), dry_run=False)
+        assert result.ok, result
+        called |= set(result.api_calls)
+    allowed = set()
+    for statement in _statements(template["Resources"]["DaemonRole"]):
+        actions = statement["Action"]
+        allowed |= set(actions if isinstance(actions, list) else [actions])
+    needed = {f"{IAM_PREFIX.get(s, s)}:{op}" for s, op in (c.split(".") for c in called)}
+    assert {"ecs:RegisterTaskDefinition", "scheduler:CreateSchedule",
+            "events:DeleteRule"} <= needed
+    assert sorted(needed - allowed - NEEDS_NO_PERMISSION) == []

@@ -236,3 +236,18 @@ def test_api_calls_of_a_pass_leave_out_other_threads_on_the_same_clients(env):
     assert clients.counter.snapshot()["sqs.ListQueues"] == 1
     assert "sqs.ListQueues" not in result.api_calls
     assert result.api_calls["dynamodb.Scan"] == 1
+
+
+def test_a_namespace_not_bootstrapped_is_named_and_nothing_is_created(settings, tmp_path,
+                                                                       capsys):
+    from reconciler.adapters.aws import AwsClients
+
+    write_crons(tmp_path, THREE)
+    args = ["reconcile", "--repo", str(tmp_path), "--namespace", "test"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "registry table test-registry not found" in err
+    assert "cronctl bootstrap --namespace test" in err
+    clients = AwsClients(settings)
+    assert clients.client("events").list_rules()["Rules"] == []
+    assert clients.client("ecs").list_task_definitions()["taskDefinitionArns"] == []

@@ -220,7 +220,7 @@ PARSED = [
     ("cron(0 0 LW * ? *)", dict(days=LastWeekdayOfMonth())),
     ("cron(0 0 15W * ? *)", dict(days=NearestWeekday(15))),
     ("cron(0 0 ? * 6L *)", dict(days=LastWeekdayInMonth(6))),
-    ("cron(0 0 ? * L *)", dict(days=LastWeekdayInMonth(7))),
+    ("cron(0 0 ? * L *)", dict(days=DaysOfWeek(frozenset({7})))),  # the week's last day
     ("cron(0 0 ? * TUE#2 *)", dict(days=NthWeekdayInMonth(3, 2))),
     ("cron(0 0 * * ? *)", dict(years=set(range(1970, 2200)), months=set(range(1, 13)))),
 ]

@@ -138,7 +138,7 @@ def special_cases(draw) -> Case:
     """L, LW, nW, nL and n#k with quarter-hour minutes (so 15-minute steps are exact)."""
     minutes = draw(st.sets(st.sampled_from([0, 15, 30, 45]), min_size=1, max_size=2))
     hours = draw(st.sets(st.integers(0, 23), min_size=1, max_size=3))
-    kind = draw(st.sampled_from(["L", "LW", "W", "nL", "#"]))
+    kind = draw(st.sampled_from(["L", "LW", "W", "nL", "#", "dow L"]))
     n = draw(st.integers(1, 31))
     weekday = draw(st.integers(1, 7))
     nth = draw(st.integers(1, 5))
@@ -152,6 +152,8 @@ def special_cases(draw) -> Case:
             for later in range(d.day + 1, last_day(d) + 1))
     elif kind == "W":
         dom, day_ok = f"{n}W", lambda d: nearest_weekday(d, n)
+    elif kind == "dow L":  # the last day of the week: every Saturday
+        dow, day_ok = "L", lambda d: aws_dow(d) == 7  # noqa: E731
     elif kind == "nL":
         dow = f"{weekday}L"
         day_ok = lambda d: aws_dow(d) == weekday and d.day + 7 > last_day(d)  # noqa: E731

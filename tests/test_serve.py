@@ -100,7 +100,7 @@ def test_serve_refuses_history_days_below_one(settings, capsys, days):
     assert "--history-days must be at least 1" in capsys.readouterr().err
 
 
-def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch):
+def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch, capsys):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, os.environ.get(key, "testing"))
     (tmp_path / "crons.d").mkdir()
@@ -124,5 +124,8 @@ def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch):
                         timeout=30, message="a successful local run")
         assert done[0].exit_code == 0
         assert done[0].trigger == "schedule"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", built.settings.endpoint_url)
+        assert main(["logs", "tick", done[0].execution_id, "--namespace", "demo"]) == 0
+        assert "tick" in capsys.readouterr().out.splitlines()
     finally:
         assert built.daemon.stop(budget_s=30)

@@ -132,7 +132,9 @@ def test_trigger_runs_now_and_respects_the_policy_unless_forced(plane, settings,
     [task] = tasks_started_by(clients, settings, eid)
     assert {t["key"]: t["value"] for t in task["tags"]}["cronctl:execution"] == eid
     assert cli.main(["trigger", "hello", *NS]) == 1
-    assert "skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped" in err and f"previous execution {eid} is still running" in err
+    assert "--force starts it anyway" in err
     assert cli.main(["trigger", "hello", "--force", *NS]) == 0
     capsys.readouterr()
     assert cli.main(["status", "hello", "--output", "json", *NS]) == 0
@@ -143,7 +145,8 @@ def test_trigger_runs_now_and_respects_the_policy_unless_forced(plane, settings,
 
 def test_trigger_of_an_unknown_cron_fails(plane, capsys):
     assert cli.main(["trigger", "nobody", *NS]) == 1
-    assert "unknown_cron" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown_cron" in err and "no cron named 'nobody' in namespace 'test'" in err
 
 
 def test_execution_ids_in_status_are_the_dispatch_ids(plane, settings):

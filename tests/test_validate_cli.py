@@ -204,3 +204,19 @@ def test_github_annotations_escape_the_file_and_the_message(repo, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "::error file=odd/a%2Cb%3Ac.yaml,line=4,col=10::timeout: '100%25' is not a duration; "
         "a duration is seconds or a number with a unit: 90s, 15m, 2h, 1d"]
+
+
+def test_a_commit_chosen_by_the_environment(repo, capsys, monkeypatch):
+    repository = git.Repo.init(repo)
+    repository.index.add(["crons.d/good.yaml"])
+    author = git.Actor("Test", "test@example.com")
+    commit = repository.index.commit("one cron", author=author, committer=author)
+    repository.close()
+    monkeypatch.setenv("CRONCTL_REF", commit.hexsha)
+    assert main(["validate"]) == 0  # the commit, not the working tree's invalid files
+    assert capsys.readouterr().out.splitlines()[-1] == "1 cron valid, no errors"
+    monkeypatch.setenv("CRONCTL_REF", "no-such-ref")
+    assert main(["validate"]) == 1
+    assert f"unknown ref 'no-such-ref' in {repo}" in capsys.readouterr().err
+    assert main(["validate", "crons.d/bad.yaml"]) == 1  # PATH arguments: the files themselves
+    assert capsys.readouterr().out.splitlines()[-1] == "0 crons valid, 1 error in 1 file"

@@ -25,7 +25,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
-    from reconciler.service.dispatch import STARTED, Dispatcher
+    from reconciler.service.dispatch import (
+        SKIPPED,
+        STARTED,
+        SUSPENDED,
+        UNKNOWN_CRON,
+        Dispatcher,
+    )
 
     settings = settings_from_args(args)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -42,5 +48,9 @@ def run(args: argparse.Namespace) -> int:
         line += f" task {outcome.task_arn}"
     if outcome.reason:
         line += f": {outcome.reason}"
+    if outcome.status == UNKNOWN_CRON:
+        line += f" in namespace {settings.namespace!r}"
+    elif outcome.status in (SKIPPED, SUSPENDED):
+        line += " (--force starts it anyway)"
     print(line, file=sys.stdout if outcome.status == STARTED else sys.stderr)
     return 0 if outcome.status == STARTED else 1

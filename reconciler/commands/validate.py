@@ -30,6 +30,8 @@ What is read:
   cronctl validate                    the --path folder (default crons.d) of the current directory
   cronctl validate PATH [PATH ...]    these files and folders (folders: every *.yaml / *.yml)
   cronctl validate --ref main         the --path folder at a commit of the Git repo (--repo, default .)
+A commit is read whenever --repo or --ref (or CRONCTL_REPO / CRONCTL_REF) is given and no
+PATH is.
 
 Output (--output): text (for people), json ({"crons": [...], "errors": [...]}) or github
 (one ::error annotation per error, for GitHub Actions).
@@ -55,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
               "use --path to choose the folder inside the repo", file=sys.stderr)
         return 2
     settings = settings_from_args(args)
+    from_git = bool(args.repo or args.ref) or (
+        not args.paths and bool(os.environ.get("CRONCTL_REPO") or os.environ.get("CRONCTL_REF")))
     try:
-        if args.repo or args.ref:
+        if from_git:
             snapshot = read_git(settings.repo, settings.ref, settings.path)
             result = load_snapshot(snapshot, settings.path)
         elif args.paths:

@@ -50,9 +50,14 @@ def name_problem(name: str) -> str | None:
     return f"name '{name}' is not valid: {rule}"
 
 
+# Names a zoneinfo folder may hold that are not zones a cron can be run in: ``localtime``
+# is the machine's own setting, ``Factory`` the "no zone set" placeholder.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
 
 
 def timezone_problem(value: object) -> str | None:
@@ -83,6 +88,9 @@ def _units(value: object, what: str, index: int) -> int:
     if isinstance(value, str):
         if value in TSHIRT_SIZES:
             return TSHIRT_SIZES[value][index]
+        if value.isdigit():
+            raise ValueError(f"the number of {what} must not be quoted: write {value}, "
+                             f"not '{value}'")
         raise ValueError(f"unknown size '{value}'{suggestion(value, TSHIRT_SIZES)}; "
                          f"use {_SIZES} or a number of {what}")
     if isinstance(value, bool) or not isinstance(value, int):

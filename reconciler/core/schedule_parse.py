@@ -208,8 +208,8 @@ def _day_of_week(text: str, problems: Problems) -> DayRule | None:
         if not 1 <= count <= 5:
             return problems.add(f"day-of-week: the number after # must be 1-5, got {count}")
         return NthWeekdayInMonth(weekday, count) if weekday is not None else None
-    if text == "L":
-        return LastWeekdayInMonth(7)
+    if text == "L":  # alone, L is the last day of the week: every Saturday (as in Quartz)
+        return DaysOfWeek(frozenset({7}))
     if "L" in text and "?" not in text:
         if re.search(r"[,\-/]", text):
             return problems.add(f"day-of-week: L can't be combined with lists, ranges or steps "

@@ -7,7 +7,8 @@ tags) and builds plain values itself, so that it can:
   (a tuple of keys and list indexes);
 - refuse duplicate mapping keys (YAML allows the parser to keep either one silently);
 - refuse alias bombs: aliases are expanded while counting nodes, and a document that
-  expands beyond ``MAX_NODES`` nodes or ``MAX_DEPTH`` levels is refused.
+  expands beyond ``MAX_NODES`` nodes or ``MAX_DEPTH`` levels is refused;
+- refuse integers that YAML 1.1 reads in another base (``1:30``, ``010``, ``0x10``).
 
 Mapping keys are always their source text (``on: 1`` has the key ``"on"``, not ``True``).
 Problems come back as ``YamlProblem`` values; nothing here raises on bad input.
@@ -15,6 +16,7 @@ Problems come back as ``YamlProblem`` values; nothing here raises on bad input.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -25,6 +27,10 @@ MAX_DEPTH = 64
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+INT_TAG = "tag:yaml.org,2002:int"
+# YAML 1.1 also reads 1:30 (base 60), 010 (octal), 0x10, 0b10 and 1_000 as integers: a
+# `timeout: 1:30` would silently be 90 seconds. Only plain decimal integers are accepted.
+DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 
 Path = tuple  # of str keys and int list indexes
 
@@ -164,7 +170,11 @@ class _Builder:
             return [self.build(item, (*path, index), depth + 1, via_alias)
                     for index, item in enumerate(node.value)]
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
+            if node.tag == INT_TAG and not DECIMAL.match(node.value):
+                self._problem(node, path, f"'{node.value}' is not a plain decimal number "
+                              f"(YAML 1.1 reads it as {value}); write it in decimal or quote it")
+            return value
         except yaml.constructor.ConstructorError as error:
             self._problem(node, path, f"invalid YAML value: {error.problem}")
         except (ValueError, OverflowError, TypeError) as error:  # e.g. 2024-02-30, !!int 0xZZ

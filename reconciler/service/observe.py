@@ -12,11 +12,19 @@ from __future__ import annotations
 from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.core.plan_model import Observed, ObservedSchedule
+from reconciler.errors import ConfigError, NotFound
 from reconciler.settings import Settings
 
 
 def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
-    items = registry.scan(clients, settings)
+    """Raises ConfigError when the namespace has no registry table (not bootstrapped)."""
+    try:
+        items = registry.scan(clients, settings)
+    except NotFound as exc:
+        raise ConfigError(
+            f"registry table {settings.registry_table} not found: namespace "
+            f"{settings.namespace!r} is not set up; run `cronctl bootstrap --namespace "
+            f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first") from exc
     known_arns = {item.schedule_arn for item in items.values() if item.schedule_arn}
     return Observed(
         registry=items,

@@ -131,6 +131,7 @@ class _Subscriber:
 
 def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str,
                          http: DaemonHttpServer, clock_now=None) -> list:
+    from reconciler.adapters.logs import put_lines
     from reconciler.service.embedded.clock import LocalClock
     from reconciler.service.embedded.runner import LocalTaskRunner
 
@@ -164,5 +165,8 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
     runner = LocalTaskRunner(list_started=list_started, registry_get=registry.get,
                              send_event=send_event, region=settings.region,
                              account=identity["Account"],
-                             cluster_arn=cluster[0]["clusterArn"])
+                             cluster_arn=cluster[0]["clusterArn"],
+                             put_logs=lambda group, stream, lines: put_lines(
+                                 clients, group, stream, lines),
+                             log_group=settings.log_group_name, stream_prefix=settings.namespace)
     return [_Subscriber(clients, topic_arn, http), _Stoppable(clock), _Stoppable(runner)]

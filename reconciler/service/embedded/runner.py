@@ -115,12 +115,14 @@ class LocalTaskRunner:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
+        stopped = not (self._thread and self._thread.is_alive())
         for run in list(self._running.values()):
             if run.process and run.process.poll() is None:
                 run.process.kill()
                 run.process.wait(timeout=5)
-            self._ship_output(run, final=True)
-        return not (self._thread and self._thread.is_alive())
+            if stopped:  # else the poll thread may still be shipping this output
+                self._ship_output(run, final=True)
+        return stopped
 
     def _run(self) -> None:
         while not self._stop.is_set():
