@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -242,3 +243,96 @@ def test_ci_webhook_triggers_a_pass_only_with_the_token(settings, tmp_path):
         wait_for(lambda: built.loop.passes == 2, timeout=20, message="the webhook's pass")
     finally:
         assert built.daemon.stop(budget_s=30)
+
+
+def test_readiness_needs_a_readable_registry(settings):
+    from reconciler.adapters.tables import ensure_tables
+    from reconciler.service.daemon import readiness_check
+
+    clients = AwsClients(settings)
+    check = readiness_check(clients, settings.registry_table)
+    ready, detail = check()
+    assert not ready and "registry not readable" in detail and settings.registry_table in detail
+    ensure_tables(clients, settings)
+    assert check() == (True, "ready")
+
+
+def test_a_hundred_concurrent_deliveries_to_the_endpoint_start_one_task(daemon):
+    """SNS delivers a burst when many crons share a minute: every delivery must be answered,
+    and the duplicates of one scheduled message start one task."""
+    built, clients, infra = daemon
+    body = json.dumps(_signed_notification(infra.topic_arn, "2026-11-27T10:30:00Z")).encode()
+    answers, gate = [], threading.Barrier(100, timeout=30)
+
+    def deliver():
+        gate.wait()
+        try:
+            status, text = post(built.http.url, "/sns", body, timeout=60)
+            answers.append((status, json.loads(text)["status"]))
+        except OSError as exc:              # recorded: every delivery must be answered
+            answers.append((0, type(exc).__name__))
+
+    threads = [threading.Thread(target=deliver, name=f"cronctl-test-sns-{n}") for n in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(answers) == [(200, "duplicate")] * 99 + [(200, "started")]
+    eid = execution_id("hello", "2026-11-27T10:30:00Z")
+    assert len(_tasks(clients, built.settings, eid)) == 1
+
+
+class _EndpointProbe:
+    """Wraps a daemon component: when asked to stop, notes whether the endpoint still answers."""
+
+    def __init__(self, inner, url: str) -> None:
+        self.inner, self.url = inner, url
+        self.endpoint_answered_at_stop: bool | None = None
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def stop(self, timeout: float) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
+                self.endpoint_answered_at_stop = True
+        except OSError:
+            self.endpoint_answered_at_stop = False
+        return self.inner.stop(timeout)
+
+
+def test_shutdown_stops_accepting_requests_before_it_stops_polling(daemon):
+    """Issue order for SIGTERM: stop accepting requests, finish the dispatches in flight, then
+    stop polling SQS."""
+    built, _, _ = daemon
+    components = built.daemon.components
+    index = next(i for i, c in enumerate(components) if getattr(c, "target", c) is built.consumer)
+    probe = _EndpointProbe(components[index], built.http.url)
+    components[index] = probe
+    assert built.daemon.stop(budget_s=30)
+    assert probe.endpoint_answered_at_stop is False
+
+
+def test_the_reconciled_rules_input_for_a_scheduled_event_dispatches_the_cron(daemon):
+    """What the rule's input transformer sends for AWS's documented scheduled event (the
+    emulator never fires it) is published to the topic and starts that scheduled run."""
+    from reconciler.core.desired import rule_name
+    from tests.support.fixtures import FIXTURES
+
+    built, clients, infra = daemon
+    event = json.loads((FIXTURES / "events" / "scheduled_event_awsdocs.json").read_text())
+    [target] = clients.client("events").list_targets_by_rule(
+        Rule=rule_name(built.settings.namespace, "hello"))["Targets"]
+    assert target["Arn"] == infra.topic_arn
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["time"] == "$.time"
+    sns.publish(clients, infra.topic_arn,
+                transformer["InputTemplate"].replace("<time>", event["time"]))
+    eid = execution_id("hello", event["time"])
+    store = ExecutionStore(clients, built.settings)
+    record = wait_for(lambda: (r := store.get(eid)) and r.task_arn and r, timeout=10,
+                      message="the scheduled run to start")
+    assert (record.cron, record.scheduled_at, record.trigger) == \
+        ("hello", "2015-10-08T16:53:06.000Z", "schedule")
+    assert _tasks(clients, built.settings, eid) == [record.task_arn]

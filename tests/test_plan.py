@@ -103,6 +103,15 @@ def test_schedule_change_in_the_file_is_an_update():
     assert ("expression", "cron(0 5 * * ? *)", "rate(5 minutes)") in p.pending[0].diff
 
 
+def test_moved_file_updates_the_description_and_the_registry_as_a_move():
+    moved = replace(spec("a"), file="crons.d/team/a.yaml")
+    p = plan([moved], in_sync(spec("a")))
+    assert summary(p) == [("a", "schedule", "update", "file moved"),
+                          ("a", "registry", "update", "file moved")]
+    assert p.pending[0].diff == (("description", "cronctl test/a (crons.d/a.yaml)",
+                                  "cronctl test/a (crons.d/team/a.yaml)"),)
+
+
 def test_removed_file_deletes_schedule_then_registry_then_unused_definition():
     rows = summary(plan([spec("a")], in_sync(spec("a"), spec("b", image="busybox"))))
     assert [r[:3] for r in rows] == [("b", "schedule", "delete"), ("b", "registry", "delete"),

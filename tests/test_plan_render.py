@@ -70,3 +70,15 @@ def test_sensitive_names():
     assert is_sensitive("spec.container.env.GITHUB_TOKEN")
     assert not is_sensitive("spec.container.env.LEVEL")
     assert not is_sensitive("spec.container.image")
+
+
+def test_json_errors_include_failed_changes():
+    from reconciler.service.apply import ApplyError
+
+    failed = ApplyError("a", "schedule", "create", "PutRule: AccessDeniedException: no")
+    data = json.loads(render_json(PLAN, {}, (failed,)))
+    assert data["errors"][1:] == [{"cron": "a", "file": "",
+                                   "message": "create schedule failed: "
+                                              "PutRule: AccessDeniedException: no"}]
+    assert data["apply_errors"] == [{"cron": "a", "resource": "schedule", "action": "create",
+                                     "message": "PutRule: AccessDeniedException: no"}]

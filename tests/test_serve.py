@@ -94,6 +94,14 @@ def test_serve_refuses_a_bad_listen_address(settings, capsys):
     assert "listen" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_missing_certificate_directory(settings, capsys, tmp_path,
+                                                       monkeypatch):
+    monkeypatch.setenv("CRONCTL_SNS_CERTS", str(tmp_path / "no-such-dir"))
+    assert main(["serve", "--listen", "127.0.0.1:0", "--namespace", settings.namespace]) == 1
+    err = capsys.readouterr().err
+    assert "cronctl serve: SNS certificate directory (CRONCTL_SNS_CERTS) is not a directory" in err
+
+
 @pytest.mark.parametrize("days", ["0", "-3"])
 def test_serve_refuses_history_days_below_one(settings, capsys, days):
     assert main(["serve", "--history-days", days, "--namespace", settings.namespace]) == 2

@@ -328,3 +328,10 @@ def test_default_fetch_refuses_redirects_errors_and_large_files(cert_host):
             fetch_certificate(f"{cert_host}{path}")
     with pytest.raises(TransientError):
         fetch_certificate("http://127.0.0.1:9/unreachable.pem", timeout_s=1)
+
+
+def test_a_certificate_directory_that_does_not_exist_is_a_config_error(tmp_path):
+    from reconciler.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CRONCTL_SNS_CERTS"):
+        CertificateStore(tmp_path / "missing")

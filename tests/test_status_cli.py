@@ -154,3 +154,21 @@ def test_execution_ids_in_status_are_the_dispatch_ids(plane, settings):
     put_cron(clients, settings, "hello", td)
     eid = run_to_the_end(clients, settings, "hello", main_exit=0)
     assert eid == ex.execution_id("hello", AT)
+
+
+@pytest.mark.parametrize("command", [["status", "hello"], ["list"], ["trigger", "hello"]])
+def test_commands_on_a_namespace_never_bootstrapped_say_so(aws, capsys, command):
+    assert cli.main([*command, "--namespace", "elsewhere"]) == 1
+    captured = capsys.readouterr()
+    assert f"cronctl {command[0]}: registry table elsewhere-registry not found: namespace " \
+           "'elsewhere' is not bootstrapped here (run `cronctl bootstrap --namespace " \
+           "elsewhere`)" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("limit", ["0", "-2"])
+def test_status_limit_below_one_is_a_usage_error(plane, capsys, limit):
+    assert cli.main(["status", "hello", "--limit", limit, *NS]) == 2
+    captured = capsys.readouterr()
+    assert "cronctl status: --limit must be at least 1" in captured.err
+    assert captured.out == ""

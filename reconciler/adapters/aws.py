@@ -22,6 +22,9 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
 from tenacity import (
@@ -58,8 +61,15 @@ NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError
                   ConnectionClosedError)
 
 
+CONFIGURATION_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError)
+
+
 def translate(exc: Exception) -> Exception:
     """Map a botocore exception to TransientError / NotFound / Conflict / PermanentError."""
+    if isinstance(exc, CONFIGURATION_ERRORS):
+        return PermanentError(f"AWS is not configured: {exc} (set credentials and a region "
+                              "the usual boto3 way, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID, "
+                              "and AWS_REGION)", "Configuration")
     if isinstance(exc, NETWORK_ERRORS):
         return TransientError(str(exc))
     if isinstance(exc, ClientError):
@@ -81,7 +91,7 @@ def call(fn: Callable[..., T], *args, **kwargs) -> T:
     """Call a boto3 operation, translating its errors (no retry here)."""
     try:
         return fn(*args, **kwargs)
-    except (ClientError, *NETWORK_ERRORS) as exc:
+    except (ClientError, *NETWORK_ERRORS, *CONFIGURATION_ERRORS) as exc:
         raise translate(exc) from exc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from reconciler.commands.common import add_aws_flags, add_source_flags, settings_from_args
@@ -58,4 +59,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in built.summary:
         print(line, flush=True)
-    return built.daemon.run_until_signalled()
+    code = built.daemon.run_until_signalled()
+    if code != 0:
+        # A component did not stop within the shutdown budget: exit now rather than wait
+        # for its thread, so the process always ends within the budget.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         print("cronctl status: --limit must be at least 1", file=sys.stderr)
-        return 1
+        return 2
     settings = settings_from_args(args)
     clients = AwsClients(settings)
     try:

@@ -138,8 +138,10 @@ def _diff(before: dict, after: dict) -> tuple[tuple[str, object, object], ...]:
 def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem | None) -> str:
     if reg is None:
         return ADOPTING
-    if reg.spec_hash != dc.spec.spec_hash() or reg.file != dc.spec.file:
+    if reg.spec_hash != dc.spec.spec_hash():
         return "schedule changed"
+    if reg.file != dc.spec.file:
+        return "file moved"
     kind = _kind(live.current.backend)
     current, wanted = live.current, dc.schedule
     if current.target_arn is None:

@@ -82,12 +82,16 @@ def change_to_dict(change: Change) -> dict:
 
 
 def plan_to_dict(plan: Plan, api_calls: dict | None = None, apply_errors=()) -> dict:
-    """The JSON form; no-ops are left out of ``changes``."""
+    """The JSON form; no-ops are left out of ``changes``. ``errors`` holds every error of the
+    pass (plan errors, then failed changes); ``apply_errors`` details the failed changes."""
     data = {
         "commit": plan.commit,
         "changes": [change_to_dict(c) for c in plan.pending],
         "errors": [{"cron": e.cron, "file": e.file, "message": e.message}
-                   for e in plan.errors],
+                   for e in plan.errors] + [
+                  {"cron": e.cron, "file": "",
+                   "message": f"{e.action} {e.resource} failed: {e.message}"}
+                  for e in apply_errors],
         "api_calls": dict(sorted((api_calls or {}).items())),
     }
     if apply_errors:

@@ -52,6 +52,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     timeout = 0.1  # how often the accept loop looks at the stop Event
+    # SNS delivers a minute's schedules in one burst; socketserver's default backlog of 5 would
+    # reset most of those connections (they would only come back through SNS retries).
+    request_queue_size = 128
 
     def __init__(self, address, handler, app: DaemonHttpServer) -> None:
         self.app = app

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reconciler.errors import PermanentError, TransientError
+from reconciler.errors import ConfigError, PermanentError, TransientError
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -119,6 +119,9 @@ class CertificateStore:
     def __init__(self, certs_dir: str | Path | None = None,
                  fetch: Callable[[str], bytes] | None = None, max_cached: int = 64) -> None:
         self.certs_dir = Path(certs_dir) if certs_dir else None
+        if self.certs_dir is not None and not self.certs_dir.is_dir():
+            raise ConfigError(f"SNS certificate directory (CRONCTL_SNS_CERTS) is not a "
+                              f"directory: {self.certs_dir}")
         self._fetch = fetch or fetch_certificate
         self._max_cached = max_cached
         self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()

@@ -74,7 +74,9 @@ def build_daemon(settings: Settings, embedded: bool = False,
         from reconciler.service.embedded.emulator import EmbeddedAws
 
         emulator = EmbeddedAws()
-        settings = settings.with_(endpoint_url=emulator.start())
+        # Short SQS polls: the emulator costs nothing per call, and Ctrl-C stops at once.
+        settings = settings.with_(endpoint_url=emulator.start(),
+                                  sqs_wait_s=min(settings.sqs_wait_s, 2))
         fetch = moto_cert_fetcher
         summary.append(f"embedded AWS emulator: {settings.endpoint_url}")
         summary.append(f"  to inspect: export AWS_ENDPOINT_URL={settings.endpoint_url} "
@@ -102,7 +104,10 @@ def build_daemon(settings: Settings, embedded: bool = False,
         webhook_token=settings.webhook_token,
     )
     consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s)
-    components: list = [_Stoppable(http), _Stoppable(consumer), _Stoppable(loop)]
+    # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
+    # dispatches finish), then polling stops (no message is deleted before its effect is
+    # stored), then the reconcile loop.
+    components: list = [_Stoppable(loop), _Stoppable(consumer), _Stoppable(http)]
     if embedded:
         components += _embedded_components(clients, settings, topic_arn, http, clock_now)
         components.append(_Stoppable(emulator, started=True))
