@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 
 from reconciler.core.plan import ADOPTING
@@ -28,6 +29,13 @@ def synced(settings, tmp_path):
 
 def edit_expression(events):
     events.put_rule(Name="test-alpha", ScheduleExpression="rate(1 day)", State="ENABLED")
+
+
+def edit_and_strip_tags(events):
+    arn = events.describe_rule(Name="test-alpha")["Arn"]
+    tags = events.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    events.untag_resource(ResourceARN=arn, TagKeys=[t["Key"] for t in tags])
+    edit_expression(events)
 
 
 def disable(events):
@@ -55,6 +63,30 @@ def test_rule_drift_is_shown_and_repaired(synced, tamper, reason, action):
     dry = run_pass(clients, settings, dry_run=True)
     assert [(c.cron, c.resource, c.action, c.reason) for c in dry.plan.pending] == [
         ("alpha", "schedule", action, reason)]
+    assert run_pass(clients, settings, dry_run=False).ok
+    assert live_state(clients, settings) == clean
+
+
+def with_aws_put_rule_tagging(clients) -> None:
+    """AWS's PutRule assigns tags only when it creates a rule (moto applies them on updates
+    too): drop ``Tags`` from a PutRule of an existing rule, as AWS would ignore them."""
+    probe = boto3.client("events")
+
+    def ignore_tags_on_update(params, **_kwargs):
+        try:
+            probe.describe_rule(Name=params["Name"])
+        except probe.exceptions.ResourceNotFoundException:
+            return
+        params.pop("Tags", None)
+
+    clients.client("events").meta.events.register(
+        "provide-client-params.events.PutRule", ignore_tags_on_update)
+
+
+def test_ownership_tags_stripped_outside_are_restored(synced):
+    clients, settings, clean = synced
+    with_aws_put_rule_tagging(clients)
+    edit_and_strip_tags(clients.client("events"))
     assert run_pass(clients, settings, dry_run=False).ok
     assert live_state(clients, settings) == clean
 

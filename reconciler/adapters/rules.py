@@ -58,14 +58,21 @@ def observed(rule: dict, target: dict | None, tag_map: dict | None) -> ObservedS
     return ObservedSchedule(arn=rule["Arn"], current=current, tags=tag_map)
 
 
-def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule) -> str:
-    """Create or update the rule and its target (PutRule upserts); returns the rule ARN."""
+def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule,
+        existing: bool = False) -> str:
+    """Create or update the rule and its target (PutRule upserts); returns the rule ARN.
+
+    PutRule assigns tags only when it creates the rule, so an ``existing`` rule is re-tagged
+    with TagResource: the ownership tags survive edits made outside cronctl.
+    """
     events = clients.client("events")
     tag_map = ours_tags(namespace, **{CRON_TAG: cron})
+    tag_list = [{"Key": k, "Value": v} for k, v in sorted(tag_map.items())]
     arn = call_retrying(
         events.put_rule, Name=wanted.name, ScheduleExpression=wanted.expression,
-        State=wanted.state, Description=wanted.description,
-        Tags=[{"Key": k, "Value": v} for k, v in sorted(tag_map.items())])["RuleArn"]
+        State=wanted.state, Description=wanted.description, Tags=tag_list)["RuleArn"]
+    if existing:
+        call_retrying(events.tag_resource, ResourceARN=arn, Tags=tag_list)
     result = call_retrying(events.put_targets, Rule=wanted.name, Targets=[{
         "Id": TARGET_ID, "Arn": wanted.target_arn,
         "InputTransformer": {"InputPathsMap": json.loads(wanted.input_paths or "{}"),

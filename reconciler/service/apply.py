@@ -53,7 +53,8 @@ class _Applier:
         if change.action in ("create", "update"):
             wanted = change.desired
             if wanted.backend == "rules":
-                rules.put(self.clients, self.settings.namespace, change.cron, wanted)
+                rules.put(self.clients, self.settings.namespace, change.cron, wanted,
+                          existing=change.action == "update")
                 return
             if change.action == "create" and not self.group_ready:
                 schedules.ensure_group(self.clients, self.settings.namespace)
