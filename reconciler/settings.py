@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from reconciler.core.desired import dispatch_topic_name, topic_arn
 from reconciler.errors import ConfigError
 
 DEFAULT_SIDECAR_IMAGE = "public.ecr.aws/docker/library/busybox:stable"
@@ -37,6 +38,7 @@ class Settings:
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     execution_role_arn: str | None = None
     default_task_role_arn: str | None = None
+    scheduler_role_arn: str | None = None  # default: role/<namespace>-scheduler
     log_group: str | None = None
     interval_s: float = 60.0
     history_days: int = 30
@@ -61,7 +63,10 @@ class Settings:
 
     @property
     def topic_name(self) -> str:
-        return f"{self.namespace}-dispatch"
+        return dispatch_topic_name(self.namespace)
+
+    def topic_arn(self, partition: str, account: str) -> str:
+        return topic_arn(partition, self.region, account, self.namespace)
 
     @property
     def queue_name(self) -> str:

@@ -3,48 +3,27 @@ and a check that no test leaks a thread."""
 
 from __future__ import annotations
 
-import os
 import threading
-import urllib.request
 
 import pytest
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from reconciler.settings import Settings
+from tests.support.moto import REGION, reset_moto
+from tests.support.moto import moto_server as running_moto_server
 from tests.support.waiting import wait_for
-
-REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
 def moto_server():
     """A moto server on a free loopback port; its URL. boto3 is pointed at it by env."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in (
-        "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION", "AWS_REGION")}
-    os.environ.update({
-        "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-    })
-    yield url
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with running_moto_server() as url:
+        yield url
 
 
 @pytest.fixture
 def aws(moto_server):
     """A moto server with no state left by earlier tests; yields its URL."""
-    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST", data=b"")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    reset_moto(moto_server)
     return moto_server
 
 

@@ -120,3 +120,18 @@ def test_scheduler_schedule_fields():
         ("nightly", "test", "Europe/Berlin", "DISABLED")
     assert sched.role_arn == "arn:aws:iam::123456789012:role/test-scheduler"
     assert sched.arn == "arn:aws:scheduler:us-east-1:123456789012:schedule/test/nightly"
+
+
+@pytest.mark.parametrize(("partition", "backend", "schedule_arn", "topic", "role"), [
+    ("aws", "rules", "arn:aws:events:us-east-1:123456789012:rule/test-nightly",
+     "arn:aws:sns:us-east-1:123456789012:test-dispatch", None),
+    ("aws-cn", "scheduler", "arn:aws-cn:scheduler:us-east-1:123456789012:schedule/test/nightly",
+     "arn:aws-cn:sns:us-east-1:123456789012:test-dispatch",
+     "arn:aws-cn:iam::123456789012:role/test-scheduler"),
+])
+def test_arns_follow_the_callers_partition(partition, backend, schedule_arn, topic, role):
+    dep = replace(DEP, partition=partition, backend=backend)
+    cron = desired_cron(spec(), dep)
+    assert cron.schedule.arn == schedule_arn
+    assert cron.schedule.target_arn == topic
+    assert cron.schedule.role_arn == role

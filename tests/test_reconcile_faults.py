@@ -3,11 +3,10 @@ the next pass converges to exactly what a clean apply makes."""
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 
 from reconciler.service.reconcile import run_pass
+from tests.support.moto import reset_moto
 from tests.support.reconcile_env import (
     FaultInjector,
     SimulatedCrash,
@@ -24,19 +23,13 @@ CRONS = {
 }
 
 
-def reset(url: str) -> None:
-    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST", data=b"")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 _CLIENTS = {}
 
 
 def fresh(aws, settings, root=None):
     """A reset moto state with the namespace's base infrastructure; clients are reused
     (creating boto3 clients is the slow part of an iteration)."""
-    reset(aws)
+    reset_moto(aws)
     key = (aws, settings.namespace)
     _CLIENTS[key] = prepare(settings, _CLIENTS.get(key))
     _CLIENTS[key].account_id()  # asked once per clients: every pass then makes the same calls
@@ -93,7 +86,7 @@ def test_transient_errors_are_retried_within_the_pass(aws, reference):
 
 def test_one_failing_cron_does_not_stop_the_others(aws, reference):
     settings, clean, _ = reference
-    reset(aws)
+    reset_moto(aws)
     clients = prepare(settings)  # own clients: the handler below stays on them
     events = clients.client("events")
 

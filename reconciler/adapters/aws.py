@@ -164,7 +164,7 @@ class AwsClients:
         self.counter = counter or CallCounter()
         self._session = boto3.session.Session(region_name=settings.region)
         self._clients: dict[str, object] = {}
-        self._account: str | None = None
+        self._identity: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._config = botocore.config.Config(
             retries={"max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
@@ -184,12 +184,17 @@ class AwsClients:
                 self._clients[service] = client
             return self._clients[service]
 
-    def account_id(self) -> str:
-        """The caller's account, asked once per ``AwsClients`` (credentials don't change account)."""
+    def identity(self) -> tuple[str, str]:
+        """``(partition, account)`` of the caller, asked once per ``AwsClients``
+        (credentials don't change account)."""
         with self._lock:
-            cached = self._account
+            cached = self._identity
         if cached is None:
-            cached = call_retrying(self.client("sts").get_caller_identity)["Account"]
+            answer = call_retrying(self.client("sts").get_caller_identity)
+            cached = (answer["Arn"].split(":")[1], answer["Account"])
             with self._lock:
-                self._account = cached
+                self._identity = cached
         return cached
+
+    def account_id(self) -> str:
+        return self.identity()[1]

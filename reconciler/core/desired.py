@@ -48,19 +48,30 @@ class Deployment:
     execution_role_arn: str | None = None
     default_task_role_arn: str | None = None
     scheduler_role_arn: str | None = None
+    partition: str = "aws"
 
     @property
     def topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{self.namespace}-dispatch"
+        return topic_arn(self.partition, self.region, self.account, self.namespace)
 
     @property
     def scheduler_role(self) -> str:
-        return self.scheduler_role_arn or default_scheduler_role(self.account, self.namespace)
+        return self.scheduler_role_arn or default_scheduler_role(
+            self.account, self.namespace, self.partition)
 
 
-def default_scheduler_role(account: str, namespace: str) -> str:
+def dispatch_topic_name(namespace: str) -> str:
+    """The namespace's one SNS topic, the target of every schedule."""
+    return f"{namespace}-dispatch"
+
+
+def topic_arn(partition: str, region: str, account: str, namespace: str) -> str:
+    return f"arn:{partition}:sns:{region}:{account}:{dispatch_topic_name(namespace)}"
+
+
+def default_scheduler_role(account: str, namespace: str, partition: str = "aws") -> str:
     """The role EventBridge Scheduler assumes to publish to the topic, unless configured."""
-    return f"arn:aws:iam::{account}:role/{namespace}-scheduler"
+    return f"arn:{partition}:iam::{account}:role/{namespace}-scheduler"
 
 
 @dataclass(frozen=True)
@@ -118,12 +129,13 @@ def rule_name(namespace: str, cron: str) -> str:
     return f"{name[:RULE_NAME_MAX - 9]}-{suffix}"
 
 
-def rule_arn(region: str, account: str, name: str) -> str:
-    return f"arn:aws:events:{region}:{account}:rule/{name}"
+def rule_arn(region: str, account: str, name: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:events:{region}:{account}:rule/{name}"
 
 
-def schedule_arn(region: str, account: str, group: str, name: str) -> str:
-    return f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}"
+def schedule_arn(region: str, account: str, group: str, name: str,
+                 partition: str = "aws") -> str:
+    return f"arn:{partition}:scheduler:{region}:{account}:schedule/{group}/{name}"
 
 
 def rule_input_template(cron: str) -> str:
@@ -155,13 +167,13 @@ def desired_schedule(spec: CronSpec, dep: Deployment) -> DesiredSchedule:
     if dep.backend == "scheduler":
         return DesiredSchedule(
             backend="scheduler", name=spec.name, group=dep.namespace,
-            arn=schedule_arn(dep.region, dep.account, dep.namespace, spec.name),
+            arn=schedule_arn(dep.region, dep.account, dep.namespace, spec.name, dep.partition),
             expression=spec.schedule, timezone=spec.timezone, state=state,
             description=description, target_arn=dep.topic_arn,
             input=scheduler_input(spec.name), role_arn=dep.scheduler_role)
     name = rule_name(dep.namespace, spec.name)
     return DesiredSchedule(
-        backend="rules", name=name, arn=rule_arn(dep.region, dep.account, name), group=None,
+        backend="rules", name=name, arn=rule_arn(dep.region, dep.account, name, dep.partition), group=None,
         expression=spec.schedule, timezone="UTC", state=state, description=description,
         target_arn=dep.topic_arn, input=rule_input_template(spec.name),
         input_paths=RULE_INPUT_PATHS)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.adapters import infra_ecs, infra_events, infra_sqs, logs, sns
-from reconciler.adapters.aws import AwsClients, call_retrying, translate
+from reconciler.adapters.aws import AwsClients, translate
 from reconciler.adapters.infra_attributes import as_json
 from reconciler.adapters.tables import ensure_tables
 from reconciler.errors import ConfigError, CronctlError
@@ -159,9 +159,7 @@ def bootstrap(clients: AwsClients, settings: Settings,
     check_inputs(settings, endpoint_url)
     run = _Run(progress)
     tags = tags_for(settings)
-    identity = run.step("sts-identity", "caller", lambda: call_retrying(
-        clients.client("sts").get_caller_identity))
-    partition, account = identity["Arn"].split(":")[1], identity["Account"]
+    partition, account = run.step("sts-identity", "caller", clients.identity)
     region = settings.region
 
     tables = run.step("dynamodb-table", settings.registry_table,
@@ -170,7 +168,7 @@ def bootstrap(clients: AwsClients, settings: Settings,
         run.record("dynamodb-table", name,
                    f"arn:{partition}:dynamodb:{region}:{account}:table/{name}", status)
 
-    topic_arn = f"arn:{partition}:sns:{region}:{account}:{settings.topic_name}"
+    topic_arn = settings.topic_arn(partition, account)
     policy = as_json(sns.topic_policy(topic_arn, account))
     status = run.step("sns-topic", settings.topic_name, lambda: sns.ensure_topic(
         clients, topic_arn, tags, {"Policy": policy}))

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reconciler.adapters.aws import AwsClients, call
 from reconciler.logs import get_logger
@@ -23,28 +24,23 @@ log = get_logger("cronctl.daemon")
 SHUTDOWN_BUDGET_S = 30.0
 
 
-class Component:
+class Component(Protocol):
     """What the daemon needs of a worker: ``start()`` and ``stop(timeout) -> bool``."""
 
-    name: str
+    def start(self) -> None: ...
 
-    def start(self) -> None:  # pragma: no cover - protocol
-        raise NotImplementedError
-
-    def stop(self, timeout: float) -> bool:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def stop(self, timeout: float) -> bool: ...
 
 
-def component_name(component: object) -> str:
-    """The class name of the worker, seen through a wrapper that keeps it as ``target``."""
-    return type(getattr(component, "target", component)).__name__
+def component_name(component: Component) -> str:
+    return type(component).__name__
 
 
 @dataclass
 class Daemon:
     """Runs components; ``components`` are started in order and stopped in reverse order."""
 
-    components: list = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
     on_reload: Callable[[], None] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -64,12 +60,6 @@ class Daemon:
             clean = clean and bool(stopped if stopped is not None else True)
             log.info("component stopped", component=component_name(component), clean=stopped)
         return clean
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._stop.wait(timeout)
 
     def run_until_signalled(self) -> int:
         """Start, then block until SIGTERM/SIGINT; SIGHUP triggers a reconcile pass."""

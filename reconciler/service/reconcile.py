@@ -59,13 +59,13 @@ def read_source(settings: Settings) -> Snapshot:
     return read_git(repo, settings.ref, settings.path)
 
 
-def deployment(settings: Settings, account: str) -> Deployment:
+def deployment(settings: Settings, account: str, partition: str = "aws") -> Deployment:
     return Deployment(
         namespace=settings.namespace, region=settings.region, account=account,
         backend=settings.scheduler, sidecar_image=settings.sidecar_image,
         log_group=settings.log_group_name, execution_role_arn=settings.execution_role_arn,
         default_task_role_arn=settings.default_task_role_arn,
-        scheduler_role_arn=getattr(settings, "scheduler_role_arn", None))
+        scheduler_role_arn=settings.scheduler_role_arn, partition=partition)
 
 
 def _snapshot(settings: Settings, source: Source) -> Snapshot:
@@ -79,7 +79,7 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Pl
     from reconciler.core.loader import load_snapshot
 
     loaded = load_snapshot(snapshot, settings.path)
-    account = clients.account_id()
+    partition, account = clients.identity()
     observed = observe(clients, settings, account)
     problems: dict[str, list[str]] = {}
     for diagnostic in (*loaded.diagnostics, *snapshot.refused):
@@ -91,7 +91,7 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Pl
     held -= {spec.name for spec in loaded.specs}
     held_files = {name: _held_file(name, observed.registry.get(name), problems)
                   for name in held}
-    desired = desired_state(tuple(loaded.specs), deployment(settings, account),
+    desired = desired_state(tuple(loaded.specs), deployment(settings, account, partition),
                             commit=snapshot.commit, held_back=frozenset(held),
                             held_files={n: f for n, f in held_files.items() if f},
                             held_reasons={n: tuple(problems.get(f, ()))

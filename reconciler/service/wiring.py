@@ -12,7 +12,7 @@ from reconciler.adapters.registry_read import RegistryReader
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
 from reconciler.service.consumer import EventConsumer
-from reconciler.service.daemon import Daemon, readiness_check
+from reconciler.service.daemon import Component, Daemon, readiness_check
 from reconciler.service.dispatch import Dispatcher
 from reconciler.service.http import DaemonHttpServer, parse_listen
 from reconciler.service.reconcile_loop import ReconcileLoop
@@ -20,28 +20,6 @@ from reconciler.service.sns_verify import CertificateStore, SnsVerifier
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.serve")
-
-
-@dataclass
-class _Stoppable:
-    """Adapts an object with ``stop()`` (and optional ``start()``) to the daemon's protocol."""
-
-    target: object
-    started: bool = False
-
-    def start(self) -> None:
-        if not self.started and hasattr(self.target, "start"):
-            self.target.start()
-        self.started = True
-
-    def stop(self, timeout: float) -> bool:
-        return bool(self.target.stop(timeout))
-
-
-def topic_arn_for(clients: AwsClients, settings: Settings) -> str:
-    identity = call_retrying(clients.client("sts").get_caller_identity)
-    partition = identity["Arn"].split(":")[1]
-    return f"arn:{partition}:sns:{settings.region}:{identity['Account']}:{settings.topic_name}"
 
 
 @dataclass
@@ -89,7 +67,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
         summary.append(f"bootstrapped namespace {settings.namespace!r}: {result.counts()}")
         topic_arn = result.topic_arn
     else:
-        topic_arn = topic_arn_for(clients, settings)
+        topic_arn = settings.topic_arn(*clients.identity())
 
     dispatcher = Dispatcher(clients, settings)
     loop = ReconcileLoop(clients, settings)
@@ -107,12 +85,11 @@ def build_daemon(settings: Settings, embedded: bool = False,
     # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
     # dispatches finish), then polling stops (no message is deleted before its effect is
     # stored), then the reconcile loop.
-    components: list = [_Stoppable(loop), _Stoppable(consumer), _Stoppable(http)]
+    components: list[Component] = [loop, consumer, http]
     if embedded:
-        components += _embedded_components(clients, settings, topic_arn, http, clock_now)
-        components.append(_Stoppable(emulator, started=True))
-        # The emulator starts first and stops last.
-        components.insert(0, components.pop())
+        # The emulator (already running) is first, so it stops last.
+        components = [emulator, *components,
+                      *_embedded_components(clients, settings, topic_arn, http, clock_now)]
     daemon = Daemon(components=components, on_reload=loop.trigger)
     routes = "POST /sns, GET /healthz, GET /readyz"
     if http.webhook_enabled:
@@ -141,7 +118,6 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
     from reconciler.service.embedded.runner import LocalTaskRunner
 
     registry = RegistryReader(clients, settings)
-    identity = call_retrying(clients.client("sts").get_caller_identity)
     cluster = call_retrying(clients.client("ecs").describe_clusters,
                             clusters=[settings.cluster_name])["clusters"]
     if not cluster:
@@ -169,9 +145,9 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
              else LocalClock(registry.all, publish))
     runner = LocalTaskRunner(list_started=list_started, registry_get=registry.get,
                              send_event=send_event, region=settings.region,
-                             account=identity["Account"],
+                             account=clients.account_id(),
                              cluster_arn=cluster[0]["clusterArn"],
                              put_logs=lambda group, stream, lines: put_lines(
                                  clients, group, stream, lines),
                              log_group=settings.log_group_name, stream_prefix=settings.namespace)
-    return [_Subscriber(clients, topic_arn, http), _Stoppable(clock), _Stoppable(runner)]
+    return [_Subscriber(clients, topic_arn, http), clock, runner]

@@ -40,7 +40,6 @@ class LocalClock:
         self._thread: threading.Thread | None = None
         self._next: dict[str, tuple[str, datetime | None]] = {}  # cron -> (spec_hash, next fire)
         self._anchor = None
-        self.fired: list[tuple[str, str]] = []
 
     def start(self) -> None:
         self._anchor = self._now()
@@ -79,7 +78,6 @@ class LocalClock:
             while due is not None and due <= now and not self._stop.is_set():
                 message = json.dumps({"cron": item.name, "scheduled_at": scheduled_time_text(due)})
                 self._publish(message)
-                self.fired.append((item.name, scheduled_time_text(due)))
                 log.info("schedule fired (local clock)", cron=item.name,
                          scheduled_at=scheduled_time_text(due))
                 fired += 1

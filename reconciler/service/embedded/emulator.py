@@ -28,6 +28,9 @@ class EmbeddedAws:
         self.url: str | None = None
 
     def start(self) -> str:
+        """Start once (later calls return the running emulator's URL)."""
+        if self.url:
+            return self.url
         try:
             from moto.moto_server.threaded_moto_server import ThreadedMotoServer
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -47,4 +50,5 @@ class EmbeddedAws:
         if self._server is not None:
             self._server.stop()
             self._server = None
+            self.url = None
         return True

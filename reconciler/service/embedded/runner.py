@@ -69,18 +69,6 @@ def _main_override(overrides: dict) -> dict:
     return {}
 
 
-def _timeout_s(overrides: dict, default: int) -> int:
-    for entry in overrides.get("containerOverrides", []):
-        if entry.get("name") == "timeout":
-            for part in entry.get("command", []):
-                if "sleep" in part:
-                    try:
-                        return int(part.split("sleep", 1)[1].split(";")[0].strip())
-                    except ValueError:
-                        pass
-    return default
-
-
 class LocalTaskRunner:
     def __init__(self, *, list_started: Callable[[], list[dict]],
                  registry_get: Callable[[str], RegistryItem | None],
@@ -189,7 +177,7 @@ class LocalTaskRunner:
                 stopped_at=now, stop_code="TaskFailedToStart",
                 stopped_reason=f"CannotStartContainerError: {exc}"))
             return
-        timeout = _timeout_s(item.overrides, int(item.spec.get("timeout_s", 86400)))
+        timeout = int(item.spec.get("timeout_s", 86400))  # what the sidecar sleeps
         run = _Running(execution["execution_id"], execution["cron"], execution["task_arn"],
                        task_def, process, now, now, time.monotonic() + timeout,
                        output=output, shipped_at=time.monotonic())
