@@ -4,6 +4,8 @@
   (``reconciler.adapters.aws.retrying``).
 - ``PermanentError``: retrying will not help (validation, access denied, not found).
 - ``NotFound``/``Conflict`` refine ``PermanentError`` for callers that branch on them.
+- ``QuotaExceeded`` refines ``PermanentError``: a service quota (rules per event bus, topics,
+  tables...) is reached; its message names the quota and the way out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ class NotFound(PermanentError):
 
 class Conflict(PermanentError):
     """A conditional write failed or the resource already exists."""
+
+
+class QuotaExceeded(PermanentError):
+    """A service quota is reached: nothing changes until the quota is raised or usage drops.
+
+    ``quota`` names the quota in words (``"the event bus's rules quota (300 by default)"``)."""
+
+    def __init__(self, message: str, code: str = "", quota: str = "") -> None:
+        super().__init__(message, code)
+        self.quota = quota
 
 
 class SourceError(CronctlError):

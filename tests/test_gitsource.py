@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -540,3 +541,128 @@ def test_an_unusable_cache_folder_is_a_source_error(tmp_path, remote):
     blocker = write(tmp_path, "not-a-folder", b"")
     with pytest.raises(SourceError, match="cannot use the cache folder"):
         read_git(url, None, "crons.d", cache_dir=str(blocker / "cache"))
+
+
+# --- which repositories are accepted ----------------------------------------------------------
+
+FORMS = "a local path, an https://, ssh://, git:// or file:// URL, or user@host:path"
+
+
+@pytest.mark.parametrize("repo, reason", [
+    ("fd::17", "the fd:: transport is not accepted"),
+    ("ext::sh -c touch% /tmp/cronctl-pwned", "the ext:: transport is not accepted"),
+    ("transport::address", "the transport:: transport is not accepted"),
+    ("http://git.internal/repo.git", "the http:// transport is not accepted (use https:// "
+                                     "instead"),
+    ("git+ssh://git@github.com/org/repo.git", "use ssh:// instead"),
+    ("gopher://example.com/repo", "the gopher:// transport is not accepted"),
+    ("HTTPS://github.com/org/repo.git", "the HTTPS:// transport is not accepted"),
+    ("ssh://-oProxyCommand=touch%20x/repo", "no valid host"),
+    ("-oProxyCommand=x@host:repo", "not a repository form cronctl accepts"),
+    ("git@host:", "not a repository form cronctl accepts"),
+    ("https://github.com/org/repo\n.git", "control character"),
+])
+def test_other_transports_are_refused_before_git_runs(tmp_path, monkeypatch, repo, reason):
+    def no_git(*_args, **_kwargs):
+        raise AssertionError("git ran")
+
+    monkeypatch.setattr("reconciler.adapters.gitsource_mirror._git", no_git)
+    monkeypatch.setattr("reconciler.adapters.gitsource.git.Repo", no_git)
+    cache = tmp_path / "cache"
+    started = time.monotonic()
+    with pytest.raises(SourceError) as raised:
+        read_git(repo, None, "crons.d", cache_dir=str(cache))
+    assert time.monotonic() - started < 2
+    message = str(raised.value)
+    assert reason in message
+    assert FORMS in message
+    assert "\n" not in message
+    assert not cache.exists()  # no mirror was even prepared
+
+
+@pytest.mark.parametrize("repo", [
+    "https://github.com/org/repo.git", "https://deploy:token@git.example.com:8443/repo.git",
+    "ssh://git@github.com:22/org/repo.git", "git://git.example.com/repo.git",
+    "file:///srv/git/repo.git", "git@github.com:org/repo.git", "github.com:org/repo.git",
+    "deploy@[2001:db8::1]:repo.git", ".", "/srv/git/repo.git", "relative/repo",
+    "./weird:name",
+])
+def test_the_accepted_forms_pass_the_check(repo):
+    gitsource.check_repo(repo)
+
+
+def test_an_accepted_remote_still_runs_git_without_prompting_and_with_a_timeout(tmp_path):
+    """git is run with no terminal prompt, only the accepted protocols, and a timeout."""
+    seen: dict[str, str] = {}
+    real_popen = subprocess.Popen
+
+    def spy(args, **kwargs):
+        seen.update({k: v for k, v in kwargs["env"].items() if k.startswith("GIT_")})
+        return real_popen(args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("reconciler.adapters.gitsource_mirror.subprocess.Popen", spy)
+        with pytest.raises(SourceError, match="cannot reach file:///nonexistent"):
+            read_git("file:///nonexistent", None, "crons.d", cache_dir=str(tmp_path / "c"),
+                     timeout=30)
+    assert seen["GIT_TERMINAL_PROMPT"] == "0"
+    assert seen["GIT_ALLOW_PROTOCOL"] == "https:ssh:git:file"
+
+
+# --- symlinks to a folder that contains them --------------------------------------------------
+
+def _ancestor_links(root: Path) -> None:
+    write(root, "crons.d/a.yaml")
+    write(root, "crons.d/team/b.yaml")
+    write(root, "docker-compose.yaml", b"services: {}\n")  # not a cron: outside crons.d
+    os.symlink("..", root / "crons.d/up")
+    os.symlink("../..", root / "crons.d/team/top")
+    os.symlink(".", root / "crons.d/team/here.yaml")
+
+
+def _assert_only_the_links_are_refused(snapshot) -> None:
+    from reconciler.core.loader import load_snapshot
+
+    assert snapshot.files == {"crons.d/a.yaml": JOB, "crons.d/team/b.yaml": JOB}
+    refused = refusals(snapshot)
+    assert set(refused) == {"crons.d/up", "crons.d/team/top", "crons.d/team/here.yaml"}
+    assert refused["crons.d/up"] == (
+        "symlink loop: it points to '..', a folder that contains it; it is not followed")
+    assert "'../..'" in refused["crons.d/team/top"]
+    assert "loop" in refused["crons.d/team/here.yaml"]
+    loaded = load_snapshot(snapshot, "crons.d")
+    assert [spec.name for spec in loaded.specs] == ["a", "b"]  # once each
+    assert loaded.held_back == {"here"}  # the link named like a cron file, nothing else
+    assert {d.file for d in loaded.diagnostics} == set(refused)
+
+
+def test_git_a_symlink_to_an_ancestor_folder_is_refused_alone(tmp_path):
+    repo = new_repo(tmp_path / "repo")
+    _ancestor_links(repo)
+    commit_all(repo, "links up")
+    _assert_only_the_links_are_refused(read_git(str(repo), None, "crons.d"))
+    whole = read_git(str(repo), None, ".")  # walking from the root: the same links loop
+    assert set(refusals(whole)) == {"crons.d/up", "crons.d/team/top", "crons.d/team/here.yaml"}
+    assert set(whole.files) == {"crons.d/a.yaml", "crons.d/team/b.yaml", "docker-compose.yaml"}
+
+
+def test_directory_a_symlink_to_an_ancestor_folder_is_refused_alone(tmp_path):
+    _ancestor_links(tmp_path)
+    _assert_only_the_links_are_refused(read_directory(str(tmp_path), ["crons.d"]))
+    whole = read_directory(str(tmp_path), ["."])
+    assert set(refusals(whole)) == {"crons.d/up", "crons.d/team/top", "crons.d/team/here.yaml"}
+    assert set(whole.files) == {"crons.d/a.yaml", "crons.d/team/b.yaml", "docker-compose.yaml"}
+
+
+def test_a_link_into_a_sibling_folder_is_still_followed(tmp_path):
+    """Only links to a folder being walked (or one containing it) loop; others are walked."""
+    repo = new_repo(tmp_path / "repo")
+    write(repo, "crons.d/a.yaml")
+    write(repo, "shared/s.yaml")
+    os.symlink("../shared", repo / "crons.d/shared")
+    os.symlink("../crons.d", repo / "shared/back")  # leads back into crons.d: a loop
+    commit_all(repo, "sibling")
+    for snapshot in (read_git(str(repo), None, "crons.d"),
+                     read_directory(str(repo), ["crons.d"])):
+        assert set(snapshot.files) == {"crons.d/a.yaml", "crons.d/shared/s.yaml"}
+        assert set(refusals(snapshot)) == {"crons.d/shared/back"}

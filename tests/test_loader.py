@@ -265,6 +265,18 @@ def test_refused_files_are_passed_through_and_hold_back_their_stem():
     assert [spec.name for spec in result.specs] == ["a"]
 
 
+def test_a_refused_folder_link_is_reported_and_holds_back_no_cron():
+    """``crons.d/up -> ..`` is refused by the source as a loop: reported, but its name is no
+    cron's, so a cron named ``up`` elsewhere is not held back."""
+    loop = Diagnostic("crons.d/up", 1, 1, "", "symlink loop: it points to '..', a folder "
+                                              "that contains it; it is not followed")
+    snapshot = Snapshot(commit=None, files={"crons.d/team/up.yaml": cron()}, refused=(loop,))
+    result = load_snapshot(snapshot)
+    assert result.diagnostics == (loop,)
+    assert result.held_back == frozenset()
+    assert [spec.name for spec in result.specs] == ["up"]
+
+
 def test_an_invalid_file_holds_back_the_name_it_declares():
     snapshot = Snapshot(commit=None, files={
         "crons.d/x.yaml": cron("rate(0 minutes)", "name: real-name\n")})

@@ -212,3 +212,32 @@ def test_nearly_valid_documents_build_a_spec_or_report_errors(changes):
     if spec is not None:
         assert spec.name == "job" or spec.name == document.get("name")
         assert spec.timeout_s > 0
+
+
+@pytest.mark.parametrize("name", ["hello\n", "hello\r\n", "hello\nworld", "\nhello", "hello\t"])
+def test_a_name_is_matched_whole_so_a_trailing_newline_is_refused(name):
+    data = (f"name: {json.dumps(name)}\nschedule: \"rate(1 day)\"\ncontainer:\n  image: x\n"
+            ).encode()
+    error = only_error(data)
+    assert (error.line, error.column, error.field) == (1, 7, "name")
+    assert error.message.startswith(f"name {name!r} is not valid: lower-case letters")
+    assert "\n" not in error.message  # the diagnostic stays on one line
+
+
+def test_a_file_name_with_a_newline_is_no_cron_name():
+    error = only_error(b'schedule: "rate(1 day)"\ncontainer:\n  image: x\n',
+                       path="crons.d/hello\n.yaml")
+    assert error.field == "name"
+    assert error.message.startswith("name 'hello\\n' is not valid")
+    assert "(the name comes from the file name 'hello\\n'; set 'name:'" in error.message
+    assert "\n" not in error.message
+
+
+def test_the_name_pattern_refuses_a_trailing_newline_even_with_re_match():
+    import re
+
+    from reconciler.core.spec import NAME_PATTERN
+
+    assert re.fullmatch(NAME_PATTERN, "hello") and re.match(NAME_PATTERN, "hello")
+    assert re.match(NAME_PATTERN, "hello\n") is None
+    assert re.fullmatch(NAME_PATTERN, "hello\n") is None

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import git
@@ -220,3 +221,60 @@ def test_a_commit_chosen_by_the_environment(repo, capsys, monkeypatch):
     assert f"unknown ref 'no-such-ref' in {repo}" in capsys.readouterr().err
     assert main(["validate", "crons.d/bad.yaml"]) == 1  # PATH arguments: the files themselves
     assert capsys.readouterr().out.splitlines()[-1] == "0 crons valid, 1 error in 1 file"
+
+
+FORMS = "a local path, an https://, ssh://, git:// or file:// URL, or user@host:path"
+
+
+@pytest.mark.parametrize("repo_flag", ["fd::17", "http://git.internal/crons.git"])
+def test_a_repo_of_another_transport_is_refused_at_once(repo, capsys, repo_flag):
+    started = time.monotonic()
+    assert main(["validate", "--repo", repo_flag]) == 1
+    assert time.monotonic() - started < 5
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"cronctl validate: cannot read the cron files: {repo_flag} "
+                                   "is refused: ")
+    assert FORMS in captured.err
+
+
+def test_an_ext_transport_from_the_environment_never_runs_its_command(repo, capsys,
+                                                                       monkeypatch):
+    marker = repo / "pwned"
+    monkeypatch.setenv("CRONCTL_REPO", f"ext::sh -c touch% {marker}")
+    started = time.monotonic()
+    assert main(["validate"]) == 1
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert "the ext:: transport is not accepted" in err and FORMS in err
+    assert not marker.exists()
+
+
+def test_a_symlink_to_an_ancestor_is_one_error_and_every_cron_counts_once(repo, capsys):
+    for name in ("bad.yaml", "worse.yaml"):
+        (repo / "crons.d" / name).unlink()
+    (repo / "crons.d" / "up").symlink_to("..")
+    assert main(["validate"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines.count("good  (crons.d/good.yaml)") == 1
+    assert lines.count("other  (crons.d/team/other.yml)") == 1
+    assert lines[lines.index("errors:") + 1:] == [
+        "crons.d/up:1:1: symlink loop: it points to '..', a folder that contains it; "
+        "it is not followed", "", "2 crons valid, 1 error in 1 file"]
+
+    repository = git.Repo.init(repo)  # the same tree committed: read from the commit
+    repository.index.add(["crons.d/good.yaml", "crons.d/team/other.yml", "crons.d/up"])
+    author = git.Actor("Test", "test@example.com")
+    repository.index.commit("a link up", author=author, committer=author)
+    repository.close()
+    assert main(["validate", "--repo", str(repo)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "2 crons valid, 1 error in 1 file"
+
+
+def test_a_name_with_a_trailing_newline_is_an_error_on_one_line(repo, capsys):
+    write(repo, {"crons.d/nl.yaml": 'name: "hello\\n"\n' + GOOD})
+    assert main(["validate", "--output", "github", "crons.d/nl.yaml"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "::error file=crons.d/nl.yaml,line=1,col=7::name: name 'hello\\n' is not valid: "
+        "lower-case letters, digits and '-', starting and ending with a letter or digit, at "
+        "most 64 characters"]

@@ -2,13 +2,16 @@
 
 - ``AwsClients`` makes one client per service, lazily, from the settings.
 - ``CallCounter`` counts API calls per ``service.Operation`` through botocore's event hooks.
-- ``translate`` turns a ``ClientError`` into our transient / permanent errors;
-  ``retrying`` is the one place where transient errors are retried (tenacity), and
-  botocore's own retries are set to a single attempt so attempts don't multiply.
+- ``translate`` turns a ``ClientError`` into our transient / permanent errors: throttling,
+  HTTP 429 and 5xx are transient; a reached service quota is ``QuotaExceeded`` (permanent),
+  with a message naming the quota and the way out; ``retrying`` is the one place where
+  transient errors are retried (tenacity), and botocore makes a single attempt per call
+  (``total_max_attempts=1``) so attempts don't multiply.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,19 +37,40 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from reconciler.errors import Conflict, NotFound, PermanentError, TransientError
+from reconciler.errors import Conflict, NotFound, PermanentError, QuotaExceeded, TransientError
 from reconciler.settings import Settings
 
 T = TypeVar("T")
 
+# Throttling and server-side trouble. ``RequestLimitExceeded`` is EC2's and DynamoDB's
+# throttling (a request rate), not a quota on resources.
 TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "RequestThrottled",
-    "RequestThrottledException", "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
+    "Throttling", "ThrottlingException", "ThrottledException", "Throttled",
+    "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "RequestThrottled", "RequestThrottledException", "KMSThrottling", "KMSThrottlingException",
+    "KmsThrottled", "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
     "InternalError", "InternalFailure", "InternalServerError", "InternalServerException",
-    "ServerException", "LimitExceededException", "TransactionInProgressException",
-    "ConcurrentModificationException", "ClientException.Throttling",
+    "ServerException", "TransactionInProgressException", "ConcurrentModificationException",
+    "ClientException.Throttling",
 }
+# A service quota is reached: retrying will not help. EventBridge, ECS, DynamoDB and CloudWatch
+# Logs say ``LimitExceededException``, EventBridge Scheduler ``ServiceQuotaExceededException``,
+# SNS ``TopicLimitExceeded`` / ``SubscriptionLimitExceeded`` / ``TagLimitExceeded``..., SQS
+# ``OverLimit``, IAM ``LimitExceeded``, SageMaker ``ResourceLimitExceeded``; any other
+# ``...LimitExceeded[Exception]`` / ``...QuotaExceeded[Exception]`` code is read the same way.
+QUOTA_CODES = {
+    "LimitExceededException", "LimitExceeded", "ResourceLimitExceeded",
+    "ResourceLimitExceededException", "ServiceQuotaExceededException", "ServiceQuotaExceeded",
+    "QuotaExceededException", "SubscriptionLimitExceeded", "TopicLimitExceeded",
+    "FilterPolicyLimitExceeded", "TagLimitExceeded", "OverLimit",
+    "AttributeLimitExceededException", "ItemCollectionSizeLimitExceededException",
+}
+_QUOTA_CODE = re.compile(r"[A-Za-z.]*(Limit|Quota)Exceeded(Exception)?")
+# Quota-looking answers that are about a rate or concurrent operations, which pass: DynamoDB's
+# "Only 10 tables can be created, updated, or deleted simultaneously" (LimitExceededException),
+# ECS's "Too many concurrent attempts to create a new revision" (ClientException).
+_RATE_HINTS = ("rate exceeded", "request rate", "throttl", "too many requests",
+               "simultaneously", "too many concurrent")
 NOT_FOUND_CODES = {
     "ResourceNotFoundException", "NotFoundException", "NotFound", "NoSuchEntity",
     "ClusterNotFoundException", "AWS.SimpleQueueService.NonExistentQueue",
@@ -76,8 +100,13 @@ def translate(exc: Exception) -> Exception:
         err = exc.response.get("Error", {})
         code = err.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = f"{exc.operation_name}: {code}: {err.get('Message', '')}"
-        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+        text = err.get("Message", "") or ""
+        message = f"{exc.operation_name}: {code}: {text}"
+        if code in TRANSIENT_CODES or status == 429 or _is_rate(code, text):
+            return TransientError(message)
+        if is_quota_code(code):
+            return quota_exceeded(exc.operation_name, code, text)
+        if status >= 500:
             return TransientError(message)
         if code in NOT_FOUND_CODES:
             return NotFound(message, code)
@@ -85,6 +114,89 @@ def translate(exc: Exception) -> Exception:
             return Conflict(message, code)
         return PermanentError(message, code)
     return exc
+
+
+def is_quota_code(code: str) -> bool:
+    """Whether an AWS error code says a service quota is reached (not a request rate)."""
+    if code in TRANSIENT_CODES:
+        return False
+    return code in QUOTA_CODES or bool(_QUOTA_CODE.fullmatch(code))
+
+
+def _is_rate(code: str, text: str) -> bool:
+    if not (is_quota_code(code) or code == "ClientException"):
+        return False
+    lowered = text.lower()
+    return any(hint in lowered for hint in _RATE_HINTS)
+
+
+_INCREASE = "request an increase in Service Quotas"
+# The quota an error code names, whatever the operation.
+_QUOTAS_BY_CODE: dict[str, tuple[str, str]] = {
+    "TopicLimitExceeded": (
+        "the account's Amazon SNS topics quota (100,000 standard topics per Region by default)",
+        f"{_INCREASE}, or delete topics no longer used"),
+    "SubscriptionLimitExceeded": (
+        "the Amazon SNS subscriptions quota (12,500,000 per standard topic by default)",
+        f"{_INCREASE}, or delete subscriptions no longer used"),
+    "FilterPolicyLimitExceeded": (
+        "the account's Amazon SNS filter policies quota",
+        f"{_INCREASE}, or remove filter policies no longer used"),
+    "TagLimitExceeded": (
+        "the resource's tags quota (50 tags)",
+        "remove tags that are not needed (this quota cannot be raised)"),
+    "ItemCollectionSizeLimitExceededException": (
+        "the DynamoDB item collection size quota (10 GB per partition key value with a local "
+        "secondary index)", "remove items under that partition key (this quota cannot be "
+        "raised)"),
+    "AttributeLimitExceededException": (
+        "the Amazon ECS custom attributes quota (10 per resource)",
+        "remove attributes no longer used (this quota cannot be raised)"),
+}
+# The quota an operation's quota error names.
+_SCHEDULES = ("the account's EventBridge Scheduler schedules quota (per Region)",
+              f"{_INCREASE} (EventBridge Scheduler, number of schedules), or delete schedules "
+              "no longer used")
+_QUOTAS_BY_OPERATION: dict[str, tuple[str, str]] = {
+    "PutRule": ("the event bus's rules quota (300 by default, 100 in some Regions)",
+                f"{_INCREASE}, or use the scheduler backend (--scheduler scheduler)"),
+    "PutTargets": ("the rule's targets quota (5 targets per rule)",
+                   "remove targets that cronctl did not add (this quota cannot be raised)"),
+    "CreateSchedule": _SCHEDULES,
+    "UpdateSchedule": _SCHEDULES,
+    "CreateScheduleGroup": (
+        "the account's EventBridge Scheduler schedule groups quota (500 per Region by default)",
+        f"{_INCREASE}, or delete schedule groups no longer used"),
+    "RegisterTaskDefinition": (
+        "an Amazon ECS task definition quota (such as revisions per task definition family)",
+        f"{_INCREASE}, or deregister and delete task definition revisions no longer used"),
+    "CreateCluster": ("the account's Amazon ECS clusters quota (per Region)",
+                      f"{_INCREASE}, or delete clusters no longer used"),
+    "CreateTable": ("the account's DynamoDB tables quota (2,500 per Region by default)",
+                    f"{_INCREASE}, or delete tables no longer used"),
+    "CreateTopic": _QUOTAS_BY_CODE["TopicLimitExceeded"],
+    "Subscribe": _QUOTAS_BY_CODE["SubscriptionLimitExceeded"],
+    "ReceiveMessage": (
+        "the queue's in-flight messages quota (about 120,000 for a standard queue)",
+        "let the messages received but not yet deleted be deleted or become visible again "
+        "(this quota cannot be raised)"),
+    "CreateLogGroup": ("the account's CloudWatch Logs log groups quota (per Region)",
+                       f"{_INCREASE}, or delete log groups no longer used"),
+    "TagResource": _QUOTAS_BY_CODE["TagLimitExceeded"],
+}
+
+
+def quota_exceeded(operation: str, code: str, text: str) -> QuotaExceeded:
+    """The ``QuotaExceeded`` for an AWS quota error: which quota is reached (named as well as the
+    operation, the code and AWS's message allow) and the way out."""
+    quota, way_out = _QUOTAS_BY_CODE.get(code) or _QUOTAS_BY_OPERATION.get(operation) or (
+        f"a service quota of {operation}",
+        f"{_INCREASE} for the quota named in AWS's message, or free up what counts against "
+        "it")
+    if "tables per" in text.lower():  # DynamoDB: "There is a limit of 2500 tables per ..."
+        quota, way_out = _QUOTAS_BY_OPERATION["CreateTable"]
+    detail = f" ({code}: {text})" if text else f" ({code})"
+    return QuotaExceeded(f"{operation}: {quota} is reached: {way_out}{detail}", code, quota)
 
 
 def call(fn: Callable[..., T], *args, **kwargs) -> T:
@@ -167,7 +279,9 @@ class AwsClients:
         self._identity: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._config = botocore.config.Config(
-            retries={"max_attempts": 1, "mode": "standard"},  # tenacity retries, not botocore
+            # One attempt per call: ``max_attempts`` would count retries (1 = two attempts);
+            # ``total_max_attempts`` counts attempts. Retries are tenacity's alone (``retrying``).
+            retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=5,
             read_timeout=30,
             max_pool_connections=32,

@@ -6,9 +6,10 @@
   touched. A remote is kept as a bare mirror in ``cache_dir``, cloned once and fetched on
   every call under a lock (``gitsource_mirror``).
 
-Whole-source failures (unreachable remote, unknown ref, ``path`` missing at the commit, not a
-repository, too many files) raise ``SourceError``: a caller must then change nothing.
-Single files that are refused (symlink leaving the repo, too large) go to
+Whole-source failures (a repository form that is not accepted, unreachable remote, unknown
+ref, ``path`` missing at the commit, not a repository, too many files) raise ``SourceError``:
+a caller must then change nothing. Single files that are refused (symlink leaving the repo or
+looping back to a folder that contains it, too large) go to
 ``Snapshot.refused`` and hold back only their own cron. No YAML is parsed here.
 """
 
@@ -21,7 +22,9 @@ import git
 from reconciler.adapters.gitsource_collect import MAX_FILE_BYTES, MAX_FILES, SnapshotBuilder
 from reconciler.adapters.gitsource_dir import read_directory
 from reconciler.adapters.gitsource_mirror import (
+    ACCEPTED_FORMS,
     DEFAULT_TIMEOUT,
+    check_repo,
     default_cache_dir,
     is_remote,
     locked_mirror,
@@ -31,7 +34,8 @@ from reconciler.adapters.gitsource_tree import read_tree
 from reconciler.core.snapshot import Snapshot
 from reconciler.errors import SourceError
 
-__all__ = ["MAX_FILES", "MAX_FILE_BYTES", "read_directory", "read_git", "is_remote"]
+__all__ = ["ACCEPTED_FORMS", "MAX_FILES", "MAX_FILE_BYTES", "check_repo", "is_remote",
+           "read_directory", "read_git"]
 
 
 def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None, *,
@@ -39,10 +43,13 @@ def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None
     """The cron files under ``path`` at ``ref`` of ``repo``, with the full commit SHA.
 
     ``repo`` is a local working copy or bare repository, or a remote URL (https://, ssh://,
-    git@host:path, file://). ``ref`` is a branch, tag or commit SHA (full or short); ``None``
-    is HEAD of a local repo or the remote's default branch. ``timeout`` bounds each network
-    operation (clone, fetch) in seconds. Keys are relative to the repo root.
+    git://, file://, or scp-like user@host:path); any other form (``http://``, ``ext::``,
+    ``fd::``...) is refused with ``SourceError`` before git runs (``check_repo``). ``ref`` is
+    a branch, tag or commit SHA (full or short); ``None`` is HEAD of a local repo or the
+    remote's default branch. ``timeout`` bounds each network operation (clone, fetch) in
+    seconds. Keys are relative to the repo root.
     """
+    check_repo(repo)
     if is_remote(repo):
         cache = cache_dir if cache_dir is not None else default_cache_dir()
         with locked_mirror(repo, cache, timeout=timeout, refresh_head=ref is None) as mirror:

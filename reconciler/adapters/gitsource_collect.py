@@ -24,6 +24,13 @@ LOOP = "symlink loop (too many levels of symbolic links)"
 NOT_REGULAR = "not a regular file"
 
 
+def ancestor_loop(target: str) -> str:
+    """The refusal of a symlink to a folder that contains it (``up -> ..``): following it
+    would walk every file again, and again."""
+    return (f"symlink loop: it points to {target!r}, a folder that contains it; "
+            "it is not followed")
+
+
 def is_cron_name(name: str) -> bool:
     """Whether a file name is one the walkers pick up (``*.yaml`` / ``*.yml``)."""
     return name.lower().endswith(CRON_SUFFIXES)

@@ -2,8 +2,9 @@
 
 Every file is checked by its real path: anything that resolves outside ``root`` (through a
 symlink anywhere on the way) is refused, never read. Symlinks inside ``root`` are followed;
-a folder reached again through a symlink (a cycle) is refused. Only regular files are
-opened, so a FIFO named ``x.yaml`` cannot block the reader.
+a symlink to a folder being walked or to one containing it (``up -> ..``, a cycle) is
+refused alone, and the walk goes on. Only regular files are opened, so a FIFO named
+``x.yaml`` cannot block the reader.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reconciler.adapters.gitsource_collect import (
     NOT_REGULAR,
     OUTSIDE,
     SnapshotBuilder,
+    ancestor_loop,
     is_cron_name,
     is_hidden,
     join_key,
@@ -89,8 +91,9 @@ class _DirectoryWalker:
                 self._refuse(key, LOOP if exc.errno == errno.ELOOP else DANGLING, counts)
             return
         if stat.S_ISDIR(st.st_mode):
-            if real in ancestors:
-                self._refuse(key, LOOP, counted=False)
+            if any(_contains(real, folder) for folder in ancestors):
+                target = os.readlink(full) if os.path.islink(full) else full
+                self._refuse(key, ancestor_loop(target), counts)
                 return
             self._walk(full, key, ancestors | {real})
         elif counts:
@@ -101,6 +104,7 @@ class _DirectoryWalker:
                 self.builder.refuse(key, NOT_REGULAR)
 
     def _walk(self, folder: str, key: str, ancestors: frozenset[str]) -> None:
+        """Walk ``folder``; ``ancestors``: the real paths of the folders being walked."""
         with os.scandir(folder) as entries:
             names = sorted(entry.name for entry in entries)
         for name in names:
@@ -126,3 +130,8 @@ class _DirectoryWalker:
             self.builder.add(key, data)
         else:
             self.builder.refuse(key, refusal)
+
+
+def _contains(outer: str, inner: str) -> bool:
+    """Whether the real path ``outer`` is ``inner`` or one of its parents."""
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)

@@ -1,5 +1,7 @@
 """Remote repositories kept as bare mirrors in a cache folder.
 
+Only the accepted forms reach git (``check_repo``): https://, ssh://, git://, file:// URLs and
+scp-like ``user@host:path``; git is also told to use no other protocol (``GIT_ALLOW_PROTOCOL``).
 A remote URL maps to ``<cache_dir>/<sha256 of url>``: cloned the first time into a side
 folder then renamed into place, so a failed clone never leaves a half mirror; fetched
 (``--prune``) on every use. Branches and tags are mirrored, not the host's other refs (such
@@ -23,23 +25,77 @@ from contextlib import contextmanager
 from reconciler.errors import SourceError
 
 DEFAULT_TIMEOUT = 120.0
-REMOTE_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh://",
-                   "ssh+git://")
+ACCEPTED_SCHEMES = ("https", "ssh", "git", "file")
+ACCEPTED_FORMS = ("a local path, an https://, ssh://, git:// or file:// URL, "
+                  "or user@host:path")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
+_INSTEAD = {"http": "https://", "git+ssh": "ssh://", "ssh+git": "ssh://"}
+# scp-like: [user@]host:path, the host a name or [IPv6]. ``name::address`` (a path starting
+# with ':') is git's syntax for a remote helper: ``ext::`` runs a command, ``fd::`` reads a
+# file descriptor.
+_SCP = re.compile(r"(?:[A-Za-z0-9._~+%][A-Za-z0-9._~+%-]*@)?"
+                  r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\]):[^:].*", re.DOTALL)
+_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FETCH_HEADS = "+refs/heads/*:refs/heads/*"
 _FETCH_TAGS = "+refs/tags/*:refs/tags/*"
 _CREDENTIALS = re.compile(r"(?<=://)([^/@:]+):[^/@]*@")
+# What git itself may use, whatever a URL, a redirect or a config says.
+_GIT_ALLOW_PROTOCOL = ":".join(ACCEPTED_SCHEMES)
 
 
 def is_remote(repo: str) -> bool:
     """Whether ``repo`` is a URL to mirror rather than a local path.
 
     Git's own rule: a URL scheme, or scp-like ``[user@]host:path`` (a colon with no slash
-    before it); anything else is a local path.
+    before it); anything else is a local path. Whether the URL is accepted is
+    ``check_repo``'s answer.
     """
-    if repo.lower().startswith(REMOTE_PREFIXES):
+    if _SCHEME.match(repo):
         return True
     host, colon, _ = repo.partition(":")
     return bool(colon and host and "/" not in host)
+
+
+def check_repo(repo: str) -> None:
+    """Refuse, before git runs, any repository but the accepted forms: a local path,
+    ``https://``, ``ssh://``, ``git://`` or ``file://`` URLs, or scp-like ``user@host:path``.
+
+    Git itself would also run other transports: ``ext::<command>`` runs a command,
+    ``fd::<n>`` talks over a file descriptor (and waits forever on one nobody writes), other
+    ``<name>::`` and ``<name>://`` start a ``git-remote-<name>`` program, and plain ``http://``
+    is neither encrypted nor authenticated. Raises ``SourceError`` naming the accepted forms.
+    """
+    shown = _shown(repo)
+    if _CONTROL.search(repo):
+        raise SourceError(f"{shown} is refused: it contains a control character "
+                          f"(use {ACCEPTED_FORMS})")
+    if not is_remote(repo):
+        return
+    scheme = _SCHEME.match(repo)
+    if scheme:
+        name, rest = scheme.group(1), scheme.group(2)
+        if name not in ACCEPTED_SCHEMES:
+            instead = f"use {_INSTEAD[name]} instead; " if name in _INSTEAD else ""
+            raise SourceError(f"{shown} is refused: the {name}:// transport is not accepted "
+                              f"({instead}accepted: {ACCEPTED_FORMS})")
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        if host.startswith("-") or (name != "file" and not host):
+            raise SourceError(f"{shown} is refused: no valid host (use {ACCEPTED_FORMS})")
+        return
+    helper, double_colon, _ = repo.partition("::")
+    if double_colon and _HELPER.fullmatch(helper):
+        raise SourceError(f"{shown} is refused: the {helper}:: transport is not accepted "
+                          f"(use {ACCEPTED_FORMS})")
+    if not _SCP.fullmatch(repo):
+        raise SourceError(f"{shown} is refused: not a repository form cronctl accepts (use "
+                          f"{ACCEPTED_FORMS}; start a local path containing ':' with ./)")
+
+
+def _shown(repo: str) -> str:
+    """``repo`` fit for a message: credentials hidden, control characters escaped."""
+    text = redact(repo)
+    return repr(text) if _CONTROL.search(text) else text
 
 
 def redact(url: str) -> str:
@@ -66,6 +122,7 @@ def locked_mirror(url: str, cache_dir: str, *, timeout: float = DEFAULT_TIMEOUT,
     ``refresh_head`` also points the mirror's HEAD at the remote's current default branch.
     Raises ``SourceError`` naming the URL with git's reason when the remote cannot be reached.
     """
+    check_repo(url)
     mirror = mirror_path(url, cache_dir)
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
@@ -114,7 +171,8 @@ def _refresh_head(url: str, mirror: str, timeout: float) -> None:
 
 def _git(url: str, timeout: float, *args: str) -> str:
     # No prompt can block: no terminal (new session, stdin closed), no password prompt.
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C")
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C",
+               GIT_ALLOW_PROTOCOL=_GIT_ALLOW_PROTOCOL)
     verb = args[2] if args[0] == "-C" else args[0]
     try:
         process = subprocess.Popen(["git", *args], stdin=subprocess.DEVNULL,

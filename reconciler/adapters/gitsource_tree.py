@@ -4,7 +4,8 @@ Symlinks are resolved inside the tree the way POSIX resolves paths: component by
 a symlink's target replacing it relative to its own (physical) folder, ``..`` going up.
 A target that is absolute or climbs above the repo root is refused; so are dangling links
 and chains longer than ``MAX_SYMLINK_HOPS`` (cycles). A symlinked folder inside the repo is
-walked under the symlink's own path, unless it leads back to a folder being walked.
+walked under the symlink's own path, unless it is or contains a folder being walked (such as
+``up -> ..``): that link alone is refused as a loop, and the walk goes on.
 Submodules are skipped: their content is not in this repository.
 """
 
@@ -20,6 +21,7 @@ from reconciler.adapters.gitsource_collect import (
     MAX_SYMLINK_HOPS,
     OUTSIDE,
     SnapshotBuilder,
+    ancestor_loop,
     is_cron_name,
     is_hidden,
     join_key,
@@ -68,8 +70,12 @@ def _lookup(root: git.Tree, parts: list[str], index: _Index) -> git.Object | Non
     return current
 
 
+def _link_text(link: git.Blob) -> str:
+    return link.data_stream.read().decode("utf-8", "surrogateescape")
+
+
 def _link_target(link: git.Blob) -> list[str]:
-    target = link.data_stream.read().decode("utf-8", "surrogateescape")
+    target = _link_text(link)
     if not target:
         raise _Unresolvable(DANGLING)
     if target.startswith(("/", "\\")) or target[1:3] in (":/", ":\\"):  # absolute
@@ -127,7 +133,7 @@ def read_tree(root: git.Tree, path: str, commit: str, builder: SnapshotBuilder) 
     key = "/".join(parts)
     walker = _TreeWalker(root, builder)
     if start.obj.type == "tree":
-        walker.walk(start, key, frozenset())
+        walker.walk(start, key, ())
     else:
         walker.take(start.obj, key)
     for blob, blob_key in walker.found:
@@ -146,8 +152,10 @@ class _TreeWalker:
         self.builder.count(key)
         self.found.append((blob, key))
 
-    def walk(self, folder: _Resolved, key: str, ancestors: frozenset[bytes]) -> None:
-        ancestors = ancestors | {folder.obj.binsha}
+    def walk(self, folder: _Resolved, key: str,
+             ancestors: tuple[tuple[str, ...], ...]) -> None:
+        """Walk ``folder``; ``ancestors``: the physical paths of the folders being walked."""
+        ancestors = (*ancestors, folder.physical)
         for item in folder.obj:
             item_key = join_key(key, item.name)
             physical = (*folder.physical, item.name)
@@ -160,7 +168,7 @@ class _TreeWalker:
                 self.take(item, item_key)
 
     def _follow(self, link: git.Blob, base: tuple[str, ...], key: str,
-                ancestors: frozenset[bytes]) -> None:
+                ancestors: tuple[tuple[str, ...], ...]) -> None:
         cron = is_cron_name(link.name)
         try:
             target = resolve(self.root, base, [link.name], self.index)
@@ -168,8 +176,9 @@ class _TreeWalker:
             self._refuse(key, str(refusal), cron)
             return
         if target.obj.type == "tree":
-            if target.obj.binsha in ancestors:
-                self._refuse(key, LOOP, cron)
+            where = target.physical
+            if any(folder[:len(where)] == where for folder in ancestors):
+                self._refuse(key, ancestor_loop(_link_text(link)), cron)
             elif not is_hidden(link.name):
                 self.walk(target, key, ancestors)
         elif target.obj.type == "blob" and cron:

@@ -37,7 +37,7 @@ def suggestion(word: str, choices) -> str:
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a cron's name, or ``None``."""
-    if _NAME.match(name):
+    if _NAME.fullmatch(name):  # whole: "hello\n" is not a name
         return None
     rule = ("lower-case letters, digits and '-', starting and ending with a letter or digit, "
             f"at most {MAX_NAME_LENGTH} characters")
@@ -45,9 +45,10 @@ def name_problem(name: str) -> str | None:
         return f"name must not be empty ({rule})"
     if len(name) > MAX_NAME_LENGTH:
         return f"name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed"
-    if name != name.lower() and _NAME.match(name.lower()):
+    if name != name.lower() and _NAME.fullmatch(name.lower()):
         return f"name '{name}' must be lower case: use '{name.lower()}'"
-    return f"name '{name}' is not valid: {rule}"
+    shown = f"'{name}'" if name.isprintable() else repr(name)  # "hello\n" stays on one line
+    return f"name {shown} is not valid: {rule}"
 
 
 # Names a zoneinfo folder may hold that are not zones a cron can be run in: ``localtime``

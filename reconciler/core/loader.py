@@ -79,7 +79,10 @@ def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d") -> LoadResult:
     results = [_read(path, data) for path, data in sorted(snapshot.files.items())
                if is_cron_file(path, cron_path)]
     diagnostics = list(snapshot.refused)
-    held_back = {PurePosixPath(d.file).stem for d in snapshot.refused}
+    # A refused cron file holds back its cron; a refused folder link (``up -> ..``) is
+    # reported but names no cron.
+    held_back = {PurePosixPath(d.file).stem for d in snapshot.refused
+                 if d.file.lower().endswith(CRON_SUFFIXES)}
     by_name: dict[str, list[_FileResult]] = defaultdict(list)
     for result in results:
         by_name[result.name].append(result)
@@ -158,7 +161,8 @@ def _field_problems(document: dict, stem: str) -> list[FieldProblem]:
     name = document.get("name", stem)
     if isinstance(name, str) and (message := name_problem(name)):
         if "name" not in document:
-            message += f" (the name comes from the file name '{stem}'; set 'name:' to choose)"
+            shown = f"'{stem}'" if stem.isprintable() else repr(stem)
+            message += f" (the name comes from the file name {shown}; set 'name:' to choose)"
         problems.append(FieldProblem(("name",), message))
     elif not isinstance(name, str):
         problems.append(FieldProblem(("name",), f"must be a string, got {type_name(name)}"))

@@ -10,7 +10,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
+# A cron's name, matched whole (``re.fullmatch``). ``\Z``, not ``$``: ``$`` also matches before a
+# final newline, so even ``re.match`` with this pattern refuses "hello\n".
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?\Z"
 
 # T-shirt sizes: (CPU units, MiB). Every pair is a valid Fargate combination.
 TSHIRT_SIZES: dict[str, tuple[int, int]] = {
