@@ -254,7 +254,8 @@ def test_stalled_client_does_not_block_others_and_is_dropped(serve):
     with socket.create_connection(server.address, timeout=10) as stalled:
         stalled.sendall(b"POST /sns HTTP/1.1\r\nHost: x\r\n")  # headers never finished
         assert request(server.url, "GET", "/healthz", timeout=5) == (200, "ok\n")
-        # After the read timeout the server closes the stalled connection.
+        # At the request deadline the server answers 408 and closes the stalled connection.
+        assert status_of(stalled.recv(1024)) == 408
         assert stalled.recv(1024) == b""
     with socket.create_connection(server.address, timeout=10) as stalled_body:
         stalled_body.sendall(b"POST /sns HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
@@ -303,3 +304,21 @@ def test_listen_address_is_validated():
     for listen in ["8080", "host:", ":80", "host:http", "host:70000"]:
         with pytest.raises(ConfigError):
             DaemonHttpServer(listen, None, None, None, None)
+
+
+def test_a_port_in_use_is_a_one_line_config_error_naming_the_setting(serve):
+    from reconciler.errors import ConfigError
+
+    recorder = Recorder()
+    first = serve(genuine_verifier(vector("notification_sigv2")), recorder)
+    host, port = first.address
+    second = DaemonHttpServer(f"{host}:{port}", first.verifier, recorder.on_notification,
+                              recorder.on_confirmation, recorder.readiness)
+    with pytest.raises(ConfigError) as caught:
+        second.start()
+    message = str(caught.value)
+    assert f"{host}:{port}" in message and "address already in use" in message
+    assert "--listen" in message and "CRONCTL_LISTEN" in message and "\n" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert second.stop(timeout=1)  # never started: nothing to stop
+    assert request(first.url, "GET", "/healthz") == (200, "ok\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from email.message import Message
 
 import pytest
 from structlog.testing import capture_logs
@@ -54,14 +55,14 @@ def serve():
 
 
 def send(server: DaemonHttpServer, headers: dict[str, str] | None = None, body: bytes = b"",
-         method: str = "POST", path: str = "/reconcile") -> tuple[int, dict[str, str], str]:
-    """One request; returns (status, response headers, body text)."""
+         method: str = "POST", path: str = "/reconcile") -> tuple[int, Message, str]:
+    """One request; returns (status, response headers (names case-insensitive), body text)."""
     host, port = server.address
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read().decode()
+        return response.status, response.headers, response.read().decode()
     finally:
         connection.close()
 

@@ -1,38 +1,63 @@
 """The daemon's HTTP endpoint: SNS deliveries, liveness and readiness (design §4.2).
 
-Routes: ``POST /sns`` (verified SNS messages), ``GET /healthz``, ``GET /readyz`` and, when a
-token and a callback are configured, ``POST /reconcile`` (the CI webhook; see ``http_routes``).
-SNS counts any 2xx-4xx answer as delivered, so refused input (malformed, forged, another
-topic, stale) gets a 400 and only a failure worth retrying gets a 5xx. Every request is
-logged once (method, path, status, reason, duration_ms). Each connection is served on its
-own thread with a socket read timeout, so a client that stalls holds only its own thread.
+Routes (``http_routes``): ``POST /sns`` (verified SNS messages), ``GET /healthz``,
+``GET /readyz`` and, when a token and a callback are configured, ``POST /reconcile`` (the CI
+webhook). SNS counts any 2xx-4xx answer as delivered, so refused input (malformed, forged,
+another topic, stale) gets a 400 and only a failure worth retrying gets a 5xx. Every request
+is logged once (method, path, status, reason, duration_ms).
+
+Served with waitress because its single I/O thread reads every connection without blocking
+and buffers a whole request, headers and body, before a fixed pool of worker threads sees
+it: a slow, idle or hostile client costs a socket and a few kilobytes, never a worker, and
+no per-client limit is needed (behind a load balancer every client shares a few addresses).
+What waitress does not do is added here, in that same I/O thread:
+
+- a total deadline per request, ``read_timeout_s`` from the connection's accept to the last
+  byte of its body, however the bytes trickle in: the request is then answered 408 and its
+  connection closed (a connection that sent nothing is just closed);
+- a connection cap kept below the process's file descriptor limit, whose soft value is
+  raised towards the hard one at start: at the cap, the oldest connection that has no
+  request in flight is closed to make room, so a new client never waits behind idle ones;
+- one request per connection (every answer closes it), ``Transfer-Encoding`` refused
+  with 411, and the project's answers and log line for what is refused before a route runs
+  (413 over ``max_body`` before the body is read, 400 for a malformed request or a body cut
+  short, 431 for oversized headers).
 """
 
 from __future__ import annotations
 
-import itertools
+import errno
+import resource
 import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress.utilities import (
+    BadRequest,
+    RequestEntityTooLarge,
+    RequestHeaderFieldsTooLarge,
+    ServerNotImplemented,
+)
+
+from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
 from reconciler.service.http_routes import (
-    WEBHOOK_PATH,
-    BodyRefused,
-    allowed_methods,
-    answer_webhook,
-    declared_length,
+    Answer,
+    Request,
+    authorization_values,
     parse_listen,
+    route,
 )
-from reconciler.service.sns_verify import (
-    NOTIFICATION,
-    SUBSCRIPTION_CONFIRMATION,
-    SnsRejected,
-    SnsVerifier,
-)
+from reconciler.service.sns_verify import SnsVerifier
 
 log = get_logger("cronctl.http")
 
@@ -42,228 +67,335 @@ Readiness = Callable[[], tuple[bool, str]]
 ReconcileTrigger = Callable[[], None]
 
 __all__ = ["DaemonHttpServer", "parse_listen"]
-BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
-                 b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")
+
+WORKERS = 16  # threads that run routes; complete requests beyond them wait in a queue
+TICK_S = 0.1  # how often the I/O thread enforces deadlines and looks at the stop event
+FD_RESERVE = 256  # descriptors left to the rest of the process (AWS clients, files, git)
+MAX_HEADER_BYTES = 32 * 1024
+BACKLOG = 1024  # SNS delivers a minute's schedules in one burst
+CUT_GRACE_S = 1.0  # a refused connection whose answer is not taken by then is dropped
+TEXT = "text/plain; charset=utf-8"
+_ACCEPTED_AT = "cronctl.accepted_at"
 
 
-class _Server(ThreadingHTTPServer):
-    """One named, tracked thread per connection; joined with a deadline on stop."""
-
-    daemon_threads = False
-    block_on_close = True
-    timeout = 0.1  # how often the accept loop looks at the stop Event
-    # SNS delivers a minute's schedules in one burst; socketserver's default backlog of 5 would
-    # reset most of those connections (they would only come back through SNS retries).
-    request_queue_size = 128
-
-    def __init__(self, address, handler, app: DaemonHttpServer) -> None:
-        self.app = app
-        self._workers: set[threading.Thread] = set()
-        self._workers_lock = threading.Lock()
-        self._ids = itertools.count(1)
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address) -> None:
-        with self._workers_lock:
-            if len(self._workers) >= self.app.max_connections:
-                _refuse_busy(request)
-                return
-            worker = threading.Thread(
-                target=self.process_request_thread, args=(request, client_address),
-                name=f"cronctl-http-conn-{next(self._ids)}", daemon=False)
-            self._workers.add(worker)
-        worker.start()
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._workers_lock:
-                self._workers.discard(threading.current_thread())
-
-    def handle_error(self, request, client_address) -> None:
-        log.exception("http_connection_error", client=client_address[0])
-
-    def close_and_join(self, timeout: float) -> bool:
-        """Stop listening, then wait up to ``timeout`` for the connections in flight."""
-        self.socket.close()
-        deadline = time.monotonic() + timeout
-        with self._workers_lock:
-            workers = list(self._workers)
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        return not any(w.is_alive() for w in workers)
-
-    def server_close(self) -> None:
-        self.close_and_join(self.app.read_timeout_s * 2)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-def _refuse_busy(request: socket.socket) -> None:
+def _status_line(status: int) -> str:
     try:
-        request.sendall(BUSY_RESPONSE)
-    except OSError:
-        pass
-    finally:
-        request.close()
-    log.warning("http_request", method="", path="", status=503, reason="busy", duration_ms=0)
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Status {status}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Routes one request; every response closes the connection."""
+def _raw_answer(status: int, text: str, headers: dict[str, str] | None = None) -> bytes:
+    payload = text.encode("utf-8")
+    lines = [f"HTTP/1.1 {_status_line(status)}", f"Content-Type: {TEXT}",
+             f"Content-Length: {len(payload)}", "Connection: close",
+             *(f"{name}: {value}" for name, value in (headers or {}).items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "cronctl"
-    sys_version = ""
 
-    def setup(self) -> None:
-        self.timeout = self.server.app.read_timeout_s
-        super().setup()
+def _log_request(method: str, path: str, status: int, reason: str, started: float) -> None:
+    fields = {"method": method, "path": path, "status": status, "reason": reason,
+              "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    if status >= 500:
+        log.error("http_request", **fields)
+    elif status >= 400:
+        log.warning("http_request", **fields)
+    else:
+        log.info("http_request", **fields)
 
-    def do_GET(self) -> None:
-        self._dispatch()
 
-    def do_POST(self) -> None:
-        self._dispatch()
+def _method_and_path(request: HTTPRequestParser | None) -> tuple[str, str]:
+    """A request's method and path as far as they were parsed ("" where unknown)."""
+    if (request is None or not request.headers_finished
+            or isinstance(request.error, RequestHeaderFieldsTooLarge)):
+        return "", ""
+    return (getattr(request, "command", ""),
+            urlsplit(getattr(request, "request_uri", "")).path)
 
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # answered 405 / 404
 
-    def _dispatch(self) -> None:
-        started = time.monotonic()
-        path = urlsplit(self.path).path
-        status, reason = 500, "internal"
+class _Refusal:
+    """A request refused by the server before any route sees it."""
+
+    def __init__(self, status: int, text: str, reason: str) -> None:
+        self.status, self.text, self.reason = status, text, reason
+
+
+def _refusal(error: object, max_body: int) -> _Refusal:
+    """Our answer for an error found by waitress's parser (or by ours)."""
+    if isinstance(error, _Refusal):
+        return error
+    if isinstance(error, RequestEntityTooLarge):
+        return _Refusal(413, f"body over {max_body} bytes\n", "too_large")
+    if isinstance(error, RequestHeaderFieldsTooLarge):
+        return _Refusal(431, "request headers too large\n", "headers_too_large")
+    if isinstance(error, ServerNotImplemented):  # a transfer coding other than chunked
+        return _Refusal(411, "Content-Length required\n", "length_required")
+    if isinstance(error, BadRequest):
+        if "Content-Length" in str(getattr(error, "body", "")):
+            return _Refusal(400, "bad Content-Length\n", "bad_length")
+        return _Refusal(400, "bad request\n", "bad_request")
+    return _Refusal(500, "internal error\n", "internal")
+
+
+class _Parser(HTTPRequestParser):
+    """waitress's parser, refusing chunked bodies (411) as soon as the headers are in."""
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if self.chunked and self.error is None:
+            self.error = _Refusal(411, "Content-Length required\n", "length_required")
+            self.completed = True
+        return consumed
+
+
+class _Task(WSGITask):
+    """Runs the application for one complete request; the connection closes after it."""
+
+    def get_environment(self) -> dict:
+        environ = super().get_environment()
+        environ[_ACCEPTED_AT] = self.channel.accepted_at
+        return environ
+
+    def build_response_header(self) -> bytes:
+        self.set_close_on_finish()
+        return super().build_response_header()
+
+
+class _ErrorTask(ErrorTask):
+    """Answers a request the parser refused, with our text and log line."""
+
+    def execute(self) -> None:
+        request = self.request
+        refusal = _refusal(request.error, self.channel.server.max_body)
+        method, path = _method_and_path(request)
+        payload = refusal.text.encode("utf-8")
+        self.status = _status_line(refusal.status)
+        self.response_headers.extend([("Content-Type", TEXT),
+                                      ("Content-Length", str(len(payload)))])
+        self.set_close_on_finish()
+        self.content_length = len(payload)
+        self.write(payload)
+        _log_request(method, path, refusal.status, refusal.reason, self.channel.accepted_at)
+
+
+class _Channel(HTTPChannel):
+    """One connection, read by the I/O thread until its request is complete."""
+
+    parser_class = _Parser
+    task_class = _Task
+    error_task_class = _ErrorTask
+
+    def __init__(self, server, sock, addr, adj, map=None) -> None:
+        self.accepted_at = time.monotonic()
+        self.cut_at: float | None = None
+        super().__init__(server, sock, addr, adj, map=map)
+
+    @property
+    def receiving(self) -> bool:
+        """Idle or part way through its request: nothing queued, answered or being cut."""
+        return (self.cut_at is None and not self.requests and not self.close_when_flushed
+                and not self.will_close and self.connected)
+
+    def handle_read(self) -> None:
         try:
-            status, reason = self._route(path)
-        except TimeoutError:
-            status, reason = 408, "read_timeout"
-            self._send(status, "request timed out\n")
-        finally:
-            fields = {"method": self.command, "path": path, "status": status,
-                      "reason": reason,
-                      "duration_ms": round((time.monotonic() - started) * 1000, 1)}
-            if status >= 500:
-                log.error("http_request", **fields)
-            elif status >= 400:
-                log.warning("http_request", **fields)
+            data = self.socket.recv(self.adj.recv_bytes)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.handle_close()
+            return
+        if data:
+            self.last_activity = time.time()
+            self.received(data)
+        elif self.request is not None and self.receiving:
+            # The client ended its side in the middle of a request: say why it is refused.
+            if self.request.headers_finished:
+                self.cut(400, "body shorter than Content-Length\n", "short_body")
             else:
-                log.info("http_request", **fields)
+                self.cut(400, "incomplete request\n", "incomplete_request")
+        else:
+            self.handle_close()
 
-    def _route(self, path: str) -> tuple[int, str]:
-        allowed = allowed_methods(path, self.server.app.webhook_enabled)
-        if allowed is None:
-            return self._send(404, "not found\n"), "not_found"
-        if self.command not in allowed:
-            return self._send(405, "method not allowed\n", {"Allow": ", ".join(allowed)}), \
-                "method_not_allowed"
-        if path == "/healthz":
-            return self._send(200, "ok\n"), "ok"
-        if path == "/readyz":
-            return self._readyz()
-        if path == WEBHOOK_PATH:
-            return self._reconcile()
-        return self._sns()
+    def cut(self, status: int, text: str, reason: str, headers: dict[str, str] | None = None,
+            answer_idle: bool = False) -> None:
+        """End a request that will not be completed: answer it (when any of it arrived, or
+        ``answer_idle``), log it, and close the connection once the answer is sent."""
+        self.cut_at = time.monotonic()
+        request, self.request = self.request, None
+        if request is None and not answer_idle:
+            self.handle_close()
+            return
+        method, path = _method_and_path(request)
+        if request is not None:
+            request.close()
+        payload = _raw_answer(status, text, headers)
+        with self.outbuf_lock:
+            self.outbufs[-1].append(payload)
+            self.total_outbufs_len += len(payload)
+        self.close_when_flushed = True
+        _log_request(method, path, status, reason, self.accepted_at)
 
-    def _readyz(self) -> tuple[int, str]:
+
+class _Server(TcpWSGIServer):
+    """The listening socket; accepts up to ``cap`` connections and keeps their deadlines."""
+
+    channel_class = _Channel
+
+    def __init__(self, application, channels: dict, sock: socket.socket,
+                 workers: ThreadedTaskDispatcher, adj: Adjustments, cap: int,
+                 deadline_s: float, max_body: int) -> None:
+        self.cap, self.deadline_s, self.max_body = cap, deadline_s, max_body
+        self.listening = True
+        self._accept_paused_until = 0.0
+        super().__init__(application, map=channels, _sock=sock, dispatcher=workers, adj=adj,
+                         bind_socket=False,
+                         sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
+
+    def readable(self) -> bool:
+        # Replaces waitress's connection limit (which stops accepting, so new clients wait
+        # behind idle ones) and its idle sweep: see ``handle_accept`` and ``sweep``.
+        return self.accepting and time.monotonic() >= self._accept_paused_until
+
+    def maintenance(self, now: float) -> None:
+        pass
+
+    def handle_accept(self) -> None:
         try:
-            ready, detail = self.server.app.readiness()
-        except Exception:
-            log.exception("readiness_check_failed")
-            return self._send(503, "readiness check failed\n"), "readiness_error"
-        status = 200 if ready else 503
-        return self._send(status, f"{detail}\n"), "ready" if ready else "not_ready"
-
-    def _reconcile(self) -> tuple[int, str]:
-        app = self.server.app
-        body, refusal = self._read_body(app.max_body)
-        if refusal:
-            return refusal
-        answer = answer_webhook(self.headers.get_all("Authorization") or [], body,
-                                app.webhook_token, app.on_reconcile, self.client_address[0])
-        return self._send(answer.status, answer.text, answer.headers,
-                          answer.content_type), answer.reason
-
-    def _sns(self) -> tuple[int, str]:
-        app = self.server.app
-        body, refusal = self._read_body(app.max_body)
-        if refusal:
-            return refusal
+            pair = self.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._accept_paused_until = time.monotonic() + TICK_S
+            log.warning("http_accept_failed", error=str(exc))
+            return
+        if pair is None:
+            return
         try:
-            message = app.verifier.verify(body)
-        except SnsRejected as exc:
-            status = 503 if exc.retryable else 400
-            log.warning("sns_rejected", reason=exc.reason, detail=str(exc))
-            return self._send(status, f"rejected: {exc.reason}\n"), exc.reason
-        try:
-            return self._deliver(message)
-        except Exception:
-            log.exception("sns_callback_failed", type=message.get("Type"),
-                          message_id=message.get("MessageId"))
-            return self._send(500, "internal error\n"), "callback_error"
+            channel = self.channel_class(self, pair[0], pair[1], self.adj, map=self._map)
+        except OSError as exc:  # the client went away before it could be set up
+            pair[0].close()
+            log.warning("http_accept_failed", error=str(exc))
+            return
+        if len(self.active_channels) > self.cap:
+            self._make_room(channel)
 
-    def _deliver(self, message: dict) -> tuple[int, str]:
-        app = self.server.app
-        kind = message["Type"]
-        if kind == NOTIFICATION:
-            status, text = app.on_notification(message)
-            return self._send(status, text), "notification"
-        if message["TopicArn"] != app.verifier.topic_arn:  # verify() already ensures this
-            return self._send(400, "rejected: topic\n"), "topic"
-        if kind == SUBSCRIPTION_CONFIRMATION:
-            app.on_subscription_confirmation(message["TopicArn"], message["Token"])
-            log.info("sns_subscription_confirmed", topic_arn=message["TopicArn"])
-            return self._send(200, "confirmed\n"), "subscription_confirmation"
-        log.info("sns_unsubscribe_confirmation", topic_arn=message["TopicArn"],
-                 message_id=message["MessageId"])
-        return self._send(200, "ok\n"), "unsubscribe_confirmation"
+    def _make_room(self, newcomer: _Channel) -> None:
+        """Over the cap: close the oldest connection still waiting for its request, or
+        answer the newcomer 503 when every other connection has a request in flight."""
+        waiting = [c for c in self.active_channels.values()
+                   if c is not newcomer and isinstance(c, _Channel) and c.receiving]
+        if not waiting:
+            newcomer.cut(503, "busy\n", "busy", {"Retry-After": "1"}, answer_idle=True)
+            return
+        oldest = min(waiting, key=lambda c: c.accepted_at)
+        oldest.cut(503, "too many connections\n", "evicted", {"Retry-After": "1"})
 
-    def _read_body(self, limit: int) -> tuple[bytes, tuple[int, str] | None]:
-        try:
-            length = declared_length(self.headers, limit)
-        except BodyRefused as exc:
-            return b"", (self._send(exc.status, exc.text), exc.reason)
-        body = self.rfile.read(length)
-        if len(body) != length:
-            return b"", (self._send(400, "body shorter than Content-Length\n"), "short_body")
-        return body, None
+    def sweep(self, now: float) -> None:
+        """Answer 408 to requests past their deadline; drop refused connections that do not
+        take their answer."""
+        for channel in list(self.active_channels.values()):
+            if channel.cut_at is not None:
+                if now - channel.cut_at > CUT_GRACE_S:
+                    channel.handle_close()
+            elif channel.receiving and now - channel.accepted_at >= self.deadline_s:
+                channel.cut(408, "request timed out\n", "deadline")
 
-    def _send(self, status: int, text: str, headers: dict[str, str] | None = None,
-              content_type: str = "text/plain; charset=utf-8") -> int:
-        payload = text.encode("utf-8")
-        self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-        return status
+    def stop_listening(self) -> None:
+        """Close the listening socket (new connections are refused) and the connections
+        that have no complete request; requests in flight go on."""
+        self.listening = False
+        wasyncore.dispatcher.close(self)  # not ``close()``: the trigger is still needed
+        for channel in list(self.active_channels.values()):
+            if channel.receiving:
+                channel.cut(503, "shutting down\n", "stopping", {"Retry-After": "1"})
 
-    def log_message(self, format: str, *args) -> None:
-        pass  # each request gets one structured line from _dispatch instead
 
-    def log_error(self, format: str, *args) -> None:
-        log.warning("http_protocol_error", client=self.client_address[0],
-                    detail=format % args)
+class _Workers(ThreadedTaskDispatcher):
+    """waitress's worker pool, with named non-daemon threads that ``stop`` joins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[threading.Thread] = []
+
+    def start_new_thread(self, target, thread_no) -> None:
+        thread = threading.Thread(target=target, args=(thread_no,), daemon=False,
+                                  name=f"cronctl-http-worker-{thread_no}")
+        self.started.append(thread)
+        thread.start()
+
+    def add_task(self, task) -> None:
+        # As waitress's, without its warning per queued request: a burst of SNS deliveries
+        # queues by design.
+        with self.lock:
+            self.queue.append(task)
+            self.queue_cv.notify()
+
+    def stop(self, deadline: float) -> bool:
+        """Let the workers finish their current request and end; True if all ended."""
+        self.set_thread_count(0)
+        for thread in self.started:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            while self.queue:
+                self.queue.popleft().cancel()
+        return not any(thread.is_alive() for thread in self.started)
+
+
+def _connection_cap(wanted: int) -> int:
+    """``wanted`` connections, or fewer when the descriptor limit cannot be raised enough.
+
+    The soft ``RLIMIT_NOFILE`` is raised towards the hard limit when it is below ``wanted``
+    plus ``FD_RESERVE`` (a log line says so)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            except (ValueError, OSError) as exc:
+                log.warning("http_fd_limit_not_raised", soft=soft, hard=hard, error=str(exc))
+            else:
+                log.info("http_fd_limit_raised", soft_before=soft, soft=target, hard=hard)
+                soft = target
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    cap = max(soft - FD_RESERVE, soft // 2, 1)
+    log.warning("http_connection_cap_lowered", wanted=wanted, cap=cap, fd_soft_limit=soft)
+    return cap
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound; ``ConfigError`` naming the address and setting if not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = ("address already in use" if exc.errno == errno.EADDRINUSE
+               else exc.strerror or str(exc))
+        raise ConfigError(f"cannot listen on {shown}: {why}; set another address with "
+                          f"--listen or CRONCTL_LISTEN") from None
+    return sock
 
 
 class DaemonHttpServer:
-    """The daemon's HTTP endpoint; ``start()`` serves on thread ``cronctl-http``,
-    ``stop()`` stops accepting, lets requests in flight finish and joins every thread.
+    """The daemon's HTTP endpoint; ``start()`` serves on thread ``cronctl-http`` (I/O) and
+    ``cronctl-http-worker-*`` (routes); ``stop()`` stops accepting, lets requests in flight
+    finish and joins every thread.
 
-    ``POST /reconcile`` exists only with both ``on_reconcile`` (which must only wake the
-    reconcile loop, never run a pass itself) and a non-empty ``webhook_token``."""
+    ``read_timeout_s`` is the total time a request may take to arrive (headers and body,
+    from the connection's accept); ``max_connections`` caps open connections (lowered to
+    fit the descriptor limit). ``POST /reconcile`` exists only with both ``on_reconcile``
+    (which must only wake the reconcile loop, never run a pass itself) and a non-empty
+    ``webhook_token``."""
 
     def __init__(self, listen: str, verifier: SnsVerifier, on_notification: NotificationHandler,
                  on_subscription_confirmation: ConfirmationHandler, readiness: Readiness,
                  max_body: int = 256 * 1024 + 16 * 1024, read_timeout_s: float = 10,
-                 max_connections: int = 256, on_reconcile: ReconcileTrigger | None = None,
+                 max_connections: int = 4096, on_reconcile: ReconcileTrigger | None = None,
                  webhook_token: str | None = None) -> None:
         self.listen = parse_listen(listen)
         self.verifier = verifier
@@ -276,37 +408,116 @@ class DaemonHttpServer:
         self.on_reconcile = on_reconcile
         self.webhook_token = webhook_token or None
         self._server: _Server | None = None
+        self._workers: _Workers | None = None
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._address: tuple[str, int] | None = None
+        self._channels: dict = {}
+        self._stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._trigger_closed = False
 
     def start(self) -> None:
-        """Bind the listening socket and start accepting connections."""
+        """Bind the listening socket and start accepting connections.
+
+        Raises ``ConfigError`` when the address cannot be bound (in use, not local)."""
         if self._server is not None:
             raise RuntimeError("server already started")
-        server_class = _Server6 if ":" in self.listen[0] else _Server
-        self._server = server_class(self.listen, _Handler, self)
+        cap = _connection_cap(self.max_connections)
+        sock = _bind(*self.listen)
+        workers = _Workers()
+        try:
+            # poll, not select: select cannot watch descriptors above 1023
+            adj = Adjustments(sockets=[sock], ident="cronctl", backlog=BACKLOG,
+                              asyncore_use_poll=True, clear_untrusted_proxy_headers=False,
+                              log_socket_errors=False,  # clients that went away: not errors
+                              max_request_header_size=MAX_HEADER_BYTES,
+                              # waitress refuses a body of ``max_request_body_size`` or more
+                              max_request_body_size=self.max_body + 1)
+            self._server = _Server(self._app, self._channels, sock, workers, adj, cap,
+                                   self.read_timeout_s, self.max_body)
+        except BaseException:
+            sock.close()
+            raise
+        self._address = sock.getsockname()[:2]
+        self._workers = workers
+        workers.set_thread_count(WORKERS)
         self._thread = threading.Thread(target=self._serve, name="cronctl-http", daemon=False)
         self._thread.start()
         host, port = self.address
-        log.info("http_listening", host=host, port=port)
+        log.info("http_listening", host=host, port=port, workers=WORKERS,
+                 max_connections=cap, request_deadline_s=self.read_timeout_s,
+                 max_body=self.max_body)
 
     def _serve(self) -> None:
         server = self._server
-        while not self._stop.is_set():
-            server.handle_request()
+        next_sweep = 0.0
+        try:
+            while not self._abandon.is_set():
+                try:
+                    wasyncore.loop(timeout=TICK_S, map=self._channels, use_poll=True, count=1)
+                    now = time.monotonic()
+                    if self._stopping.is_set():
+                        if server.listening:
+                            server.stop_listening()
+                        if not server.active_channels:
+                            break
+                    if now >= next_sweep:
+                        server.sweep(now)
+                        next_sweep = now + TICK_S
+                except Exception:
+                    log.exception("http_loop_error")
+        finally:
+            if server.listening:
+                server.stop_listening()
+            for channel in list(server.active_channels.values()):
+                channel.handle_close()
+
+    def _app(self, environ: dict, start_response) -> list[bytes]:
+        """The WSGI application: one complete request to its route's answer."""
+        started = environ.get(_ACCEPTED_AT) or time.monotonic()
+        method = environ.get("REQUEST_METHOD", "")
+        path = urlsplit(environ.get("REQUEST_URI") or "/").path
+        request = Request(method=method, path=path,
+                          content_length=environ.get("CONTENT_LENGTH"),
+                          transfer_encoding=environ.get("HTTP_TRANSFER_ENCODING"),
+                          authorization=authorization_values(environ.get("HTTP_AUTHORIZATION")),
+                          read_body=environ["wsgi.input"].read,
+                          client=environ.get("REMOTE_ADDR", ""))
+        try:
+            answer = route(self, request)
+        except Exception:
+            log.exception("http_route_failed", method=method, path=path)
+            answer = Answer(500, "internal error\n", "internal")
+        payload = answer.text.encode("utf-8")
+        start_response(_status_line(answer.status),
+                       [("Content-Type", answer.content_type),
+                        ("Content-Length", str(len(payload))), *answer.headers.items()])
+        _log_request(method, path, answer.status, answer.reason, started)
+        return [b"" if method == "HEAD" else payload]
 
     def stop(self, timeout: float = 30) -> bool:
         """Stop accepting; wait up to ``timeout`` for requests in flight. True if all ended."""
-        if self._server is None or self._thread is None:
+        if self._server is None or self._thread is None or self._workers is None:
             return True
         deadline = time.monotonic() + timeout
-        self._stop.set()
+        self._stopping.set()
+        self._wake()
         self._thread.join(max(0.0, deadline - time.monotonic()))
-        finished = self._server.close_and_join(max(0.0, deadline - time.monotonic()))
-        finished = finished and not self._thread.is_alive()
+        if self._thread.is_alive():  # requests still in flight: close their connections
+            self._abandon.set()
+            self._wake()
+            self._thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        finished = self._workers.stop(deadline) and not self._thread.is_alive()
+        if finished and not self._trigger_closed:
+            self._trigger_closed = True  # no thread can pull it any more
+            self._server.trigger.close()
         if not finished:
             log.warning("http_stop_timed_out", timeout_s=timeout)
         return finished
+
+    def _wake(self) -> None:
+        if not self._trigger_closed:
+            self._server.pull_trigger()
 
     @property
     def webhook_enabled(self) -> bool:
@@ -315,10 +526,9 @@ class DaemonHttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._server is None:
+        if self._address is None:
             raise RuntimeError("server not started")
-        host, port = self._server.server_address[:2]
-        return host, port
+        return self._address
 
     @property
     def url(self) -> str:

@@ -1,6 +1,7 @@
 """Routes of the daemon's HTTP endpoint and the rules of the CI webhook ``POST /reconcile``.
 
-The webhook exists only when the daemon has both a token and a callback: without them the
+``route`` answers one request whose body the server has already received in full; the
+server (``http.py``) owns connections, deadlines and framing. The webhook exists only when the daemon has both a token and a callback: without them the
 path answers 404 like any unknown path, so there is never an unauthenticated trigger. A
 request carries ``Authorization: Bearer <token>``, compared in constant time. The body is
 optional: empty, or a JSON object whose optional ``commit`` (the commit CI merged) is 7 to 40
@@ -14,10 +15,17 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
+from typing import Protocol
 
+from reconciler.core.json_bounds import JsonRefused, loads_bounded
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
+from reconciler.service.sns_verify import (
+    NOTIFICATION,
+    SUBSCRIPTION_CONFIRMATION,
+    SnsRejected,
+    SnsVerifier,
+)
 
 log = get_logger("cronctl.http")
 
@@ -56,14 +64,15 @@ class BodyRefused(Exception):
         self.status, self.text, self.reason = status, text, reason
 
 
-def declared_length(headers: Message, limit: int) -> int:
+def declared_length(content_length: str | None, transfer_encoding: str | None,
+                    limit: int) -> int:
     """The body length a request declares; ``BodyRefused`` when it must not be read: no
     ``Content-Length`` or a ``Transfer-Encoding`` (411), a malformed length (400), over
     ``limit`` bytes (413)."""
-    declared = headers.get("Content-Length")
-    if headers.get("Transfer-Encoding") or declared is None:
+    if transfer_encoding or content_length is None:
         raise BodyRefused(411, "Content-Length required\n", "length_required")
-    if not (declared.strip().isascii() and declared.strip().isdigit()):
+    declared = content_length.strip()
+    if not (declared.isascii() and declared.isdigit()):
         raise BodyRefused(400, "bad Content-Length\n", "bad_length")
     if int(declared) > limit:
         raise BodyRefused(413, f"body over {limit} bytes\n", "too_large")
@@ -112,8 +121,8 @@ def webhook_commit(body: bytes) -> str | None:
     if not body.strip():
         return None
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+        document = loads_bounded(body)
+    except JsonRefused as exc:
         raise WebhookBodyError("malformed", "body must be empty or a JSON object") from exc
     if not isinstance(document, dict):
         raise WebhookBodyError("malformed", "body must be empty or a JSON object")
@@ -147,3 +156,106 @@ def answer_webhook(authorization: list[str], body: bytes, token: str,
     log.info("webhook_reconcile_requested", commit=commit, client=client)
     return Answer(202, json.dumps({"status": "accepted"}) + "\n", "accepted",
                   content_type="application/json")
+
+
+class Endpoint(Protocol):
+    """What ``route`` needs of the server: its callbacks and limits (``DaemonHttpServer``)."""
+
+    verifier: SnsVerifier
+    on_notification: Callable[[dict], tuple[int, str]]
+    on_subscription_confirmation: Callable[[str, str], None]
+    readiness: Callable[[], tuple[bool, str]]
+    on_reconcile: Callable[[], None] | None
+    webhook_token: str | None
+    max_body: int
+
+    @property
+    def webhook_enabled(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request, received in full. ``authorization`` holds each ``Authorization`` value
+    (repeated headers arrive joined by commas, which a Bearer token cannot contain)."""
+
+    method: str
+    path: str
+    content_length: str | None
+    transfer_encoding: str | None
+    authorization: tuple[str, ...]
+    read_body: Callable[[int], bytes]
+    client: str
+
+
+def authorization_values(joined: str | None) -> tuple[str, ...]:
+    """The ``Authorization`` values of a request whose repeated headers were joined by commas."""
+    return () if joined is None else tuple(joined.split(","))
+
+
+def route(endpoint: Endpoint, request: Request) -> Answer:
+    """The answer to one request: 404 / 405 (with ``Allow``) or the route's own answer."""
+    allowed = allowed_methods(request.path, endpoint.webhook_enabled)
+    if allowed is None:
+        return Answer(404, "not found\n", "not_found")
+    if request.method not in allowed:
+        return Answer(405, "method not allowed\n", "method_not_allowed",
+                      {"Allow": ", ".join(allowed)})
+    if request.path == "/healthz":
+        return Answer(200, "ok\n", "ok")
+    if request.path == "/readyz":
+        return _readyz(endpoint)
+    try:
+        body = _read_body(request, endpoint.max_body)
+    except BodyRefused as exc:
+        return Answer(exc.status, exc.text, exc.reason)
+    if request.path == WEBHOOK_PATH:
+        return answer_webhook(list(request.authorization), body, endpoint.webhook_token or "",
+                              endpoint.on_reconcile, request.client)
+    return _sns(endpoint, body)
+
+
+def _read_body(request: Request, limit: int) -> bytes:
+    length = declared_length(request.content_length, request.transfer_encoding, limit)
+    body = request.read_body(length)
+    if len(body) != length:
+        raise BodyRefused(400, "body shorter than Content-Length\n", "short_body")
+    return body
+
+
+def _readyz(endpoint: Endpoint) -> Answer:
+    try:
+        ready, detail = endpoint.readiness()
+    except Exception:
+        log.exception("readiness_check_failed")
+        return Answer(503, "readiness check failed\n", "readiness_error")
+    return Answer(200 if ready else 503, f"{detail}\n", "ready" if ready else "not_ready")
+
+
+def _sns(endpoint: Endpoint, body: bytes) -> Answer:
+    try:
+        message = endpoint.verifier.verify(body)
+    except SnsRejected as exc:
+        log.warning("sns_rejected", reason=exc.reason, detail=str(exc))
+        return Answer(503 if exc.retryable else 400, f"rejected: {exc.reason}\n", exc.reason)
+    try:
+        return _deliver(endpoint, message)
+    except Exception:
+        log.exception("sns_callback_failed", type=message.get("Type"),
+                      message_id=message.get("MessageId"))
+        return Answer(500, "internal error\n", "callback_error")
+
+
+def _deliver(endpoint: Endpoint, message: dict) -> Answer:
+    kind = message["Type"]
+    if kind == NOTIFICATION:
+        status, text = endpoint.on_notification(message)
+        return Answer(status, text, "notification")
+    if message["TopicArn"] != endpoint.verifier.topic_arn:  # verify() already ensures this
+        return Answer(400, "rejected: topic\n", "topic")
+    if kind == SUBSCRIPTION_CONFIRMATION:
+        endpoint.on_subscription_confirmation(message["TopicArn"], message["Token"])
+        log.info("sns_subscription_confirmed", topic_arn=message["TopicArn"])
+        return Answer(200, "confirmed\n", "subscription_confirmation")
+    log.info("sns_unsubscribe_confirmation", topic_arn=message["TopicArn"],
+             message_id=message["MessageId"])
+    return Answer(200, "ok\n", "unsubscribe_confirmation")

@@ -2,7 +2,8 @@
 
 A message is trusted only after all of these hold, in this order:
 
-1. the body is a JSON object of a known ``Type`` with a supported ``SignatureVersion``
+1. the body is JSON within bounds (size, nesting depth: ``core.json_bounds``; a 100,000-deep
+   array is refused, not a ``RecursionError``), an object of a known ``Type`` with a supported ``SignatureVersion``
    ("1" = SHA1withRSA, "2" = SHA256withRSA) and every field that type signs, as strings;
 2. ``SigningCertURL`` is an ``https`` URL of an SNS host (``sns.<region>.amazonaws.com`` or
    ``.amazonaws.com.cn``) naming a ``.pem`` file - refused before anything is fetched;
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import threading
 import urllib.error
@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from reconciler.core.json_bounds import JsonRefused, loads_bounded
 from reconciler.errors import ConfigError, PermanentError, TransientError
 
 NOTIFICATION = "Notification"
@@ -183,9 +184,9 @@ def canonical_string(message: dict) -> bytes:
 def parse_message(body: bytes) -> dict:
     """Parse and shape-check a body (nothing is trusted yet); raise ``SnsRejected``."""
     try:
-        message = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SnsRejected("malformed", f"body is not JSON: {exc}") from exc
+        message = loads_bounded(body)
+    except JsonRefused as exc:
+        raise SnsRejected("malformed", f"body is not JSON within bounds: {exc}") from exc
     if not isinstance(message, dict):
         raise SnsRejected("malformed", "body is not a JSON object")
     kind = message.get("Type")
