@@ -9,6 +9,7 @@ from reconciler.core.desired import dispatch_topic_name, topic_arn
 from reconciler.errors import ConfigError
 
 DEFAULT_SIDECAR_IMAGE = "public.ecr.aws/docker/library/busybox:stable"
+MIN_LEASE_S, MAX_LEASE_S = 1.0, 45.0  # bounds of lease_s (failover stays within 45 s)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,18 @@ class Settings:
     sns_certs_dir: str | None = None
     webhook_token: str | None = field(default=None, repr=False)  # CI webhook Bearer token
     sqs_wait_s: int = 20  # SQS long-poll wait; also bounds how long a consumer stop can take
+    # The reconcile leader lease: how long it lasts unless renewed (renewed every third of it),
+    # so the longest failover after a leader dies. CRONCTL_LEASE_S, between MIN_LEASE_S and
+    # MAX_LEASE_S; it does not depend on the reconcile interval.
+    lease_s: float = 30.0
+    # Runs that survive crashes (dispatch and watchdog): how long one dispatch attempt holds
+    # a PENDING record before another may resume it; how long after its scheduled time a
+    # run may still start; how often the watchdog looks; the grace period after a run's
+    # timeout before ECS is asked about it (and after which its overlap lock expires).
+    claim_s: float = 30.0
+    start_deadline_s: float = 300.0
+    watchdog_interval_s: float = 15.0
+    grace_s: float = 60.0
 
     # Names derived from the namespace: one place, so every module agrees.
     @property
@@ -101,6 +114,27 @@ def _env(name: str, default=None):
     return value if value not in (None, "") else default
 
 
+def _positive_seconds(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{variable} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _lease_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not MIN_LEASE_S <= value <= MAX_LEASE_S:
+        raise ConfigError(f"CRONCTL_LEASE_S must be between {MIN_LEASE_S:g} and {MAX_LEASE_S:g} "
+                          f"seconds (the longest failover of the reconcile leader), got {raw!r}")
+    return value
+
+
 def from_environment(**flags) -> Settings:
     """Flags (non-None values) win over ``CRONCTL_*`` variables, which win over defaults."""
     env = {
@@ -124,6 +158,16 @@ def from_environment(**flags) -> Settings:
             values["sqs_wait_s"] = max(0, min(20, int(wait)))
         except ValueError as exc:
             raise ConfigError(f"CRONCTL_SQS_WAIT_S must be a whole number of seconds, got {wait!r}") from exc
+    for name, variable in (("claim_s", "CRONCTL_CLAIM_S"),
+                           ("start_deadline_s", "CRONCTL_START_DEADLINE_S"),
+                           ("watchdog_interval_s", "CRONCTL_WATCHDOG_INTERVAL_S"),
+                           ("grace_s", "CRONCTL_GRACE_S")):
+        raw = _env(variable)
+        if raw is not None:
+            values[name] = _positive_seconds(variable, raw)
+    lease = _env("CRONCTL_LEASE_S")
+    if lease is not None:
+        values["lease_s"] = _lease_seconds(lease)
     values.update({k: v for k, v in flags.items() if v is not None})
     subnets = _env("CRONCTL_SUBNETS")
     groups = _env("CRONCTL_SECURITY_GROUPS")

@@ -380,3 +380,35 @@ def test_command_help_says_what_it_creates(capsys):
     for words in ("<ns>-registry", "<ns>-dispatch", "dead-letter", "EventBridge rule",
                   "ECS cluster", "--endpoint", "--output"):
         assert words in out
+
+
+def test_the_topic_asks_sns_to_retry_deliveries_with_backoff(settings):
+    result = bootstrap(AwsClients(settings), settings)
+    attributes = AwsClients(settings).client("sns").get_topic_attributes(
+        TopicArn=result.topic_arn)["Attributes"]
+    policy = json.loads(attributes["DeliveryPolicy"])["http"]["defaultHealthyRetryPolicy"]
+    assert policy["numRetries"] >= 10 and policy["backoffFunction"] == "exponential"
+    # AWS refuses a total retry time over 3,600 s; this one is several minutes.
+    assert 300 <= policy["maxDelayTarget"] * (policy["numRetries"] + 2) <= 3600
+
+
+def test_an_executions_table_without_the_watchdog_index_gets_it(settings):
+    """A namespace bootstrapped before the index existed: bootstrap adds it, and the second
+    run finds everything."""
+    from reconciler.adapters.tables import EXECUTIONS_UNFINISHED, table_definitions
+
+    clients = AwsClients(settings)
+    ddb = clients.client("dynamodb")
+    old = next(d for d in table_definitions(settings)
+               if d["TableName"] == settings.executions_table)
+    old = {**old, "GlobalSecondaryIndexes": old["GlobalSecondaryIndexes"][:1],
+           "AttributeDefinitions": [a for a in old["AttributeDefinitions"]
+                                    if a["AttributeName"] != "unfinished"]}
+    ddb.create_table(**old)
+    first = bootstrap(clients, settings)
+    assert {row.name: row.status for row in first.rows}[settings.executions_table] == "updated"
+    indexes = {i["IndexName"] for i in ddb.describe_table(
+        TableName=settings.executions_table)["Table"]["GlobalSecondaryIndexes"]}
+    assert EXECUTIONS_UNFINISHED in indexes
+    second = bootstrap(clients, settings)
+    assert second.counts()["created"] == second.counts()["updated"] == 0

@@ -309,3 +309,50 @@ def test_two_replicas_consuming_one_queue_settle_every_execution_once(plane, set
         assert all(replica.stop(timeout=10) for replica in replicas)
     assert sorted(e.execution_id for e in finished) == sorted(r.execution_id for r in runs)
     assert clients.client("dynamodb").scan(TableName=settings.leases_table)["Items"] == []
+
+
+def test_a_poison_message_does_not_take_the_valid_events_of_its_batch_with_it(plane, settings):
+    """A 100,000-deep JSON array among nine valid STOPPED events: the nine are stored and
+    deleted; the poison alone stays for the dead-letter queue."""
+    clients, td = plane
+    runs = []
+    for n in range(9):
+        put_cron(clients, settings, f"c{n}", td)
+        runs.append(started(clients, settings, f"c{n}"))
+    sqs = clients.client("sqs")
+    send_event(sqs, settings, "[" * 100_000 + "]" * 100_000)
+    send_events(sqs, settings, [lifecycle(r.task_arn, r.execution_id, main_exit=0)[3]
+                                for r in runs])
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    received = 0
+    for _ in range(20):
+        received += consumer.process_batch()
+        if received >= 10:
+            break
+    store = ExecutionStore(clients, settings)
+    assert [store.get(r.execution_id).status for r in runs] == ["SUCCESS"] * 9
+    assert all(OverlapLocks(clients, settings).holder(f"c{n}") is None for n in range(9))
+    assert queue_counts(clients, settings) == (0, 1)   # only the poison, received, kept
+
+
+def test_a_redelivered_final_event_does_not_release_a_released_lock_again(plane, settings):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    run = started(clients, settings, "hello")
+    stopped = lifecycle(run.task_arn, run.execution_id, main_exit=0)[3]
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    send_event(clients.client("sqs"), settings, stopped)
+    with clients.counter.scope() as first:
+        drain(consumer)
+    assert first["dynamodb.DeleteItem"] == 1          # the lock, released once
+    assert ExecutionStore(clients, settings).get(run.execution_id).lock_released is True
+    # The next run holds the lock now; five redeliveries of the old final event.
+    nxt = started(clients, settings, "hello", "2018-02-26T13:55:00Z")
+    with clients.counter.scope() as calls:
+        send_events(clients.client("sqs"), settings, [stopped] * 5)
+        drain(consumer)
+    assert calls["dynamodb.DeleteItem"] == 0
+    assert OverlapLocks(clients, settings).holder("hello") == nxt.execution_id
+    # The finished run left the watchdog's index of open runs; the next one is in it.
+    open_ids = [e.execution_id for e in ExecutionStore(clients, settings).unfinished()]
+    assert open_ids == [nxt.execution_id]

@@ -1,8 +1,13 @@
-"""ECS tasks: RunTask, StopTask, DescribeTasks for the namespace's cluster.
+"""ECS tasks: RunTask, ListTasks, StopTask, DescribeTasks for the namespace's cluster.
 
-RunTask is sent with ``clientToken`` (AWS makes the call idempotent per token); its
-``failures`` (e.g. ``RESOURCE:MEMORY``) and refusals become a ``RunResult`` with a reason
-rather than an exception, because for the caller both mean "the task did not start".
+RunTask is sent with ``clientToken`` (AWS makes the call idempotent per token for 24 hours)
+and ``startedBy`` = the same token, so a task started for an execution can also be found with
+``ListTasks(startedBy=…)`` (which covers the emulator, which ignores ``clientToken``). Its
+``failures`` and refusals become a ``RunResult`` with a reason rather than an exception;
+``RunResult.transient`` says whether trying again later may work: capacity (``RESOURCE:*``,
+``AGENT``, Fargate's "capacity is unavailable") may, a refusal (``ATTRIBUTE``, a validation
+error, access denied) will not. Throttling and 5xx that outlast the retries raise
+``TransientError``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,30 @@ from reconciler.adapters.aws import AwsClients, call, call_retrying
 from reconciler.errors import PermanentError
 from reconciler.settings import NetworkSettings, Settings
 
+TRANSIENT_FAILURE_PREFIXES = ("RESOURCE:", "AGENT")
+TRANSIENT_FAILURE_WORDS = ("capacity is unavailable", "try again")
+
 
 @dataclass(frozen=True)
 class RunResult:
-    """Exactly one of ``task_arn`` / ``failure`` is set."""
+    """Exactly one of ``task_arn`` / ``failure`` is set; ``transient`` qualifies a failure."""
 
     task_arn: str | None = None
     failure: str | None = None
+    transient: bool = False
+
+
+def failures_transient(failures: list[dict]) -> bool:
+    """True when every RunTask failure is one of capacity (worth trying again later)."""
+    if not failures:
+        return False
+    for failure in failures:
+        reason = str(failure.get("reason") or "")
+        text = f"{reason} {failure.get('detail') or ''}".lower()
+        if not (reason.startswith(TRANSIENT_FAILURE_PREFIXES)
+                or any(word in text for word in TRANSIENT_FAILURE_WORDS)):
+            return False
+    return True
 
 
 def describe_failures(failures: list[dict]) -> str:
@@ -68,8 +90,26 @@ class EcsTasks:
             return RunResult(failure=str(exc))
         tasks = response.get("tasks") or []
         if not tasks:
-            return RunResult(failure=describe_failures(response.get("failures") or []))
+            failures = response.get("failures") or []
+            return RunResult(failure=describe_failures(failures),
+                             transient=failures_transient(failures))
         return RunResult(task_arn=tasks[0]["taskArn"])
+
+    def find_started_by(self, token: str) -> str | None:
+        """The ARN of a task started with ``startedBy`` = ``token`` (running or stopped)."""
+        for desired in ("RUNNING", "STOPPED"):
+            arns = call_retrying(self._ecs.list_tasks, cluster=self._cluster, startedBy=token,
+                                 desiredStatus=desired).get("taskArns") or []
+            if arns:
+                return sorted(arns)[0]
+        return None
+
+    def describe_one(self, task_arn: str) -> dict | None:
+        """One task as DescribeTasks sees it; None when ECS no longer knows it (``MISSING``)."""
+        response = call_retrying(self._ecs.describe_tasks, cluster=self._cluster,
+                                 tasks=[task_arn])
+        tasks = response.get("tasks") or []
+        return tasks[0] if tasks else None
 
     def stop_task(self, task_arn: str, reason: str) -> None:
         """Stop a task; one that is already gone is not an error."""

@@ -6,19 +6,26 @@ Every write that decides something is conditional, so several dispatchers and co
 - ``apply`` is a compare-and-swap on ``version`` (the record read before applying the event,
   whose version is below the event's): a stale event never overwrites a newer state, and a
   run becomes terminal exactly once;
-- a lock ``lock#<cron>`` is taken only when absent or held by ``expected_holder``, and
-  released only by its holder.
+- ``claim`` takes a PENDING record that has no task for one attempt, until an expiry, by
+  conditional write: one attempt at a time resumes a run;
+- a lock ``lock#<cron>`` is taken only when absent, expired, or held by ``expected_holder``,
+  and released only by its holder.
+
+Open (non-terminal) records carry ``unfinished = "1"``, the key of the sparse index
+``unfinished`` that the watchdog queries; every write that makes a record terminal removes it.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from reconciler.adapters.aws import AwsClients, call_retrying
-from reconciler.adapters.tables import EXECUTIONS_BY_CRON
-from reconciler.core.executions import Execution
+from reconciler.adapters.tables import EXECUTIONS_BY_CRON, EXECUTIONS_UNFINISHED, UNFINISHED
+from reconciler.core.executions import PENDING, Execution
 from reconciler.errors import Conflict
 from reconciler.settings import Settings
 
@@ -27,7 +34,8 @@ _deserializer = TypeDeserializer()
 
 
 def to_attributes(data: dict) -> dict:
-    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+    return {k: _serializer.serialize(_epoch(v) if isinstance(v, float) else v)
+            for k, v in data.items() if v is not None}
 
 
 def from_attributes(item: dict) -> dict:
@@ -43,13 +51,28 @@ class ExecutionStore:
 
     def create(self, execution: Execution) -> bool:
         """Store a new record; False when one with this id exists already (a duplicate)."""
+        return self.create_or_get(execution)[0]
+
+    def create_or_get(self, execution: Execution) -> tuple[bool, Execution | None]:
+        """Store a new record: ``(True, None)``; else ``(False, the stored record)``.
+
+        When the first answer is lost and the retry finds the record, the stored record is
+        ours: it carries this ``execution.attempt_id``, and the caller tells it apart from a
+        real duplicate by that."""
+        data = execution.to_dict()
+        if not execution.terminal:
+            data[UNFINISHED] = "1"
         try:
             call_retrying(self._ddb.put_item, TableName=self._table,
-                          Item=to_attributes(execution.to_dict()),
-                          ConditionExpression="attribute_not_exists(execution_id)")
-        except Conflict:
-            return False
-        return True
+                          Item=to_attributes(data),
+                          ConditionExpression="attribute_not_exists(execution_id)",
+                          ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except Conflict as exc:
+            old = getattr(exc.__cause__, "response", {}).get("Item")
+            stored = Execution.from_dict(from_attributes(old)) if old else \
+                self.get(execution.execution_id)
+            return False, stored
+        return True, None
 
     def get(self, execution_id: str) -> Execution | None:
         response = call_retrying(self._ddb.get_item, TableName=self._table,
@@ -68,57 +91,125 @@ class ExecutionStore:
         data = execution.to_dict()
         fields = [k for k in data if k != "execution_id"]
         names = {f"#{k}": k for k in fields}
+        names["#version"] = "version"
         values = to_attributes({f":{k}": data[k] for k in fields})
         if read_version is None:
             condition = "attribute_exists(execution_id) AND attribute_not_exists(#version)"
         else:
             condition = "#version = :read_version"
             values[":read_version"] = {"N": str(read_version)}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        if execution.terminal:
+            names["#unfinished"] = UNFINISHED
+            update += " REMOVE #unfinished"
         try:
             call_retrying(
                 self._ddb.update_item, TableName=self._table,
                 Key={"execution_id": {"S": execution.execution_id}},
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+                UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         except Conflict:
             return False
         return True
 
-    def set_task(self, execution_id: str, task_arn: str) -> None:
-        """Record the task ARN that RunTask returned (events may have recorded it first)."""
-        call_retrying(self._ddb.update_item, TableName=self._table,
-                      Key={"execution_id": {"S": execution_id}},
-                      UpdateExpression="SET task_arn = :arn",
-                      ExpressionAttributeValues={":arn": {"S": task_arn}})
+    def set_task(self, execution_id: str, task_arn: str) -> bool:
+        """Record the task ARN that RunTask (or ListTasks) returned; the claim ends with it.
 
-    def finish_unstarted(self, execution_id: str, status: str, reason: str) -> bool:
-        """Mark a record that no task event has touched (SKIPPED / FAILED_TO_START)."""
+        False when the record names another task already, or was ended without a task
+        (given up or replaced): it is left as it is."""
         try:
-            call_retrying(
-                self._ddb.update_item, TableName=self._table,
-                Key={"execution_id": {"S": execution_id}},
-                UpdateExpression="SET #status = :status, reason = :reason, stopped_at = :now",
-                ConditionExpression="attribute_exists(execution_id) AND "
-                                    "attribute_not_exists(version)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_attributes({
-                    ":status": status, ":reason": reason, ":now": _now_iso()}))
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="SET task_arn = :arn REMOVE claim_until, claimed_by",
+                          ConditionExpression="attribute_exists(execution_id) AND "
+                                              "(task_arn = :arn OR "
+                                              "(attribute_not_exists(task_arn) AND "
+                                              "(#status <> :gave_up OR "
+                                              "attribute_exists(#version))))",
+                          ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                          ExpressionAttributeValues={":arn": {"S": task_arn},
+                                                     ":gave_up": {"S": "FAILED_TO_START"}})
         except Conflict:
             return False
         return True
 
-    def discard_unstarted(self, execution_id: str) -> None:
-        """Delete a PENDING record that never got a task (so a retry can dispatch again)."""
+    def claim(self, execution_id: str, attempt: str, claim_s: float,
+              now: float | None = None) -> bool:
+        """Take a PENDING record that has no task for ``attempt`` until ``now + claim_s``.
+
+        Succeeds when nobody holds a live claim (or ``attempt`` holds it already)."""
+        now = time.time() if now is None else now
         try:
-            call_retrying(self._ddb.delete_item, TableName=self._table,
-                          Key={"execution_id": {"S": execution_id}},
-                          ConditionExpression="#status = :pending AND "
-                                              "attribute_not_exists(task_arn)",
-                          ExpressionAttributeNames={"#status": "status"},
-                          ExpressionAttributeValues={":pending": {"S": "PENDING"}})
+            call_retrying(
+                self._ddb.update_item, TableName=self._table,
+                Key={"execution_id": {"S": execution_id}},
+                UpdateExpression="SET claimed_by = :me, claim_until = :until",
+                ConditionExpression="#status = :pending AND attribute_not_exists(task_arn) "
+                                    "AND (attribute_not_exists(claim_until) OR "
+                                    "claim_until < :now OR claimed_by = :me)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_attributes({
+                    ":me": attempt, ":until": _epoch(now + claim_s), ":now": _epoch(now),
+                    ":pending": PENDING}))
         except Conflict:
-            pass
+            return False
+        return True
+
+    def unclaim(self, execution_id: str, attempt: str) -> bool:
+        """End ``attempt``'s claim at once, so that a retry may resume without waiting."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="REMOVE claim_until, claimed_by",
+                          ConditionExpression="claimed_by = :me",
+                          ExpressionAttributeValues={":me": {"S": attempt}})
+        except Conflict:
+            return False
+        return True
+
+    def finish_unstarted(self, execution_id: str, status: str, reason: str,
+                         lock_released: bool = True) -> bool:
+        """End a PENDING record that has no task and that no event has touched
+        (SKIPPED / FAILED_TO_START); False when it has moved on meanwhile."""
+        try:
+            call_retrying(
+                self._ddb.update_item, TableName=self._table,
+                Key={"execution_id": {"S": execution_id}},
+                UpdateExpression="SET #status = :status, reason = :reason, stopped_at = :now, "
+                                 "lock_released = :released "
+                                 "REMOVE claim_until, claimed_by, #unfinished",
+                ConditionExpression="#status = :pending AND attribute_not_exists(#version) "
+                                    "AND attribute_not_exists(task_arn)",
+                ExpressionAttributeNames={"#status": "status", "#version": "version",
+                                          "#unfinished": UNFINISHED},
+                ExpressionAttributeValues=to_attributes({
+                    ":status": status, ":reason": reason, ":now": _now_iso(),
+                    ":pending": PENDING, ":released": lock_released}))
+        except Conflict:
+            return False
+        return True
+
+    def mark_lock_released(self, execution_id: str) -> None:
+        """Note that the record's overlap lock is gone, so redeliveries need not release it."""
+        call_retrying(self._ddb.update_item, TableName=self._table,
+                      Key={"execution_id": {"S": execution_id}},
+                      UpdateExpression="SET lock_released = :yes",
+                      ExpressionAttributeValues={":yes": {"BOOL": True}})
+
+    def unfinished(self) -> list[Execution]:
+        """Every open (non-terminal) record, oldest scheduled first (the sparse index)."""
+        result: list[Execution] = []
+        kwargs = {"TableName": self._table, "IndexName": EXECUTIONS_UNFINISHED,
+                  "KeyConditionExpression": "#u = :one",
+                  "ExpressionAttributeNames": {"#u": UNFINISHED},
+                  "ExpressionAttributeValues": {":one": {"S": "1"}}}
+        while True:
+            page = call_retrying(self._ddb.query, **kwargs)
+            result += [Execution.from_dict(from_attributes(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return result
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def recent(self, cron: str, limit: int = 10) -> list[Execution]:
         """The cron's executions, newest scheduled first."""
@@ -136,6 +227,10 @@ class ExecutionStore:
         return result[:limit]
 
 
+def _epoch(moment: float) -> Decimal:
+    return Decimal(str(round(moment, 3)))
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -145,15 +240,19 @@ def lock_id(cron: str) -> str:
 
 
 class OverlapLocks:
-    """One lock item per cron in ``<ns>-leases``, naming the execution that holds it."""
+    """One lock item per cron in ``<ns>-leases``, naming the execution that holds it.
+
+    A lock carries ``expires_at`` (epoch seconds: the holder's timeout plus the grace period
+    from when it was taken): past it, the next dispatch takes the lock over even when no
+    watchdog ran, so one lost task or lost event never blocks a cron for longer than that."""
 
     def __init__(self, clients: AwsClients, settings: Settings) -> None:
         self._ddb = clients.client("dynamodb")
         self._table = settings.leases_table
 
-    def _item(self, cron: str, execution_id: str) -> dict:
+    def _item(self, cron: str, execution_id: str, hold_s: float, now: float) -> dict:
         return to_attributes({"lease_id": lock_id(cron), "execution_id": execution_id,
-                              "acquired_at": _now_iso()})
+                              "acquired_at": _now_iso(), "expires_at": _epoch(now + hold_s)})
 
     def holder(self, cron: str) -> str | None:
         response = call_retrying(self._ddb.get_item, TableName=self._table,
@@ -161,31 +260,36 @@ class OverlapLocks:
         item = response.get("Item")
         return item["execution_id"]["S"] if item else None
 
-    def try_acquire(self, cron: str, execution_id: str,
-                    expected_holder: str | None = None) -> tuple[bool, str | None]:
-        """Take the lock if it is free (or held by ``expected_holder``, or by us already).
-
-        Returns ``(True, None)`` on success, else ``(False, current_holder)``.
-        """
-        if expected_holder is None:
-            condition = "attribute_not_exists(lease_id) OR execution_id = :me"
-            values = {":me": {"S": execution_id}}
-        else:
-            condition = "execution_id = :old OR execution_id = :me"
-            values = {":old": {"S": expected_holder}, ":me": {"S": execution_id}}
+    def try_acquire(self, cron: str, execution_id: str, expected_holder: str | None = None,
+                    hold_s: float = 24 * 3600 + 60,
+                    now: float | None = None) -> tuple[bool, str | None]:
+        """Take the lock if it is free, expired, held by ``expected_holder`` or by us already,
+        for ``hold_s`` seconds. Returns ``(True, None)`` on success, else
+        ``(False, current_holder)``."""
+        now = time.time() if now is None else now
+        condition = ("attribute_not_exists(lease_id) OR execution_id = :me OR "
+                     "expires_at < :now")
+        values = to_attributes({":me": execution_id, ":now": _epoch(now)})
+        if expected_holder is not None:
+            condition += " OR execution_id = :old"
+            values[":old"] = {"S": expected_holder}
         try:
             call_retrying(self._ddb.put_item, TableName=self._table,
-                          Item=self._item(cron, execution_id), ConditionExpression=condition,
+                          Item=self._item(cron, execution_id, hold_s, now),
+                          ConditionExpression=condition,
                           ExpressionAttributeValues=values,
                           ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except Conflict:
+        except Conflict as exc:
+            old = getattr(exc.__cause__, "response", {}).get("Item")
+            if old and "execution_id" in old:
+                return False, old["execution_id"]["S"]
             return False, self.holder(cron)
         return True, None
 
-    def force(self, cron: str, execution_id: str) -> None:
+    def force(self, cron: str, execution_id: str, hold_s: float = 24 * 3600 + 60) -> None:
         """Take the lock whoever holds it (``trigger --force``)."""
         call_retrying(self._ddb.put_item, TableName=self._table,
-                      Item=self._item(cron, execution_id))
+                      Item=self._item(cron, execution_id, hold_s, time.time()))
 
     def release(self, cron: str, execution_id: str) -> bool:
         """Delete the lock only if ``execution_id`` holds it; True when deleted."""

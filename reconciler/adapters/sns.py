@@ -31,6 +31,21 @@ def topic_policy(topic_arn: str, account_id: str) -> dict:
     }
 
 
+def delivery_policy() -> dict:
+    """The topic's HTTP/S delivery policy: the daemon answers 5xx only when a delivery should
+    come again (a transient failure, or a run another attempt is starting right now), so SNS
+    retries for about 11 minutes with exponential backoff (1 s to 60 s; AWS's hard limit on the
+    total is 3,600 s) instead of its default of three retries 20 s apart. What is still not
+    started after that is resumed by the daemon's watchdog."""
+    return {"http": {
+        "defaultHealthyRetryPolicy": {
+            "minDelayTarget": 1, "maxDelayTarget": 60, "numRetries": 20,
+            "numNoDelayRetries": 0, "numMinDelayRetries": 2, "numMaxDelayRetries": 8,
+            "backoffFunction": "exponential"},
+        "disableSubscriptionOverrides": False,
+    }}
+
+
 def ensure_topic(clients: AwsClients, topic_arn: str, tags: dict[str, str],
                  attributes: dict[str, str]) -> str:
     """Make the topic ``topic_arn`` exist with ``attributes``; "created" | "found" | "updated"."""

@@ -2,9 +2,14 @@
 
 - registry   ``<ns>-registry``:   PK ``name`` (S). One item per cron (see core.registry_model).
 - executions ``<ns>-executions``: PK ``execution_id`` (S); GSI ``by-cron`` (PK ``cron`` S,
-  SK ``scheduled_at`` S, projection ALL); TTL attribute ``expires_at`` (epoch seconds).
+  SK ``scheduled_at`` S, projection ALL); sparse GSI ``unfinished`` (PK ``unfinished`` S,
+  present only on open executions; SK ``scheduled_at``) for the watchdog; TTL attribute
+  ``expires_at`` (epoch seconds).
 - leases     ``<ns>-leases``:     PK ``lease_id`` (S). The reconcile leader lease
-  (``leader``) and one overlap lock per cron (``lock#<cron>``, holding ``execution_id``).
+  (``leader``) and one overlap lock per cron (``lock#<cron>``, holding ``execution_id``
+  and ``expires_at``).
+
+A namespace bootstrapped before an index existed gets it added (``UpdateTable``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,20 @@ from reconciler.errors import Conflict
 from reconciler.settings import Settings
 
 EXECUTIONS_BY_CRON = "by-cron"
+# Sparse index of the open (non-terminal) executions: only they carry the key attribute.
+EXECUTIONS_UNFINISHED = "unfinished"
+UNFINISHED = "unfinished"
 TTL_ATTRIBUTE = "expires_at"
+
+
+UNFINISHED_INDEX = {
+    "IndexName": EXECUTIONS_UNFINISHED,
+    "KeySchema": [
+        {"AttributeName": UNFINISHED, "KeyType": "HASH"},
+        {"AttributeName": "scheduled_at", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
 
 
 def table_definitions(settings: Settings) -> list[dict]:
@@ -32,6 +50,7 @@ def table_definitions(settings: Settings) -> list[dict]:
                 {"AttributeName": "execution_id", "AttributeType": "S"},
                 {"AttributeName": "cron", "AttributeType": "S"},
                 {"AttributeName": "scheduled_at", "AttributeType": "S"},
+                {"AttributeName": UNFINISHED, "AttributeType": "S"},
             ],
             "KeySchema": [{"AttributeName": "execution_id", "KeyType": "HASH"}],
             "GlobalSecondaryIndexes": [{
@@ -41,7 +60,7 @@ def table_definitions(settings: Settings) -> list[dict]:
                     {"AttributeName": "scheduled_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }],
+            }, UNFINISHED_INDEX],
             "BillingMode": "PAY_PER_REQUEST",
         },
         {
@@ -73,8 +92,22 @@ def ensure_tables(clients: AwsClients, settings: Settings) -> dict[str, str]:
         except Conflict:
             result[name] = "found"
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    _ensure_unfinished_index(ddb, settings.executions_table, result)
     ttl = call_retrying(ddb.describe_time_to_live, TableName=settings.executions_table)
     if ttl.get("TimeToLiveDescription", {}).get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         call_retrying(ddb.update_time_to_live, TableName=settings.executions_table,
                       TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
     return result
+
+
+def _ensure_unfinished_index(ddb, table: str, result: dict[str, str]) -> None:
+    """Add the watchdog's sparse index to an executions table created without it."""
+    description = call_retrying(ddb.describe_table, TableName=table)["Table"]
+    names = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    if EXECUTIONS_UNFINISHED in names:
+        return
+    call_retrying(ddb.update_table, TableName=table,
+                  AttributeDefinitions=[{"AttributeName": UNFINISHED, "AttributeType": "S"},
+                                        {"AttributeName": "scheduled_at", "AttributeType": "S"}],
+                  GlobalSecondaryIndexUpdates=[{"Create": UNFINISHED_INDEX}])
+    result[table] = "updated"

@@ -103,10 +103,31 @@ class Execution:
     reason: str | None = None
     version: int | None = None
     expires_at: int | None = None
+    # The intent and its claims (see ``reconciler.service.dispatch``): the attempt that
+    # created the record, the attempt working on it now and until when (epoch seconds), and
+    # the time after which a run that has not started is given up (FAILED_TO_START).
+    attempt_id: str | None = None
+    claimed_by: str | None = None
+    claim_until: float | None = None
+    start_deadline: str | None = None
+    lock_released: bool | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def unstarted(self) -> bool:
+        """PENDING with no task known: the intent of a run that RunTask has not yet answered."""
+        return self.status == PENDING and not self.task_arn
+
+    def claimed(self, now: float, attempt: str | None = None) -> bool:
+        """True when an attempt other than ``attempt`` holds a live claim on the record."""
+        return (self.claim_until is not None and self.claim_until > now
+                and self.claimed_by != attempt)
+
+    def past_start_deadline(self, now: datetime) -> bool:
+        return self.start_deadline is not None and now >= parse_time(self.start_deadline)
 
     def duration_s(self) -> float | None:
         """Seconds from start to stop; None until both are known."""
@@ -125,6 +146,10 @@ class Execution:
         for key in ("exit_code", "version", "expires_at"):
             if values.get(key) is not None:
                 values[key] = int(values[key])
+        if values.get("claim_until") is not None:
+            values["claim_until"] = float(values["claim_until"])
+        if values.get("lock_released") is not None:
+            values["lock_released"] = bool(values["lock_released"])
         return cls(**values)
 
 

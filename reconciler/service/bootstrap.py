@@ -171,7 +171,8 @@ def bootstrap(clients: AwsClients, settings: Settings,
     topic_arn = settings.topic_arn(partition, account)
     policy = as_json(sns.topic_policy(topic_arn, account))
     status = run.step("sns-topic", settings.topic_name, lambda: sns.ensure_topic(
-        clients, topic_arn, tags, {"Policy": policy}))
+        clients, topic_arn, tags,
+        {"Policy": policy, "DeliveryPolicy": as_json(sns.delivery_policy())}))
     run.record("sns-topic", settings.topic_name, topic_arn, status)
 
     subscription_arn = None

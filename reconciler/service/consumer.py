@@ -1,13 +1,17 @@
 """The event consumer: ECS task state changes from SQS become execution records.
 
-Each message body is an EventBridge envelope. Per message:
-- not JSON, or a task state change that cannot be used -> logged and NOT deleted (after
-  ``maxReceiveCount`` receives the queue's redrive policy moves it to the dead-letter queue);
+Each message body is an EventBridge envelope, and each message is handled on its own: one
+bad message never holds back (or sends to the dead-letter queue) the others of its batch.
+Per message:
+- not JSON (including JSON too deep or too large to parse within bounds), or a task state
+  change that cannot be used -> logged and NOT deleted (after ``maxReceiveCount`` receives the
+  queue's redrive policy moves it, alone, to the dead-letter queue);
 - another detail-type, a task not started by us (no ``startedBy``, or no such execution)
   -> deleted quietly;
 - otherwise ``apply_event`` + a conditional write on ``detail.version``; stale and duplicate
   events change nothing. The message is deleted only after its effect is stored.
-On a terminal state the overlap lock is released (only if this execution holds it) and
+On a terminal state the overlap lock is released (only if this execution holds it), the
+record notes ``lock_released`` (so a redelivered final event does not release again), and
 ``on_terminal(execution)`` is called. Several replicas may consume the same queue: every
 effect is a conditional write.
 """
@@ -15,7 +19,6 @@ effect is a conditional write.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable
 
@@ -29,6 +32,7 @@ from reconciler.core.executions import (
     outcome_decided,
     parse_task_event,
 )
+from reconciler.core.json_bounds import loads_bounded
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.settings import Settings
@@ -99,6 +103,11 @@ class EventConsumer:
                 log.warning("consumer.message_failed", message_id=message.message_id,
                             error=str(exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - this message only; the others go on
+                log.error("consumer.message_crashed", message_id=message.message_id,
+                          receive_count=message.receive_count,
+                          error=f"{type(exc).__name__}: {exc}")
+                continue
             if verdict == DELETE:
                 done.append(message)
         if done:
@@ -109,7 +118,7 @@ class EventConsumer:
     def handle(self, message: QueueMessage) -> str:
         """Store the message's effect; DELETE when it may be deleted, KEEP when not."""
         try:
-            event = parse_task_event(json.loads(message.body))
+            event = parse_task_event(loads_bounded(message.body))
         except (ValueError, MalformedEvent) as exc:
             log.error("consumer.malformed_message", message_id=message.message_id,
                       receive_count=message.receive_count, error=str(exc))
@@ -127,9 +136,10 @@ class EventConsumer:
             updated = apply_event(record, event)
             if updated is None:
                 # Stale or duplicate. A redelivered final event makes sure the lock is gone
-                # (repairs a crash between storing the final state and releasing the lock).
-                if record.terminal and outcome_decided(event):
-                    self.locks.release(record.cron, record.execution_id)
+                # (repairs a crash between storing the final state and releasing the lock),
+                # unless the record says it is gone already.
+                if record.terminal and outcome_decided(event) and not record.lock_released:
+                    self.release_lock(record)
                 return DELETE
             if self.executions.apply(updated, record.version):
                 if updated.terminal and not record.terminal:
@@ -139,14 +149,31 @@ class EventConsumer:
         log.warning("consumer.contended", execution_id=event.started_by)
         return KEEP
 
+    def release_lock(self, execution: Execution) -> None:
+        """Release the run's overlap lock (if it holds it) and note that it is gone."""
+        release_lock(self.executions, self.locks, execution)
+
     def _finished(self, execution: Execution) -> None:
-        self.locks.release(execution.cron, execution.execution_id)
-        log.info("consumer.execution_finished", cron=execution.cron,
-                 execution_id=execution.execution_id, status=execution.status,
-                 exit_code=execution.exit_code, duration_s=execution.duration_s())
-        if self._on_terminal is not None:
-            try:
-                self._on_terminal(execution)
-            except Exception as exc:  # a notifier's failure must not block the queue
-                log.error("consumer.on_terminal_failed", execution_id=execution.execution_id,
-                          error=str(exc))
+        finished(self.executions, self.locks, execution, self._on_terminal, "consumer")
+
+
+def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution) -> None:
+    """Release the run's overlap lock (if it holds it) and note on the record that it is gone."""
+    locks.release(execution.cron, execution.execution_id)
+    executions.mark_lock_released(execution.execution_id)
+
+
+def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
+             on_terminal: Callable[[Execution], None] | None, source: str) -> None:
+    """What follows a run's terminal state, once stored by ``source`` (consumer or watchdog):
+    the lock released, one canonical line, ``on_terminal``."""
+    release_lock(executions, locks, execution)
+    log.info("execution.finished", cron=execution.cron, execution_id=execution.execution_id,
+             status=execution.status, exit_code=execution.exit_code,
+             duration_s=execution.duration_s(), reason=execution.reason, source=source)
+    if on_terminal is not None:
+        try:
+            on_terminal(execution)
+        except Exception as exc:  # a notifier's failure must not block the queue
+            log.error("execution.on_terminal_failed", execution_id=execution.execution_id,
+                      error=str(exc))

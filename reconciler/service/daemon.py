@@ -9,6 +9,7 @@ stored), then the reconcile loop - i.e. start order loop, consumer, HTTP endpoin
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -48,6 +49,8 @@ class Daemon:
         for component in self.components:
             component.start()
             log.info("component started", component=component_name(component))
+        log.info("daemon.ready", pid=os.getpid(),
+                 components=[component_name(c) for c in self.components])
 
     def stop(self, budget_s: float = SHUTDOWN_BUDGET_S) -> bool:
         """Stop every component within ``budget_s`` in all; True when all stopped."""

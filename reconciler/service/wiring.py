@@ -17,6 +17,7 @@ from reconciler.service.dispatch import Dispatcher
 from reconciler.service.http import DaemonHttpServer, parse_listen
 from reconciler.service.reconcile_loop import ReconcileLoop
 from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.watchdog import Watchdog
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.serve")
@@ -31,6 +32,7 @@ class BuiltDaemon:
     loop: ReconcileLoop
     consumer: EventConsumer
     dispatcher: Dispatcher
+    watchdog: Watchdog
     settings: Settings
     summary: list[str]
 
@@ -82,10 +84,12 @@ def build_daemon(settings: Settings, embedded: bool = False,
         webhook_token=settings.webhook_token,
     )
     consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s)
+    watchdog = Watchdog(clients, settings, dispatcher)
     # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
-    # dispatches finish), then polling stops (no message is deleted before its effect is
+    # dispatches finish), then the watchdog (its repairs are conditional writes, each whole
+    # or not at all), then polling stops (no message is deleted before its effect is
     # stored), then the reconcile loop.
-    components: list[Component] = [loop, consumer, http]
+    components: list[Component] = [loop, consumer, watchdog, http]
     if embedded:
         # The emulator (already running) is first, so it stops last.
         components = [emulator, *components,
@@ -95,7 +99,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
     if http.webhook_enabled:
         routes += ", POST /reconcile"
     summary.append(f"listening on {settings.listen} ({routes})")
-    return BuiltDaemon(daemon, http, loop, consumer, dispatcher, settings, summary)
+    return BuiltDaemon(daemon, http, loop, consumer, dispatcher, watchdog, settings, summary)
 
 
 class _Subscriber:
