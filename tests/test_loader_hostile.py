@@ -241,3 +241,23 @@ def test_the_name_pattern_refuses_a_trailing_newline_even_with_re_match():
     assert re.fullmatch(NAME_PATTERN, "hello") and re.match(NAME_PATTERN, "hello")
     assert re.match(NAME_PATTERN, "hello\n") is None
     assert re.fullmatch(NAME_PATTERN, "hello\n") is None
+
+
+@pytest.mark.parametrize("field, value", [
+    ("image", "busybox\\n"),
+    ("role", "arn:aws:iam::123456789012:role/x\\n"),
+    ("slack", "#team\\n"),
+])
+def test_a_final_newline_does_not_slip_through_a_schema_pattern(field, value):
+    """Python's ``$`` matches before a final newline; the schema's patterns mean the end."""
+    lines = ['schedule: "rate(1 minute)"', "container:", '  image: "busybox"']
+    if field == "image":
+        lines[-1] = f'  image: "{value}"'
+    elif field == "role":
+        lines.append(f'role: "{value}"')
+    else:
+        lines += ["notifications:", f'  slack: "{value}"']
+    spec, diagnostics = load_file("crons.d/a.yaml", ("\n".join(lines) + "\n").encode())
+    assert spec is None
+    [problem] = diagnostics
+    assert field in problem.field and "\\n" in problem.message

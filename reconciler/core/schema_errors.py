@@ -10,12 +10,13 @@ Fields that ``reconciler.core.loader`` checks itself with more specific messages
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from reconciler.core.cron_fields import suggestion
@@ -54,9 +55,24 @@ def cron_schema() -> dict:
     return json.loads(text)
 
 
+def _whole_pattern(validator, pattern: str, instance, _schema) -> Iterator[ValidationError]:
+    r"""``pattern`` as JSON Schema (ECMA-262) means it: Python's ``$`` also matches before a
+    final newline, so ``"busybox\n"`` would pass ``^[^\s]{1,255}$``. A final ``$`` is read
+    as the end of the string."""
+    if not validator.is_type(instance, "string"):
+        return
+    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") \
+        else pattern
+    if not re.search(anchored, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_CronValidator = validators.extend(Draft202012Validator, {"pattern": _whole_pattern})
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(cron_schema())
+    return _CronValidator(cron_schema())
 
 
 def checked_elsewhere(path: tuple) -> bool:
