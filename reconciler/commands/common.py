@@ -9,7 +9,8 @@ from reconciler.settings import Settings, from_environment
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("source")
-    group.add_argument("--repo", help="Git URL or local path of the repo (env CRONCTL_REPO; default .)")
+    group.add_argument("--repo", help="the repo: a local path, an https://, ssh://, git:// or "
+                       "file:// URL, or user@host:path (env CRONCTL_REPO; default .)")
     group.add_argument("--ref", help="branch, tag or commit SHA (env CRONCTL_REF; default HEAD)")
     group.add_argument("--path", help="folder of cron files in the repo (env CRONCTL_PATH; default crons.d)")
 
