@@ -244,9 +244,13 @@ def test_a_namespace_not_bootstrapped_is_named_and_nothing_is_created(settings, 
 
     write_crons(tmp_path, THREE)
     args = ["reconcile", "--repo", str(tmp_path), "--namespace", "test"]
-    assert main(args) == 1
+    assert main([*args, "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert "registry table test-registry not found" in err
+    assert "cronctl bootstrap --namespace test" in err
+    assert main(args) == 1  # applying takes the leader lease first
+    err = capsys.readouterr().err
+    assert "leases table test-leases not found" in err
     assert "cronctl bootstrap --namespace test" in err
     clients = AwsClients(settings)
     assert clients.client("events").list_rules()["Rules"] == []

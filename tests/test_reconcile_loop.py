@@ -66,17 +66,18 @@ def test_expired_lease_is_taken_over(env):
     assert old.acquire(now=1005.0)          # renewal by the holder
     assert not new.acquire(now=1014.0)
     assert new.acquire(now=1016.0)          # the holder stopped renewing
+    assert not old.renew(now=1016.0) and not old.held  # learnt at its next renewal
 
 
 def test_a_failing_pass_is_logged_and_the_loop_goes_on(env):
     clients, settings = env
     calls = []
 
-    def flaky(clients, settings, *, dry_run):
+    def flaky(clients, settings, *, dry_run, fence):
         calls.append(dry_run)
         if len(calls) == 1:
             raise RuntimeError("boom")
-        return run_pass(clients, settings, dry_run=dry_run)
+        return run_pass(clients, settings, dry_run=dry_run, fence=fence)
 
     loop = ReconcileLoop(clients, settings.with_(interval_s=3600), owner_id="one",
                          pass_fn=flaky)

@@ -13,9 +13,12 @@ from reconciler.commands.common import (
 )
 
 HELP = "compute the plan from the cron files and AWS, and apply it"
-DESCRIPTION = HELP + (". Exit codes: 0 success, 1 error; with --detailed-exitcode "
-                      "0 no changes, 2 changes (pending with --dry-run, applied otherwise), "
-                      "1 error.")
+DESCRIPTION = HELP + (". Applying takes the namespace's leader lease for the pass (as a daemon "
+                      "replica does) and releases it after; while a running daemon holds it, "
+                      "the command refuses: ask that daemon for a pass (SIGHUP or its webhook "
+                      "POST /reconcile) instead. --dry-run needs no lease. Exit codes: 0 "
+                      "success, 1 error; with --detailed-exitcode 0 no changes, 2 changes "
+                      "(pending with --dry-run, applied otherwise), 1 error.")
 
 
 def register(subparsers) -> None:
@@ -46,12 +49,17 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
     from reconciler.core.plan_render import render_json, render_text
     from reconciler.service.reconcile import run_pass
+    from reconciler.service.reconcile_loop import run_leased_pass
 
     if args.max_deletes is not None and args.max_deletes < 0:
         print("cronctl reconcile: --max-deletes must be 0 or more", file=sys.stderr)
         return 1
     settings = settings_from_args(args)
-    result = run_pass(AwsClients(settings), settings, dry_run=args.dry_run)
+    clients = AwsClients(settings)
+    if args.dry_run:
+        result = run_pass(clients, settings, dry_run=True)
+    else:  # LeaseHeld / ConfigError: one line on stderr, exit 1 (cli.main)
+        result = run_leased_pass(clients, settings)
     for error in result.errors:
         print(f"cronctl reconcile: {error}", file=sys.stderr)
     if args.output == "json":

@@ -6,6 +6,10 @@ item, and last the deregistration of task definitions no cron uses any more. Eve
 tagged as ours when created, so a crash at any point leaves state that the next observe
 recognises (a schedule without registry item is adopted; a registry item without schedule gets
 its schedule back) and the next pass converges. A failure on one cron does not stop others.
+
+Every write goes through ``fence`` (``reconciler.adapters.lease``): AWS control-plane writes
+are preceded by its local check, registry writes are conditional on the lease in DynamoDB.
+``LeaseLost`` stops the whole apply at once: a replica that lost the lease writes nothing more.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.lease import Fence, LeaseLost
 from reconciler.core.plan import family_of
 from reconciler.core.plan_model import Change, Plan
 from reconciler.core.registry_model import RegistryItem
@@ -33,12 +38,14 @@ class ApplyError:
 class ApplyResult:
     applied: tuple[Change, ...]
     errors: tuple[ApplyError, ...]
+    lease_lost: LeaseLost | None = None  # set when the apply stopped there (nothing after)
 
 
 class _Applier:
-    def __init__(self, clients: AwsClients, settings: Settings) -> None:
-        self.clients = clients
+    def __init__(self, clients: AwsClients, settings: Settings, fence: Fence) -> None:
+        self.clients = fence.guard(clients)  # every non-read call checks the fence first
         self.settings = settings
+        self.fence = fence
         self.td_arns: dict[str, str] = {}
         self.failed_families: set[str] = set()
         self.group_ready = False
@@ -70,7 +77,7 @@ class _Applier:
 
     def registry(self, change: Change) -> None:
         if change.action == "delete":
-            registry.delete(self.clients, self.settings, change.cron)
+            registry.delete(self.clients, self.settings, change.cron, fence=self.fence)
             return
         item: RegistryItem = change.desired
         family = family_of(self.settings.namespace, item.task_definition_hash or "")
@@ -79,14 +86,27 @@ class _Applier:
         arn = self.td_arns.get(family) or item.task_definition_arn
         if arn is None:
             raise PermanentError(f"task definition {family} is not available")
-        registry.put(self.clients, self.settings, replace(item, task_definition_arn=arn))
+        registry.put(self.clients, self.settings, replace(item, task_definition_arn=arn),
+                     fence=self.fence)
 
 
-def apply_plan(clients: AwsClients, settings: Settings, plan: Plan) -> ApplyResult:
-    """Execute ``plan``; returns what was applied and what failed (per cron)."""
-    applier = _Applier(clients, settings)
+def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *,
+               fence: Fence) -> ApplyResult:
+    """Execute ``plan``; returns what was applied and what failed (per cron). As soon as
+    ``fence`` raises ``LeaseLost`` the apply stops: the result carries it, with what was
+    applied before."""
     applied: list[Change] = []
     errors: list[ApplyError] = []
+    try:
+        fence.check()
+        _apply(_Applier(clients, settings, fence), settings, plan, applied, errors)
+    except LeaseLost as exc:
+        return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc)
+    return ApplyResult(applied=tuple(applied), errors=tuple(errors))
+
+
+def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Change],
+           errors: list[ApplyError]) -> None:
     for change in plan.changes:
         if change.resource == "task-definition" and change.action == "no-op":
             applier.td_arns[change.cron] = change.observed.arn
@@ -98,6 +118,8 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan) -> ApplyResu
         try:
             applier.task_definition(change)
             applied.append(change)
+        except LeaseLost:
+            raise
         except CronctlError as exc:
             applier.failed_families.add(change.cron)
             errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
@@ -110,6 +132,8 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan) -> ApplyResu
                 handler = applier.schedule if change.resource == "schedule" else applier.registry
                 handler(change)
                 applied.append(change)
+            except LeaseLost:
+                raise
             except CronctlError as exc:
                 errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
                 still_used |= _families_of(settings, changes)
@@ -120,9 +144,10 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan) -> ApplyResu
         try:
             applier.task_definition(change)
             applied.append(change)
+        except LeaseLost:
+            raise
         except CronctlError as exc:
             errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
-    return ApplyResult(applied=tuple(applied), errors=tuple(errors))
 
 
 def _by_cron(plan: Plan) -> dict[str, list[Change]]:

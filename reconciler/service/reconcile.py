@@ -2,6 +2,10 @@
 
 A source that cannot be read (``SourceError``) ends the pass before anything is observed or
 changed: an unreadable source never deletes anything.
+
+Every write of the apply goes through ``fence`` (``reconciler.adapters.lease``): the daemon's
+loop and ``cronctl reconcile`` pass the fence of the leader lease they hold; a pass that loses
+the lease stops at once (``LeaseLost``) and says so in its errors and its log line.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.lease import UNFENCED, Fence
 from reconciler.core.desired import Deployment
 from reconciler.core.plan import desired_state, make_plan
 from reconciler.core.plan_model import Change, Plan
@@ -41,6 +46,7 @@ class PassResult:
     api_calls: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     dry_run: bool = False
+    lease_lost: bool = False  # the pass stopped because this replica lost the leader lease
 
     @property
     def ok(self) -> bool:
@@ -108,21 +114,31 @@ def _held_file(name: str, item, problems: dict[str, list[str]]) -> str | None:
 
 
 def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
-             source: Source = None) -> PassResult:
-    """One pass. ``source``: a Snapshot or a callable returning one (default: the repo)."""
+             source: Source = None, fence: Fence = UNFENCED) -> PassResult:
+    """One pass. ``source``: a Snapshot or a callable returning one (default: the repo).
+    ``fence``: what every write goes through; ``UNFENCED`` only for a namespace with a single
+    writer by design (tests, benchmarks)."""
     started = time.monotonic()
     with clients.counter.scope() as calls:
-        commit, plan, applied, errors, apply_errors = _pass(clients, settings, dry_run, source)
+        commit, plan, applied, errors, apply_errors, lost = _pass(clients, settings, dry_run,
+                                                                  source, fence)
     result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
                         apply_errors=apply_errors, api_calls=dict(sorted(calls.items())),
-                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run)
+                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run,
+                        lease_lost=lost is not None)
+    if lost is not None:
+        log.error("reconcile.lease_lost", fence=repr(fence), error=str(lost),
+                  applied_before=len(applied),
+                  message="this replica lost the leader lease: pass stopped, nothing more "
+                          "written; the new holder reconciles")
     _log(result)
     return result
 
 
-def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source):
-    """The steps of a pass: (commit, plan, applied, errors, apply_errors)."""
-    commit, plan, applied, errors, apply_errors = None, None, (), (), ()
+def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source,
+          fence: Fence):
+    """The steps of a pass: (commit, plan, applied, errors, apply_errors, lease_lost)."""
+    commit, plan, applied, errors, apply_errors, lost = None, None, (), (), (), None
     try:
         if settings.scheduler not in BACKENDS:
             raise ConfigError(f"unknown scheduler {settings.scheduler!r}: use "
@@ -131,13 +147,15 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
         commit = snapshot.commit
         plan = plan_pass(clients, settings, snapshot)
         if not dry_run:
-            result = apply_plan(clients, settings, plan)
-            applied, apply_errors = result.applied, result.errors
+            result = apply_plan(clients, settings, plan, fence=fence)
+            applied, apply_errors, lost = result.applied, result.errors, result.lease_lost
+            if lost is not None:
+                errors = (f"LeaseLost: {lost}; pass stopped",)
     except SourceError as exc:
         errors = (f"source unreadable, nothing changed: {exc}",)
     except CronctlError as exc:
         errors = (f"{type(exc).__name__}: {exc}",)
-    return commit, plan, applied, errors, apply_errors
+    return commit, plan, applied, errors, apply_errors, lost
 
 
 def _log(result: PassResult) -> None:
