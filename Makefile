@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/cronctl serve --embedded --scheduler scheduler --repo . --path crons.d
 
-test: $(STAMP)
+# The status page's tests load the daemon's pages in headless Chromium (Debian package).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest -p no:cacheprovider -q

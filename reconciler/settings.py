@@ -47,6 +47,8 @@ class Settings:
     allow_mass_delete: bool = False
     sns_certs_dir: str | None = None
     webhook_token: str | None = field(default=None, repr=False)  # CI webhook Bearer token
+    # GitHub webhook secret (CRONCTL_WEBHOOK_SECRET): POST /v1/sync checks X-Hub-Signature-256
+    webhook_secret: str | None = field(default=None, repr=False)
     sqs_wait_s: int = 20  # SQS long-poll wait; also bounds how long a consumer stop can take
     # The reconcile leader lease: how long it lasts unless renewed (renewed every third of it),
     # so the longest failover after a leader dies. CRONCTL_LEASE_S, between MIN_LEASE_S and
@@ -150,6 +152,7 @@ def from_environment(**flags) -> Settings:
         "sidecar_image": _env("CRONCTL_SIDECAR_IMAGE"),
         "sns_certs_dir": _env("CRONCTL_SNS_CERTS"),
         "webhook_token": _env("CRONCTL_WEBHOOK_TOKEN"),
+        "webhook_secret": _env("CRONCTL_WEBHOOK_SECRET"),
     }
     values = {k: v for k, v in env.items() if v is not None}
     wait = _env("CRONCTL_SQS_WAIT_S")

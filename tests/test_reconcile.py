@@ -129,8 +129,7 @@ def test_command_exit_codes_and_outputs(env, capsys):
     out = capsys.readouterr().out
     assert "+ create schedule alpha: new cron" in out
     assert '+ expression = "cron(0 5 * * ? *)"' in out
-    assert out.rstrip().endswith("Plan: 3 to create, 0 to update, 0 to delete.\n"
-                                 "Task definitions: 2 to register, 0 to deregister.")
+    assert out.rstrip().endswith("Plan: 8 to create, 0 to update, 0 to delete.")
     assert main([*args, "--detailed-exitcode"]) == 2
     assert capsys.readouterr().out.rstrip().endswith("Applied 8 of 8 changes.")
     assert main([*args, "--dry-run", "--detailed-exitcode"]) == 0

@@ -1,7 +1,8 @@
 """boto3 plumbing shared by the per-service adapters.
 
 - ``AwsClients`` makes one client per service, lazily, from the settings.
-- ``CallCounter`` counts API calls per ``service.Operation`` through botocore's event hooks.
+- ``CallCounter`` counts API calls per ``service.Operation`` through botocore's event hooks,
+  and tells listeners (the daemon's metrics) of each call and each throttled answer.
 - ``translate`` turns a ``ClientError`` into our transient / permanent errors: throttling,
   HTTP 429 and 5xx are transient; a reached service quota is ``QuotaExceeded`` (permanent),
   with a message naming the quota and the way out; ``retrying`` is the one place where
@@ -15,7 +16,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import boto3
@@ -42,16 +43,19 @@ from reconciler.settings import Settings
 
 T = TypeVar("T")
 
-# Throttling and server-side trouble. ``RequestLimitExceeded`` is EC2's and DynamoDB's
+# Throttling: the caller's request rate. ``RequestLimitExceeded`` is EC2's and DynamoDB's
 # throttling (a request rate), not a quota on resources.
-TRANSIENT_CODES = {
+THROTTLING_CODES = {
     "Throttling", "ThrottlingException", "ThrottledException", "Throttled",
     "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
     "RequestThrottled", "RequestThrottledException", "KMSThrottling", "KMSThrottlingException",
-    "KmsThrottled", "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
+    "KmsThrottled", "SlowDown", "ClientException.Throttling",
+}
+# Throttling and server-side trouble.
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "ServiceUnavailable", "ServiceUnavailableException",
     "InternalError", "InternalFailure", "InternalServerError", "InternalServerException",
     "ServerException", "TransactionInProgressException", "ConcurrentModificationException",
-    "ClientException.Throttling",
 }
 # A service quota is reached: retrying will not help. EventBridge, ECS, DynamoDB and CloudWatch
 # Logs say ``LimitExceededException``, EventBridge Scheduler ``ServiceQuotaExceededException``,
@@ -102,7 +106,7 @@ def translate(exc: Exception) -> Exception:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         text = err.get("Message", "") or ""
         message = f"{exc.operation_name}: {code}: {text}"
-        if code in TRANSIENT_CODES or status == 429 or _is_rate(code, text):
+        if code in TRANSIENT_CODES or is_throttling(code, status, text):
             return TransientError(message)
         if is_quota_code(code):
             return quota_exceeded(exc.operation_name, code, text)
@@ -114,6 +118,11 @@ def translate(exc: Exception) -> Exception:
             return Conflict(message, code)
         return PermanentError(message, code)
     return exc
+
+
+def is_throttling(code: str, status: int, text: str) -> bool:
+    """Whether an AWS error answer throttles the caller (a request rate; transient)."""
+    return code in THROTTLING_CODES or status == 429 or _is_rate(code, text)
 
 
 def is_quota_code(code: str) -> bool:
@@ -227,21 +236,42 @@ class CallCounter:
 
     Clients are shared by the daemon's threads, so a unit of work that wants its own count
     (a reconcile pass) uses ``scope()``: it counts only the calls made on the current thread
-    (botocore runs ``before-call`` hooks on the calling thread)."""
+    (botocore runs ``before-call`` hooks on the calling thread).
 
-    def __init__(self) -> None:
+    ``on_call(key)`` is told of every call (attempt: botocore makes one per call, and each
+    retry of ``retrying`` is a call of its own) and ``on_throttle(key)`` of every answer that
+    throttles (``is_throttling``), from botocore's ``after-call`` hook, which sees each
+    attempt's answer once, however the caller handles the error. A failing listener never
+    fails the AWS call."""
+
+    def __init__(self, on_call: Callable[[str], None] | None = None,
+                 on_throttle: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._local = threading.local()
+        self._on_call = on_call
+        self._on_throttle = on_throttle
 
     def hook(self, event_name: str, **_kwargs) -> None:
         # event_name: "before-call.<service>.<Operation>"
-        parts = event_name.split(".")
-        key = ".".join(parts[1:3]) if len(parts) >= 3 else event_name
+        key = _operation_key(event_name)
         with self._lock:
             self._counts[key] += 1
         for scoped in getattr(self._local, "scopes", ()):
             scoped[key] += 1
+        if self._on_call is not None:
+            with suppress(Exception):
+                self._on_call(key)
+
+    def after_call(self, event_name: str, http_response=None, parsed=None, **_kwargs) -> None:
+        # event_name: "after-call.<service>.<Operation>"; ``parsed`` holds AWS's error answer.
+        status = getattr(http_response, "status_code", 0) or 0
+        if self._on_throttle is None or status < 300 or not isinstance(parsed, dict):
+            return
+        error = parsed.get("Error") or {}
+        if is_throttling(str(error.get("Code") or ""), status, str(error.get("Message") or "")):
+            with suppress(Exception):
+                self._on_throttle(_operation_key(event_name))
 
     @contextmanager
     def scope(self) -> Iterator[Counter[str]]:
@@ -266,6 +296,12 @@ class CallCounter:
         with self._lock:
             counts, self._counts = dict(self._counts), Counter()
         return counts
+
+
+def _operation_key(event_name: str) -> str:
+    """``service.Operation`` of a botocore event name ``<event>.<service>.<Operation>``."""
+    parts = event_name.split(".")
+    return ".".join(parts[1:3]) if len(parts) >= 3 else event_name
 
 
 class AwsClients:
@@ -295,6 +331,7 @@ class AwsClients:
                     kwargs["endpoint_url"] = self.settings.endpoint_url
                 client = self._session.client(service, **kwargs)
                 client.meta.events.register("before-call.*.*", self.counter.hook)
+                client.meta.events.register("after-call.*.*", self.counter.after_call)
                 self._clients[service] = client
             return self._clients[service]
 

@@ -57,6 +57,38 @@ def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None
     return _read_commit(repo, ref, path, label=os.path.abspath(repo))
 
 
+_STATES = (("?", "untracked"), ("U", "unmerged"), ("D", "deleted"), ("R", "renamed"),
+           ("C", "copied"), ("A", "added"))
+
+
+def uncommitted_changes(repo: str, path: str) -> list[tuple[str, str]]:
+    """Files under ``path`` of a local working tree that differ from its HEAD commit, as
+    ``(state, file)``: ``modified``, ``added``, ``deleted``, ``renamed``, ``untracked``...
+    (staged or not; ignored files left out). Empty for a remote, a bare repository, a plain
+    folder, or when git cannot tell: reconcile reads commits only, and this is only to warn."""
+    if is_remote(repo) or not os.path.exists(os.path.join(repo, ".git")):
+        return []
+    try:
+        with git.Repo(repo) as repository:
+            if repository.bare:
+                return []
+            out = repository.git.status("--porcelain=v1", "-z", "--untracked-files=all",
+                                        "--", f":(literal){path}")
+    except (git.GitError, OSError, ValueError):
+        return []
+    changes = []
+    entries = iter(out.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        code, file = entry[:2], entry[3:]
+        state = next((name for mark, name in _STATES if mark in code), "modified")
+        if code[0] in "RC":
+            next(entries, None)  # the source path of a rename or copy
+        changes.append((state, file))
+    return sorted(changes, key=lambda change: change[1])
+
+
 def _read_commit(location: str, ref: str | None, path: str, label: str) -> Snapshot:
     try:
         repository = git.Repo(location)

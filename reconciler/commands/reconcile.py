@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from reconciler.commands.common import (
@@ -45,9 +46,83 @@ def exit_code(result, detailed: bool) -> int:
     return 0
 
 
+class ApplyProgress:
+    """On a terminal (stderr): a spinner while the plan is computed, then a bar while it is
+    applied: N of M changes, the rate and the time left (``rich.progress``). Log lines written
+    meanwhile are printed above it; it is gone once the pass ends."""
+
+    def __init__(self, stream=None, **console_options) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class RateColumn(ProgressColumn):
+            def render(self, task) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:.1f} changes/s" if speed else "", style="progress.data.speed")
+
+        class Counted(ProgressColumn):
+            """``column`` once the total is known (nothing beside the planning spinner)."""
+
+            def __init__(self, column: ProgressColumn) -> None:
+                super().__init__()
+                self.column = column
+
+            def render(self, task):
+                return self.column.render(task) if task.total is not None else Text("")
+
+        console = Console(file=stream, stderr=stream is None, **console_options)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"),
+            *(Counted(column) for column in (BarColumn(), MofNCompleteColumn(), RateColumn(),
+                                             TimeRemainingColumn(), TextColumn("left"))),
+            console=console, transient=True)
+        self._planning = None
+        self._applying = None
+
+    @classmethod
+    def for_terminal(cls) -> ApplyProgress | None:
+        """One when stderr is a terminal; None otherwise (nothing extra is written)."""
+        return cls() if sys.stderr.isatty() else None
+
+    def __enter__(self) -> ApplyProgress:
+        self.progress.start()
+        self._planning = self.progress.add_task("Reading the cron files and AWS", total=None)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.progress.stop()
+
+    def report(self, done: int, total: int) -> None:
+        """``apply_plan``'s progress: ``done`` of ``total`` changes tried."""
+        if self._applying is None:
+            if self._planning is not None:
+                self.progress.update(self._planning, visible=False)
+            self._applying = self.progress.add_task("Applying changes", total=total)
+        self.progress.update(self._applying, completed=done, total=total)
+
+
+def _warn_uncommitted(settings) -> str | None:
+    from reconciler.service.uncommitted import uncommitted, warning_text
+
+    text = warning_text(settings, uncommitted(settings))
+    if text:
+        print(f"cronctl reconcile: warning: {text}", file=sys.stderr)
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
-    from reconciler.core.plan_render import render_json, render_text
+    from reconciler.core.plan_render import plain_message, render_json, render_text
+    from reconciler.service.apply import PROGRESS
     from reconciler.service.reconcile import run_pass
     from reconciler.service.reconcile_loop import run_leased_pass
 
@@ -55,18 +130,27 @@ def run(args: argparse.Namespace) -> int:
         print("cronctl reconcile: --max-deletes must be 0 or more", file=sys.stderr)
         return 1
     settings = settings_from_args(args)
+    warning = _warn_uncommitted(settings)
     clients = AwsClients(settings)
-    if args.dry_run:
-        result = run_pass(clients, settings, dry_run=True)
-    else:  # LeaseHeld / ConfigError: one line on stderr, exit 1 (cli.main)
-        result = run_leased_pass(clients, settings)
-    for error in result.errors:
-        print(f"cronctl reconcile: {error}", file=sys.stderr)
+    progress = ApplyProgress.for_terminal()
+    with progress or contextlib.nullcontext():
+        token = PROGRESS.set(progress.report if progress else None)
+        try:
+            if args.dry_run:
+                result = run_pass(clients, settings, dry_run=True)
+            else:  # LeaseHeld / ConfigError: one line on stderr, exit 1 (cli.main)
+                result = run_leased_pass(clients, settings)
+        finally:
+            PROGRESS.reset(token)
+    if args.output == "json" or result.plan is None:
+        for error in result.errors:
+            print(f"cronctl reconcile: {plain_message(error)}", file=sys.stderr)
     if args.output == "json":
         sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
-                                     result.errors, result.commit))
+                                     result.errors, result.commit,
+                                     warnings=(warning,) if warning else ()))
     elif result.plan is not None:
-        sys.stdout.write(render_text(result.plan, result.apply_errors))
+        sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors))
         if not args.dry_run and result.plan.has_changes:
             print(f"Applied {len(result.applied)} of {len(result.plan.pending)} changes"
                   f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}.")

@@ -41,6 +41,42 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+class WhereToLook:
+    """Prints, once the endpoint listens, the addresses to open first (embedded mode)."""
+
+    def __init__(self, built) -> None:
+        self.built = built
+
+    def lines(self) -> list[str]:
+        url = self.built.http.url
+        emulator = self.built.settings.endpoint_url
+        return [
+            "Where to look first:",
+            f"  status page:   {url}/",
+            f"  endpoint:      {url} (POST /sns: the schedules' deliveries; GET /healthz)",
+            f"  AWS emulator:  {emulator}",
+            f"  CLI:           export AWS_ENDPOINT_URL={emulator} AWS_ACCESS_KEY_ID=embedded "
+            "AWS_SECRET_ACCESS_KEY=embedded",
+            "                 cronctl list; cronctl status NAME; cronctl logs NAME",
+        ]
+
+    def start(self) -> None:
+        print("\n".join(self.lines()), flush=True)
+
+    def stop(self, timeout: float) -> bool:
+        return True
+
+
+def _status_page_line(listen: str) -> str | None:
+    from reconciler.service.http import parse_listen
+
+    host, port = parse_listen(listen)
+    if not port:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"status page: http://{host}:{port}/"
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.interval_s is not None and args.interval_s <= 0:
@@ -50,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print("cronctl serve: --history-days must be at least 1 (days execution records are "
               "kept)", file=sys.stderr)
         return 2
+    from reconciler.service.embedded.runner import LocalTaskRunner
+    from reconciler.service.uncommitted import UncommittedWatcher
     from reconciler.service.wiring import build_daemon
 
     try:
@@ -59,6 +97,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in built.summary:
         print(line, flush=True)
+    components = built.daemon.components
+    for component in components:
+        if isinstance(component, LocalTaskRunner):
+            print(component.describe(), flush=True)
+    if os.path.isdir(os.path.join(settings.repo, ".git")):
+        # Edits under the cron path are applied once committed: said at start and on change.
+        components.append(UncommittedWatcher(built.settings))
+    if args.embedded:
+        components.append(WhereToLook(built))
+    else:
+        line = _status_page_line(built.settings.listen)
+        if line:
+            print(line, flush=True)
     code = built.daemon.run_until_signalled()
     if code != 0:
         # A component did not stop within the shutdown budget: exit now rather than wait

@@ -110,38 +110,18 @@ class Plan:
         return tuple(c for c in self.changes if c.action != "no-op")
 
     def counts(self) -> dict[str, int]:
+        """The listed changes by action, every resource counted (schedules, registry items,
+        task definitions): what the summary line and the JSON ``summary`` say."""
         counts = {"create": 0, "update": 0, "delete": 0}
         for change in self.pending:
             counts[change.action] += 1
         return counts
 
-    def cron_counts(self) -> dict[str, int]:
-        """Crons to create / update / delete: a cron counts once, by its weightiest change
-        (delete > create > update); task definitions are counted apart."""
-        rank = {"update": 0, "create": 1, "delete": 2}
-        actions: dict[str, str] = {}
+    def counts_by_resource(self) -> dict[str, dict[str, int]]:
+        """``counts()`` split by resource, for the JSON ``summary``."""
+        counts = {resource: {"create": 0, "update": 0, "delete": 0} for resource in RESOURCES}
         for change in self.pending:
-            if change.resource == "task-definition":
-                continue
-            if change.action == "delete" and not change.reason.startswith("backend switch"):
-                action = "delete"
-            elif change.resource == "registry" and change.action == "create" \
-                    and change.reason == "new cron":
-                action = "create"
-            else:
-                action = "update"
-            if rank[action] > rank.get(actions.get(change.cron, ""), -1):
-                actions[change.cron] = action
-        counts = {"create": 0, "update": 0, "delete": 0}
-        for action in actions.values():
-            counts[action] += 1
-        return counts
-
-    def task_definition_counts(self) -> dict[str, int]:
-        counts = {"register": 0, "deregister": 0}
-        for change in self.pending:
-            if change.resource == "task-definition":
-                counts["register" if change.action == "create" else "deregister"] += 1
+            counts[change.resource][change.action] += 1
         return counts
 
     @property

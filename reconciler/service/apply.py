@@ -14,6 +14,9 @@ are preceded by its local check, registry writes are conditional on the lease in
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from reconciler.adapters import registry, rules, schedules, taskdefs
@@ -24,6 +27,11 @@ from reconciler.core.plan_model import Change, Plan
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError, PermanentError
 from reconciler.settings import Settings
+
+# ``progress(done, total)`` after each change is tried (applied or failed): the argument of
+# ``apply_plan``, else this context's (``cronctl reconcile`` sets it on a terminal).
+PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("cronctl_apply_progress",
+                                                                    default=None)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class _Applier:
         self.td_arns: dict[str, str] = {}
         self.failed_families: set[str] = set()
         self.group_ready = False
+        self.report: Callable[[], None] = lambda: None  # progress, after each change
 
     def task_definition(self, change: Change) -> None:
         if change.action == "create":
@@ -90,8 +99,8 @@ class _Applier:
                      fence=self.fence)
 
 
-def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *,
-               fence: Fence) -> ApplyResult:
+def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fence,
+               progress: Callable[[int, int], None] | None = None) -> ApplyResult:
     """Execute ``plan``; returns what was applied and what failed (per cron). As soon as
     ``fence`` raises ``LeaseLost`` the apply stops: the result carries it, with what was
     applied before."""
@@ -99,7 +108,12 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *,
     errors: list[ApplyError] = []
     try:
         fence.check()
-        _apply(_Applier(clients, settings, fence), settings, plan, applied, errors)
+        applier = _Applier(clients, settings, fence)
+        report = progress or PROGRESS.get()
+        if report is not None:
+            done, total = itertools.count(1), len(plan.pending)
+            applier.report = lambda: report(next(done), total)
+        _apply(applier, settings, plan, applied, errors)
     except LeaseLost as exc:
         return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc)
     return ApplyResult(applied=tuple(applied), errors=tuple(errors))
@@ -123,6 +137,8 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
         except CronctlError as exc:
             applier.failed_families.add(change.cron)
             errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+        finally:
+            applier.report()
     still_used: set[str] = set()
     for cron, changes in _by_cron(plan).items():
         for change in changes:
@@ -138,6 +154,8 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
                 errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
                 still_used |= _families_of(settings, changes)
                 break  # the rest of this cron waits for the next pass
+            finally:
+                applier.report()
     for change in td_deletes:
         if change.cron in still_used:
             continue
@@ -148,6 +166,8 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
             raise
         except CronctlError as exc:
             errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+        finally:
+            applier.report()
 
 
 def _by_cron(plan: Plan) -> dict[str, list[Change]]:

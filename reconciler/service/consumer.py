@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
@@ -31,10 +32,12 @@ from reconciler.core.executions import (
     apply_event,
     outcome_decided,
     parse_task_event,
+    parse_time,
 )
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.consumer")
@@ -49,7 +52,8 @@ class EventConsumer:
     def __init__(self, clients: AwsClients, settings: Settings,
                  on_terminal: Callable[[Execution], None] | None = None,
                  wait_time_s: int = 20, batch_size: int = 10,
-                 error_backoff_s: float = 1.0) -> None:
+                 error_backoff_s: float = 1.0, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics(process=False)
         self.queue = EventQueue(clients, settings)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
@@ -97,22 +101,26 @@ class EventConsumer:
         messages = self.queue.receive(self._batch_size, self._wait_time_s)
         done = []
         for message in messages:
+            self.metrics.message_processed()
             try:
                 verdict = self.handle(message)
             except CronctlError as exc:  # transient AWS trouble: the message comes back later
                 log.warning("consumer.message_failed", message_id=message.message_id,
                             error=str(exc))
+                self.metrics.message_failed("transient")
                 continue
             except Exception as exc:  # noqa: BLE001 - this message only; the others go on
                 log.error("consumer.message_crashed", message_id=message.message_id,
                           receive_count=message.receive_count,
                           error=f"{type(exc).__name__}: {exc}")
+                self.metrics.message_failed("error")
                 continue
             if verdict == DELETE:
                 done.append(message)
         if done:
             for message_id in self.queue.delete(done):
                 log.warning("consumer.delete_failed", message_id=message_id)
+                self.metrics.message_failed("not_deleted")
         return len(messages)
 
     def handle(self, message: QueueMessage) -> str:
@@ -122,9 +130,13 @@ class EventConsumer:
         except (ValueError, MalformedEvent) as exc:
             log.error("consumer.malformed_message", message_id=message.message_id,
                       receive_count=message.receive_count, error=str(exc))
+            self.metrics.message_failed("malformed")
             return KEEP
         if event is None:
             return DELETE
+        if event.event_time:
+            self.metrics.event_lagged(
+                (datetime.now(UTC) - parse_time(event.event_time)).total_seconds())
         if not event.started_by:
             return DELETE
         for _ in range(APPLY_ATTEMPTS):
@@ -147,6 +159,7 @@ class EventConsumer:
                 return DELETE
             # Another consumer stored a newer state meanwhile: read it and apply again.
         log.warning("consumer.contended", execution_id=event.started_by)
+        self.metrics.message_failed("contended")
         return KEEP
 
     def release_lock(self, execution: Execution) -> None:
@@ -154,7 +167,8 @@ class EventConsumer:
         release_lock(self.executions, self.locks, execution)
 
     def _finished(self, execution: Execution) -> None:
-        finished(self.executions, self.locks, execution, self._on_terminal, "consumer")
+        finished(self.executions, self.locks, execution, self._on_terminal, "consumer",
+                 self.metrics)
 
 
 def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution) -> None:
@@ -164,9 +178,12 @@ def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Exe
 
 
 def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
-             on_terminal: Callable[[Execution], None] | None, source: str) -> None:
+             on_terminal: Callable[[Execution], None] | None, source: str,
+             metrics: Metrics | None = None) -> None:
     """What follows a run's terminal state, once stored by ``source`` (consumer or watchdog):
-    the lock released, one canonical line, ``on_terminal``."""
+    the run counted by its status, the lock released, one canonical line, ``on_terminal``."""
+    if metrics is not None:
+        metrics.execution_finished(execution.status)
     release_lock(executions, locks, execution)
     log.info("execution.finished", cron=execution.cron, execution_id=execution.execution_id,
              status=execution.status, exit_code=execution.exit_code,

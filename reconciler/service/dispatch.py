@@ -10,16 +10,17 @@ The execution record is the intent. One dispatch:
 3. when the record exists already: a run with a task (or finished) is a ``duplicate``; a
    PENDING record with no task is an interrupted dispatch: if another attempt holds a live
    claim the answer is 503 (SNS retries later); otherwise this attempt claims it
-   (conditional write) and *resumes* it from step 4. Past its start deadline (default 5
-   minutes after the scheduled time, or after the first delivery if that came later) a
-   resumed run ends FAILED_TO_START with the reason;
+   (conditional write) and *resumes* it: a task already started for it (``ListTasks`` with
+   ``startedBy``: the attempt that started it died before recording it) is recorded, whatever
+   the deadline or the lock say by now; otherwise it goes on from step 4, unless it is past
+   its start deadline (default 5 minutes after the scheduled time, or after the first delivery
+   if that came later): then it ends FAILED_TO_START with the reason;
 4. applies the concurrency policy through the overlap lock ``lock#<cron>`` (which expires
    after the cron's timeout plus the grace period): ``forbid`` records SKIPPED while a
    non-terminal execution holds it, ``replace`` stops the holder's task (or ends a holder
    that has not started) and takes the lock over, ``allow`` takes no lock;
-5. looks for a task already started for this execution (``ListTasks`` with ``startedBy``)
-   when resuming, and records it; otherwise RunTask (``startedBy`` = ``clientToken`` =
-   execution id, idempotent on AWS for 24 hours) and records the task ARN.
+5. RunTask (``startedBy`` = ``clientToken`` = execution id, idempotent on AWS for 24 hours)
+   and records the task ARN.
 
 Failures: throttling, 5xx, capacity and DynamoDB trouble raise ``TransientError`` after the
 adapters' retries; the claim is dropped and SNS gets a 503, so it delivers again (bootstrap
@@ -48,6 +49,7 @@ from reconciler.core.json_bounds import loads_bounded
 from reconciler.core.spec import NAME_PATTERN
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
 from reconciler.settings import NetworkSettings, Settings
 
 log = get_logger("cronctl.dispatch")
@@ -105,9 +107,11 @@ def parse_dispatch_message(text: str) -> tuple[str, str]:
 class Dispatcher:
     """Starts cron runs; safe to call concurrently from many threads and replicas."""
 
-    def __init__(self, clients: AwsClients, settings: Settings) -> None:
+    def __init__(self, clients: AwsClients, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
         self._clients = clients
         self._settings = settings
+        self.metrics = metrics or Metrics(process=False)
         self.registry = RegistryReader(clients, settings)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
@@ -125,7 +129,7 @@ class Dispatcher:
             return self._network
 
     def handle_sns_message(self, message: dict) -> tuple[int, str]:
-        """HTTP status and body for a verified SNS notification.
+        """HTTP status and body for a verified SNS notification; its outcome is counted.
 
         Garbage gets 200 (SNS must not retry it); transient failures, and a run that another
         attempt is starting right now, get 503 (SNS delivers again later)."""
@@ -134,16 +138,23 @@ class Dispatcher:
         except InvalidDispatchMessage as exc:
             log.warning("dispatch.invalid_message", message_id=message.get("MessageId"),
                         error=str(exc))
+            self.metrics.dispatched("invalid")
             return 200, json.dumps({"status": "invalid", "error": str(exc)})
         try:
             outcome = self.dispatch(cron, scheduled_at)
         except RetryLater as exc:
             log.info("dispatch.in_progress", cron=cron, scheduled_at=scheduled_at,
                      detail=str(exc))
+            self.metrics.dispatched(IN_PROGRESS)
             return 503, json.dumps({"status": IN_PROGRESS, "error": str(exc)})
         except (TransientError, PermanentError) as exc:
             log.error("dispatch.unavailable", cron=cron, scheduled_at=scheduled_at, error=str(exc))
+            self.metrics.dispatched("retry")
             return 503, json.dumps({"status": "retry", "error": str(exc)})
+        except Exception:
+            self.metrics.dispatched("error")  # answered 500 by the endpoint
+            raise
+        self.metrics.dispatched(outcome.status)
         return 200, json.dumps(outcome.to_dict())
 
     def dispatch(self, cron: str, scheduled_at: str, trigger: str = "schedule",
@@ -199,6 +210,15 @@ class Dispatcher:
             if current is not None and current.unstarted:
                 raise RetryLater(f"execution {eid} is being started by another attempt")
             return DispatchOutcome(DUPLICATE, eid, current.task_arn if current else None)
+        try:
+            task_arn = self.tasks.find_started_by(eid)
+        except (TransientError, PermanentError):
+            self._unclaim(eid, attempt)
+            raise
+        if task_arn is not None:
+            # Started by an attempt that died before recording it: the run has started,
+            # whatever its start deadline, the lock or the registry say by now.
+            return self._recorded(stored.cron, eid, task_arn, resumed=True, found=True)
         if item is None:
             item = self.registry.get(stored.cron)
         if item is None:
@@ -216,6 +236,7 @@ class Dispatcher:
             current = self.executions.get(record.execution_id)
             return DispatchOutcome(DUPLICATE, record.execution_id,
                                    current.task_arn if current else None)
+        self.metrics.execution_finished(ex.FAILED_TO_START)
         self.locks.release(record.cron, record.execution_id)
         log.warning("dispatch.failed_to_start", cron=record.cron,
                     execution_id=record.execution_id, reason=reason)
@@ -234,19 +255,24 @@ class Dispatcher:
                 reason = f"previous execution {blocked} is still running"
                 if self.executions.finish_unstarted(eid, ex.SKIPPED, reason,
                                                     lock_released=True):
+                    self.metrics.execution_finished(ex.SKIPPED)
                     log.info("dispatch.skipped", cron=cron, execution_id=eid,
                              blocked_by=blocked)
                     return DispatchOutcome(SKIPPED, eid, reason=reason)
                 return DispatchOutcome(DUPLICATE, eid)
             return self._start(cron, eid, item, attempt, locked=policy != "allow",
-                               resumed=resumed)
+                               resumed=resumed, scheduled_at=record.scheduled_at
+                               if record.trigger == "schedule" else None)
         except (TransientError, PermanentError):
-            # Nothing recorded as started: let the next delivery resume at once.
-            try:
-                self.executions.unclaim(eid, attempt)
-            except (TransientError, PermanentError) as exc:   # the claim expires by itself
-                log.warning("dispatch.unclaim_failed", execution_id=eid, error=str(exc))
+            self._unclaim(eid, attempt)
             raise
+
+    def _unclaim(self, eid: str, attempt: str) -> None:
+        """Nothing recorded as started: let the next delivery resume at once."""
+        try:
+            self.executions.unclaim(eid, attempt)
+        except (TransientError, PermanentError) as exc:   # the claim expires by itself
+            log.warning("dispatch.unclaim_failed", execution_id=eid, error=str(exc))
 
     def _hold_s(self, spec: dict) -> float:
         """How long an overlap lock lasts: the cron's timeout plus the grace period."""
@@ -285,6 +311,7 @@ class Dispatcher:
         reason = f"replaced by {eid}"
         if holder.unstarted and self.executions.finish_unstarted(
                 holder.execution_id, ex.FAILED_TO_START, f"{reason} before it started"):
+            self.metrics.execution_finished(ex.FAILED_TO_START)
             log.info("dispatch.replaced", cron=cron, ended=holder.execution_id, by=eid)
             return
         current = self.executions.get(holder.execution_id) if holder.unstarted else holder
@@ -296,27 +323,32 @@ class Dispatcher:
             log.info("dispatch.replaced", cron=cron, stopped=holder.execution_id, by=eid)
 
     def _start(self, cron: str, eid: str, item, attempt: str, locked: bool,
-               resumed: bool) -> DispatchOutcome:
+               resumed: bool, scheduled_at: str | None = None) -> DispatchOutcome:
         if not item.task_definition_arn:
             return self._refused(cron, eid, locked,
                                  "the cron has no task definition yet (not reconciled)")
-        task_arn = self.tasks.find_started_by(eid) if resumed else None
-        found = task_arn is not None
-        if task_arn is None:
-            try:
-                result = self.tasks.run_task(
-                    task_definition=item.task_definition_arn, overrides=item.overrides,
-                    token=eid, tags={"cronctl:cron": cron, "cronctl:execution": eid,
-                                     "managed-by": "cronctl",
-                                     "cronctl:namespace": self._settings.namespace},
-                    network=self.network())
-            except PermanentError as exc:
-                return self._refused(cron, eid, locked, f"RunTask failed: {exc}")
-            if result.task_arn is None:
-                if result.transient:
-                    raise TransientError(f"RunTask: {result.failure}")
-                return self._refused(cron, eid, locked, result.failure)
-            task_arn = result.task_arn
+        # (A resumed run's task, if one was started already, was looked for by ``resume``.)
+        try:
+            result = self.tasks.run_task(
+                task_definition=item.task_definition_arn, overrides=item.overrides,
+                token=eid, tags={"cronctl:cron": cron, "cronctl:execution": eid,
+                                 "managed-by": "cronctl",
+                                 "cronctl:namespace": self._settings.namespace},
+                network=self.network())
+        except PermanentError as exc:
+            return self._refused(cron, eid, locked, f"RunTask failed: {exc}")
+        if result.task_arn is None:
+            if result.transient:
+                raise TransientError(f"RunTask: {result.failure}")
+            return self._refused(cron, eid, locked, result.failure)
+        if scheduled_at:
+            self.metrics.started_late(
+                (datetime.now(UTC) - ex.parse_time(scheduled_at)).total_seconds())
+        return self._recorded(cron, eid, result.task_arn, resumed=resumed, found=False)
+
+    def _recorded(self, cron: str, eid: str, task_arn: str, *, resumed: bool,
+                  found: bool) -> DispatchOutcome:
+        """Record the run's task ARN (the claim ends with it)."""
         try:
             recorded = self.executions.set_task(eid, task_arn)
         except (TransientError, PermanentError) as exc:
@@ -343,7 +375,8 @@ class Dispatcher:
 
     def _refused(self, cron: str, eid: str, locked: bool, reason: str) -> DispatchOutcome:
         """AWS refused for good: FAILED_TO_START with the reason, lock released."""
-        self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason)
+        if self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason):
+            self.metrics.execution_finished(ex.FAILED_TO_START)
         if locked:
             self.locks.release(cron, eid)
         log.warning("dispatch.failed_to_start", cron=cron, execution_id=eid, reason=reason)

@@ -1,10 +1,13 @@
 """The daemon's HTTP endpoint: SNS deliveries, liveness and readiness (design §4.2).
 
 Routes (``http_routes``): ``POST /sns`` (verified SNS messages), ``GET /healthz``,
-``GET /readyz`` and, when a token and a callback are configured, ``POST /reconcile`` (the CI
-webhook). SNS counts any 2xx-4xx answer as delivered, so refused input (malformed, forged,
-another topic, stale) gets a 400 and only a failure worth retrying gets a 5xx. Every request
-is logged once (method, path, status, reason, duration_ms).
+``GET /readyz``, the status page ``GET /`` and ``GET /crons/<name>`` (with ``status_pages``:
+``service.status_page``) and, when a token and a callback are configured, ``POST /reconcile``
+(the CI webhook); ``POST /v1/sync`` when a secret and a callback are configured (the GitHub
+webhook); ``GET /metrics`` when the daemon has metrics. SNS counts any 2xx-4xx answer as
+delivered, so refused input (malformed, forged, another topic, stale) gets a 400 and only a
+failure worth retrying gets a 5xx. Every request is logged once (method, path, status,
+reason, duration_ms).
 
 Served with waitress because its single I/O thread reads every connection without blocking
 and buffers a whole request, headers and body, before a fixed pool of worker threads sees
@@ -20,8 +23,8 @@ What waitress does not do is added here, in that same I/O thread:
   request in flight is closed to make room, so a new client never waits behind idle ones;
 - one request per connection (every answer closes it), ``Transfer-Encoding`` refused
   with 411, and the project's answers and log line for what is refused before a route runs
-  (413 over ``max_body`` before the body is read, 400 for a malformed request or a body cut
-  short, 431 for oversized headers).
+  (413 over ``max_body``, or the route's own bound, before the body is read, 400 for a
+  malformed request or a body cut short, 431 for oversized headers).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -51,12 +55,15 @@ from waitress.utilities import (
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
 from reconciler.service.http_routes import (
+    GITHUB_PATH,
     Answer,
     Request,
     authorization_values,
+    body_limit,
     parse_listen,
     route,
 )
+from reconciler.service.metrics import Metrics
 from reconciler.service.sns_verify import SnsVerifier
 
 log = get_logger("cronctl.http")
@@ -65,6 +72,7 @@ NotificationHandler = Callable[[dict], tuple[int, str]]
 ConfirmationHandler = Callable[[str, str], None]
 Readiness = Callable[[], tuple[bool, str]]
 ReconcileTrigger = Callable[[], None]
+StatusPages = Callable[[str, str], Answer | None]
 
 __all__ = ["DaemonHttpServer", "parse_listen"]
 
@@ -138,14 +146,33 @@ def _refusal(error: object, max_body: int) -> _Refusal:
 
 
 class _Parser(HTTPRequestParser):
-    """waitress's parser, refusing chunked bodies (411) as soon as the headers are in."""
+    """waitress's parser, refusing chunked bodies (411) and bodies over the bound of the
+    request's path (413, ``body_limit``) as soon as the headers are in."""
+
+    def __init__(self, adj: Adjustments, body_limit: Callable[[str], int] | None = None) -> None:
+        super().__init__(adj)
+        self.body_limit = body_limit
+        self._bounded = False
 
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
         if self.chunked and self.error is None:
             self.error = _Refusal(411, "Content-Length required\n", "length_required")
             self.completed = True
+        elif self.headers_finished and not self._bounded and self.body_limit is not None:
+            self._bounded = True
+            self._bound_body()
         return consumed
+
+    def _bound_body(self) -> None:
+        # waitress refuses bodies over the largest bound of any path; this, over the path's.
+        if self.error is not None and not isinstance(self.error, RequestEntityTooLarge):
+            return
+        limit = self.body_limit(urlsplit(getattr(self, "request_uri", "")).path)
+        if self.content_length > limit:
+            self.error = _Refusal(413, f"body over {limit} bytes\n", "too_large")
+            self.completed = True
+            self.expect_continue = False  # no "100 Continue" for a body that is refused
 
 
 class _Task(WSGITask):
@@ -188,6 +215,7 @@ class _Channel(HTTPChannel):
     def __init__(self, server, sock, addr, adj, map=None) -> None:
         self.accepted_at = time.monotonic()
         self.cut_at: float | None = None
+        self.parser_class = partial(_Parser, body_limit=server.body_limit)
         super().__init__(server, sock, addr, adj, map=map)
 
     @property
@@ -243,8 +271,10 @@ class _Server(TcpWSGIServer):
 
     def __init__(self, application, channels: dict, sock: socket.socket,
                  workers: ThreadedTaskDispatcher, adj: Adjustments, cap: int,
-                 deadline_s: float, max_body: int) -> None:
+                 deadline_s: float, max_body: int,
+                 body_limit: Callable[[str], int] | None = None) -> None:
         self.cap, self.deadline_s, self.max_body = cap, deadline_s, max_body
+        self.body_limit = body_limit or (lambda _path: max_body)
         self.listening = True
         self._accept_paused_until = 0.0
         super().__init__(application, map=channels, _sock=sock, dispatcher=workers, adj=adj,
@@ -390,13 +420,17 @@ class DaemonHttpServer:
     from the connection's accept); ``max_connections`` caps open connections (lowered to
     fit the descriptor limit). ``POST /reconcile`` exists only with both ``on_reconcile``
     (which must only wake the reconcile loop, never run a pass itself) and a non-empty
-    ``webhook_token``."""
+    ``webhook_token``; ``POST /v1/sync`` only with ``on_reconcile`` and a non-empty
+    ``webhook_secret``; ``GET /metrics`` only with ``metrics``. ``status_pages`` answers the
+    status page's paths before any other route (``service.status_page.StatusPages.answer``)."""
 
     def __init__(self, listen: str, verifier: SnsVerifier, on_notification: NotificationHandler,
                  on_subscription_confirmation: ConfirmationHandler, readiness: Readiness,
                  max_body: int = 256 * 1024 + 16 * 1024, read_timeout_s: float = 10,
                  max_connections: int = 4096, on_reconcile: ReconcileTrigger | None = None,
-                 webhook_token: str | None = None) -> None:
+                 webhook_token: str | None = None, webhook_secret: str | None = None,
+                 metrics: Metrics | None = None,
+                 status_pages: StatusPages | None = None) -> None:
         self.listen = parse_listen(listen)
         self.verifier = verifier
         self.on_notification = on_notification
@@ -407,6 +441,9 @@ class DaemonHttpServer:
         self.max_connections = max_connections
         self.on_reconcile = on_reconcile
         self.webhook_token = webhook_token or None
+        self.webhook_secret = webhook_secret or None
+        self.metrics = metrics
+        self.status_pages = status_pages
         self._server: _Server | None = None
         self._workers: _Workers | None = None
         self._thread: threading.Thread | None = None
@@ -431,10 +468,12 @@ class DaemonHttpServer:
                               asyncore_use_poll=True, clear_untrusted_proxy_headers=False,
                               log_socket_errors=False,  # clients that went away: not errors
                               max_request_header_size=MAX_HEADER_BYTES,
-                              # waitress refuses a body of ``max_request_body_size`` or more
-                              max_request_body_size=self.max_body + 1)
+                              # waitress refuses a body of ``max_request_body_size`` or more;
+                              # the parser then holds each path to its own bound
+                              max_request_body_size=max(self.max_body,
+                                                        self._body_limit(GITHUB_PATH)) + 1)
             self._server = _Server(self._app, self._channels, sock, workers, adj, cap,
-                                   self.read_timeout_s, self.max_body)
+                                   self.read_timeout_s, self.max_body, self._body_limit)
         except BaseException:
             sock.close()
             raise
@@ -482,7 +521,10 @@ class DaemonHttpServer:
                           transfer_encoding=environ.get("HTTP_TRANSFER_ENCODING"),
                           authorization=authorization_values(environ.get("HTTP_AUTHORIZATION")),
                           read_body=environ["wsgi.input"].read,
-                          client=environ.get("REMOTE_ADDR", ""))
+                          client=environ.get("REMOTE_ADDR", ""),
+                          headers={key[5:].replace("_", "-").lower(): value
+                                   for key, value in environ.items()
+                                   if key.startswith("HTTP_")})
         try:
             answer = route(self, request)
         except Exception:
@@ -523,6 +565,14 @@ class DaemonHttpServer:
     def webhook_enabled(self) -> bool:
         """True when ``POST /reconcile`` exists (a callback and a token are configured)."""
         return self.on_reconcile is not None and self.webhook_token is not None
+
+    @property
+    def github_enabled(self) -> bool:
+        """True when ``POST /v1/sync`` exists (a callback and a secret are configured)."""
+        return self.on_reconcile is not None and self.webhook_secret is not None
+
+    def _body_limit(self, path: str) -> int:
+        return body_limit(path, self.max_body, self.github_enabled)
 
     @property
     def address(self) -> tuple[str, int]:

@@ -1,25 +1,40 @@
-"""Routes of the daemon's HTTP endpoint and the rules of the CI webhook ``POST /reconcile``.
+"""Routes of the daemon's HTTP endpoint: the CI webhook ``POST /reconcile``, the GitHub
+webhook ``POST /v1/sync`` and ``GET /metrics``.
 
 ``route`` answers one request whose body the server has already received in full; the
-server (``http.py``) owns connections, deadlines and framing. The webhook exists only when the daemon has both a token and a callback: without them the
+server (``http.py``) owns connections, deadlines and framing.
+
+The CI webhook exists only when the daemon has both a token and a callback: without them the
 path answers 404 like any unknown path, so there is never an unauthenticated trigger. A
 request carries ``Authorization: Bearer <token>``, compared in constant time. The body is
 optional: empty, or a JSON object whose optional ``commit`` (the commit CI merged) is 7 to 40
 hexadecimal characters; other keys are ignored.
+
+The GitHub webhook exists only when the daemon has both a secret (``CRONCTL_WEBHOOK_SECRET``)
+and a callback, likewise. A delivery is authenticated by ``X-Hub-Signature-256:
+sha256=<hex>``, the HMAC-SHA256 of the raw body with the secret, compared in constant time;
+without a valid signature it is refused (401) and nothing happens. Once authenticated: an
+empty body is 400, ``X-GitHub-Event: ping`` is answered 200 ``{"status": "pong"}``, and any
+other event wakes the reconcile loop (202). The payload itself is not parsed: a pass reads
+the repository.
+
+``GET /metrics`` exists when the daemon has metrics: Prometheus's text exposition.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.core.json_bounds import JsonRefused, loads_bounded
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
 from reconciler.service.sns_verify import (
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
@@ -35,6 +50,23 @@ BASE_ROUTES = {SNS_PATH: ("POST",), "/healthz": ("GET",), "/readyz": ("GET",)}
 WEBHOOK_ROUTES = {**BASE_ROUTES, WEBHOOK_PATH: ("POST",)}
 AUTH_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 COMMIT_PATTERN = re.compile(r"[0-9a-fA-F]{7,40}")
+GITHUB_PATH = "/v1/sync"
+METRICS_PATH = "/metrics"
+SIGNATURE_HEADER = "x-hub-signature-256"
+EVENT_HEADER = "x-github-event"
+DELIVERY_HEADER = "x-github-delivery"
+SIGNATURE_PATTERN = re.compile(r"sha256=([0-9a-fA-F]{64})")
+SIGNATURE_CHALLENGE = {"WWW-Authenticate": 'HMAC-SHA256 header="X-Hub-Signature-256"'}
+# The GitHub webhook's body bound is GitHub's own cap on webhook payloads (25 MB), not the
+# daemon's ``max_body``: a push of many commits carries a payload of megabytes, and a
+# delivery refused for its size cannot be authenticated, so the sync it asks for would wait
+# for the next interval and GitHub would show the delivery as failed. The bound costs
+# little: it holds for this route alone (every other route keeps ``max_body``, checked from
+# the headers before any of a body is read), a request still has to arrive within the
+# request deadline, waitress keeps a body over 512 KiB in a temporary file rather than in
+# memory, and the route hashes it in chunks without ever holding it whole.
+GITHUB_MAX_BODY = 25 * 1024 * 1024
+HASH_CHUNK = 64 * 1024
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -79,9 +111,21 @@ def declared_length(content_length: str | None, transfer_encoding: str | None,
     return int(declared)
 
 
-def allowed_methods(path: str, webhook_enabled: bool) -> tuple[str, ...] | None:
+def allowed_methods(path: str, webhook_enabled: bool, github_enabled: bool = False,
+                    metrics_enabled: bool = False) -> tuple[str, ...] | None:
     """The methods ``path`` answers, or None when the path does not exist."""
+    if path == GITHUB_PATH:
+        return ("POST",) if github_enabled else None
+    if path == METRICS_PATH:
+        return ("GET",) if metrics_enabled else None
     return (WEBHOOK_ROUTES if webhook_enabled else BASE_ROUTES).get(path)
+
+
+def body_limit(path: str, max_body: int, github_enabled: bool) -> int:
+    """The largest body a request to ``path`` may declare."""
+    if github_enabled and path == GITHUB_PATH:
+        return max(max_body, GITHUB_MAX_BODY)
+    return max_body
 
 
 def bearer_refusal(authorization: list[str], expected: str) -> str | None:
@@ -158,6 +202,28 @@ def answer_webhook(authorization: list[str], body: bytes, token: str,
                   content_type="application/json")
 
 
+def github_signature(secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub sends for ``body`` signed with ``secret``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def signature_refusal(presented: str | None, expected_hex: str) -> str | None:
+    """Why an ``X-Hub-Signature-256`` value is not ``sha256=<expected_hex>``; None when it is.
+
+    Reasons: ``missing_signature``, ``bad_signature`` (not ``sha256=`` and 64 hexadecimal
+    characters; repeated headers, joined by a comma, are this too), ``wrong_signature``. The
+    digests are compared in constant time."""
+    if presented is None or not presented.strip():
+        return "missing_signature"
+    matched = SIGNATURE_PATTERN.fullmatch(presented.strip())
+    if matched is None:
+        return "bad_signature"
+    if not hmac.compare_digest(matched.group(1).lower().encode("ascii"),
+                               expected_hex.lower().encode("ascii")):
+        return "wrong_signature"
+    return None
+
+
 class Endpoint(Protocol):
     """What ``route`` needs of the server: its callbacks and limits (``DaemonHttpServer``)."""
 
@@ -167,16 +233,25 @@ class Endpoint(Protocol):
     readiness: Callable[[], tuple[bool, str]]
     on_reconcile: Callable[[], None] | None
     webhook_token: str | None
+    webhook_secret: str | None
+    metrics: Metrics | None
     max_body: int
+    # The status page (``service.status_page``): its answer to (method, path), None when
+    # the path is not one of its pages; None when the daemon serves no status page.
+    status_pages: Callable[[str, str], Answer | None] | None
 
     @property
     def webhook_enabled(self) -> bool: ...
+
+    @property
+    def github_enabled(self) -> bool: ...
 
 
 @dataclass(frozen=True)
 class Request:
     """One request, received in full. ``authorization`` holds each ``Authorization`` value
-    (repeated headers arrive joined by commas, which a Bearer token cannot contain)."""
+    (repeated headers arrive joined by commas, which a Bearer token cannot contain);
+    ``headers`` every header by its lower-case name (repeated ones joined by commas)."""
 
     method: str
     path: str
@@ -185,6 +260,7 @@ class Request:
     authorization: tuple[str, ...]
     read_body: Callable[[int], bytes]
     client: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def authorization_values(joined: str | None) -> tuple[str, ...]:
@@ -194,7 +270,12 @@ def authorization_values(joined: str | None) -> tuple[str, ...]:
 
 def route(endpoint: Endpoint, request: Request) -> Answer:
     """The answer to one request: 404 / 405 (with ``Allow``) or the route's own answer."""
-    allowed = allowed_methods(request.path, endpoint.webhook_enabled)
+    if endpoint.status_pages is not None:
+        page = endpoint.status_pages(request.method, request.path)
+        if page is not None:
+            return page
+    allowed = allowed_methods(request.path, endpoint.webhook_enabled, endpoint.github_enabled,
+                              endpoint.metrics is not None)
     if allowed is None:
         return Answer(404, "not found\n", "not_found")
     if request.method not in allowed:
@@ -204,6 +285,12 @@ def route(endpoint: Endpoint, request: Request) -> Answer:
         return Answer(200, "ok\n", "ok")
     if request.path == "/readyz":
         return _readyz(endpoint)
+    if request.path == METRICS_PATH:
+        text, content_type = endpoint.metrics.exposition()
+        return Answer(200, text, "metrics", content_type=content_type)
+    if request.path == GITHUB_PATH:
+        return answer_github(request, endpoint.webhook_secret or "", endpoint.on_reconcile,
+                             body_limit(GITHUB_PATH, endpoint.max_body, True))
     try:
         body = _read_body(request, endpoint.max_body)
     except BodyRefused as exc:
@@ -212,6 +299,57 @@ def route(endpoint: Endpoint, request: Request) -> Answer:
         return answer_webhook(list(request.authorization), body, endpoint.webhook_token or "",
                               endpoint.on_reconcile, request.client)
     return _sns(endpoint, body)
+
+
+def answer_github(request: Request, secret: str, on_reconcile: Callable[[], None],
+                  limit: int) -> Answer:
+    """Answer one ``POST /v1/sync`` (see the module docstring), in this order: a body whose
+    framing is refused (413 over ``limit``), then the signature (401), then the body (400
+    when empty), then the event. A request without ``Content-Length`` has an empty body
+    (HTTP/1.1), so it is refused for its signature or its emptiness, not for its framing.
+    ``on_reconcile`` is called only for an authenticated, non-empty delivery that is not a
+    ping."""
+    event = request.headers.get(EVENT_HEADER, "")
+    context = {"client": request.client, "github_event": event[:64],
+               "delivery": request.headers.get(DELIVERY_HEADER, "")[:64]}
+    try:
+        length = 0 if request.content_length is None and not request.transfer_encoding \
+            else declared_length(request.content_length, request.transfer_encoding, limit)
+        digest = _body_hmac(request, length, secret)
+    except BodyRefused as exc:
+        return Answer(exc.status, exc.text, exc.reason)
+    reason = signature_refusal(request.headers.get(SIGNATURE_HEADER), digest)
+    if reason:
+        log.warning("github_webhook_unauthorized", reason=reason, **context)
+        return Answer(401, "unauthorized\n", reason, dict(SIGNATURE_CHALLENGE))
+    if length == 0:
+        log.warning("github_webhook_rejected", reason="empty_body", **context)
+        return Answer(400, "rejected: empty body\n", "empty_body")
+    if event == "ping":
+        log.info("github_webhook_ping", **context)
+        return Answer(200, json.dumps({"status": "pong"}) + "\n", "ping",
+                      content_type="application/json")
+    try:
+        on_reconcile()
+    except Exception:
+        log.exception("github_webhook_callback_failed", **context)
+        return Answer(500, "internal error\n", "callback_error")
+    log.info("github_webhook_sync_requested", **context)
+    return Answer(202, json.dumps({"status": "accepted"}) + "\n", "accepted",
+                  content_type="application/json")
+
+
+def _body_hmac(request: Request, length: int, secret: str) -> str:
+    """The hex HMAC-SHA256 of the ``length``-byte body, read in chunks."""
+    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+    remaining = length
+    while remaining > 0:
+        chunk = request.read_body(min(HASH_CHUNK, remaining))
+        if not chunk:
+            raise BodyRefused(400, "body shorter than Content-Length\n", "short_body")
+        mac.update(chunk)
+        remaining -= len(chunk)
+    return mac.hexdigest()
 
 
 def _read_body(request: Request, limit: int) -> bytes:

@@ -27,6 +27,7 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import LeaderLease, LeaseHeld, LeaseHolder
 from reconciler.errors import ConfigError, NotFound
 from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
 from reconciler.service.reconcile import PassResult, Source, run_pass
 from reconciler.settings import Settings
 
@@ -108,14 +109,14 @@ class ReconcileLoop:
 
     def __init__(self, clients: AwsClients, settings: Settings, *, owner_id: str | None = None,
                  pass_fn: Callable[..., PassResult] = run_pass,
-                 lease_s: float | None = None) -> None:
+                 lease_s: float | None = None, metrics: Metrics | None = None) -> None:
         self.clients = clients
         self.settings = settings
         self.owner_id = owner_id or replica_id("serve")
         self.lease = LeaderLease(clients, settings, self.owner_id,
                                  lease_s if lease_s is not None else settings.lease_s)
         self.keeper = LeaseKeeper(self.lease, take_over=True, on_acquired=self._acquired)
-        self._pass_fn = pass_fn
+        self._pass_fn = metrics.observing_passes(pass_fn) if metrics else pass_fn
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()

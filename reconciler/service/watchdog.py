@@ -10,7 +10,8 @@ sparse index ``unfinished``) and, for each, does what ``reconciler.core.repairs.
 - a run with a task and no final event for longer than its cron's timeout plus the grace
   period (default 60 s): ECS is asked about that one task (DescribeTasks). If it stopped, its
   final state is recorded from ECS's answer exactly as the STOPPED event would have; if ECS no
-  longer knows it, the run is LOST and its lock released.
+  longer knows it, the run is LOST and its lock released. The lock is released before the
+  final state is stored, so a crash between the two is repaired by the next sweep.
 
 It is safe with several replicas: resuming takes a claim by conditional write, and every
 final state is a compare-and-swap on the record's version, so one replica wins each repair
@@ -34,6 +35,7 @@ from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.consumer import finished
 from reconciler.service.dispatch import DEFAULT_TIMEOUT_S, Dispatcher, RetryLater
+from reconciler.service.metrics import Metrics
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.watchdog")
@@ -44,7 +46,9 @@ class Watchdog:
 
     def __init__(self, clients: AwsClients, settings: Settings, dispatcher: Dispatcher,
                  on_terminal: Callable[[Execution], None] | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics(process=False)
         self._settings = settings
         self._dispatcher = dispatcher
         self._on_terminal = on_terminal
@@ -105,6 +109,7 @@ class Watchdog:
                 done[kind] += 1
         self.sweeps += 1
         self.repairs.update(done)
+        self.metrics.repaired(done)
         if done:
             log.info("watchdog.sweep", **dict(done))
         return done
@@ -146,8 +151,14 @@ class Watchdog:
             updated = apply_event(record, repairs.task_event(task, (record.version or 0) + 1))
             if updated is None:
                 return None
+        if updated.terminal:
+            # Free the cron before storing the final state: the run stays in the index of open
+            # runs until that write, so a crash in between is repaired by the next sweep. (After
+            # it no sweep looks at the run again, and no event will be redelivered for it.)
+            self.locks.release(record.cron, record.execution_id)
         if not self.executions.apply(updated, record.version):
             return None            # an event or another replica got there first
         if updated.terminal and not record.terminal:
-            finished(self.executions, self.locks, updated, self._on_terminal, "watchdog")
+            finished(self.executions, self.locks, updated, self._on_terminal, "watchdog",
+                     self.metrics)
         return "lost" if updated.status == "LOST" else "recorded_from_ecs"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from reconciler.adapters import sns
-from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.adapters.aws import AwsClients, CallCounter, call_retrying
 from reconciler.adapters.executions import from_attributes
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.errors import ConfigError
@@ -15,8 +15,10 @@ from reconciler.service.consumer import EventConsumer
 from reconciler.service.daemon import Component, Daemon, readiness_check
 from reconciler.service.dispatch import Dispatcher
 from reconciler.service.http import DaemonHttpServer, parse_listen
+from reconciler.service.metrics import Metrics
 from reconciler.service.reconcile_loop import ReconcileLoop
 from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.status_page import StatusPages
 from reconciler.service.watchdog import Watchdog
 from reconciler.settings import Settings
 
@@ -35,6 +37,7 @@ class BuiltDaemon:
     watchdog: Watchdog
     settings: Settings
     summary: list[str]
+    metrics: Metrics | None = None
 
 
 def build_daemon(settings: Settings, embedded: bool = False,
@@ -61,7 +64,9 @@ def build_daemon(settings: Settings, embedded: bool = False,
         summary.append(f"embedded AWS emulator: {settings.endpoint_url}")
         summary.append(f"  to inspect: export AWS_ENDPOINT_URL={settings.endpoint_url} "
                        "AWS_ACCESS_KEY_ID=embedded AWS_SECRET_ACCESS_KEY=embedded")
-    clients = AwsClients(settings)
+    metrics = Metrics()  # this daemon's series, served by GET /metrics
+    clients = AwsClients(settings, CallCounter(on_call=metrics.aws_call,
+                                               on_throttle=metrics.aws_throttle))
     if embedded:
         from reconciler.service.bootstrap import bootstrap
 
@@ -71,8 +76,8 @@ def build_daemon(settings: Settings, embedded: bool = False,
     else:
         topic_arn = settings.topic_arn(*clients.identity())
 
-    dispatcher = Dispatcher(clients, settings)
-    loop = ReconcileLoop(clients, settings)
+    dispatcher = Dispatcher(clients, settings, metrics)
+    loop = ReconcileLoop(clients, settings, metrics=metrics)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
     http = DaemonHttpServer(
         settings.listen, verifier,
@@ -82,9 +87,13 @@ def build_daemon(settings: Settings, embedded: bool = False,
         readiness=readiness_check(clients, settings.registry_table),
         on_reconcile=loop.trigger,
         webhook_token=settings.webhook_token,
+        webhook_secret=settings.webhook_secret,
+        metrics=metrics,
+        status_pages=StatusPages(clients, settings).answer,
     )
-    consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s)
-    watchdog = Watchdog(clients, settings, dispatcher)
+    consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s,
+                             metrics=metrics)
+    watchdog = Watchdog(clients, settings, dispatcher, metrics=metrics)
     # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
     # dispatches finish), then the watchdog (its repairs are conditional writes, each whole
     # or not at all), then polling stops (no message is deleted before its effect is
@@ -95,11 +104,15 @@ def build_daemon(settings: Settings, embedded: bool = False,
         components = [emulator, *components,
                       *_embedded_components(clients, settings, topic_arn, http, clock_now)]
     daemon = Daemon(components=components, on_reload=loop.trigger)
-    routes = "POST /sns, GET /healthz, GET /readyz"
+    routes = "POST /sns, GET /healthz, GET /readyz, GET / (status page)"
+    routes += ", GET /metrics"
     if http.webhook_enabled:
         routes += ", POST /reconcile"
+    if http.github_enabled:
+        routes += ", POST /v1/sync"
     summary.append(f"listening on {settings.listen} ({routes})")
-    return BuiltDaemon(daemon, http, loop, consumer, dispatcher, watchdog, settings, summary)
+    return BuiltDaemon(daemon, http, loop, consumer, dispatcher, watchdog, settings, summary,
+                       metrics)
 
 
 class _Subscriber:
@@ -144,6 +157,17 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
         call_retrying(clients.client("sqs").send_message, QueueUrl=queue_url,
                       MessageBody=json.dumps(envelope))
 
+    def describe_stopping(task_arns: list[str]) -> dict[str, str]:
+        """The tasks StopTask was called for (desired status STOPPED) -> the reason given."""
+        found = {}
+        for start in range(0, len(task_arns), 100):  # DescribeTasks takes 100 at most
+            tasks = call_retrying(clients.client("ecs").describe_tasks,
+                                  cluster=settings.cluster_name,
+                                  tasks=task_arns[start:start + 100]).get("tasks") or []
+            found.update({task["taskArn"]: task.get("stoppedReason") or "" for task in tasks
+                          if task.get("desiredStatus") == "STOPPED"})
+        return found
+
     publish = lambda message: sns.publish(clients, topic_arn, message)  # noqa: E731
     clock = (LocalClock(registry.all, publish, now=clock_now) if clock_now
              else LocalClock(registry.all, publish))
@@ -153,5 +177,6 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
                              cluster_arn=cluster[0]["clusterArn"],
                              put_logs=lambda group, stream, lines: put_lines(
                                  clients, group, stream, lines),
-                             log_group=settings.log_group_name, stream_prefix=settings.namespace)
+                             log_group=settings.log_group_name, stream_prefix=settings.namespace,
+                             describe_stopping=describe_stopping)
     return [_Subscriber(clients, topic_arn, http), clock, runner]
