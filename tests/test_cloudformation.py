@@ -1,18 +1,24 @@
-"""deploy/cloudformation.yaml: lints clean and declares what `cronctl bootstrap` creates."""
+"""deploy/cloudformation.yaml: lints clean and declares what `cronctl bootstrap` creates;
+deploy/daemon.yaml: lints clean and runs the daemon with the namespace stack's outputs.
+(tests/test_deploy_stack.py deploys both into the emulator and runs a cron through them.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from cfnlint import api as cfnlint_api
 from cfnlint.decode import decode_str
 
+from reconciler.adapters import sns as sns_adapter
 from reconciler.adapters.tables import TTL_ATTRIBUTE, table_definitions
 from reconciler.service import bootstrap as bootstrap_service
 from reconciler.settings import Settings
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "deploy" / "cloudformation.yaml"
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+TEMPLATE_PATH = DEPLOY / "cloudformation.yaml"
+DAEMON_TEMPLATE_PATH = DEPLOY / "daemon.yaml"
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 
@@ -23,12 +29,20 @@ def template() -> dict:
     return document
 
 
+@pytest.fixture(scope="module")
+def daemon_template() -> dict:
+    document, problems = decode_str(DAEMON_TEMPLATE_PATH.read_text())
+    assert not problems, problems
+    return document
+
+
 def _lint(text: str) -> list:
     return cfnlint_api.lint(text, config=cfnlint_api.ManualArgs(regions=REGIONS))
 
 
-def test_template_has_no_lint_errors():
-    matches = _lint(TEMPLATE_PATH.read_text())
+@pytest.mark.parametrize("path", [TEMPLATE_PATH, DAEMON_TEMPLATE_PATH], ids=lambda p: p.name)
+def test_template_has_no_lint_errors(path):
+    matches = _lint(path.read_text())
     errors = [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches
               if m.rule.id.startswith("E")]
     assert errors == []
@@ -54,13 +68,31 @@ def test_template_declares_every_resource_kind(template):
         "AWS::SNS::Subscription": 1, "AWS::SQS::Queue": 2, "AWS::SQS::QueuePolicy": 1,
         "AWS::Events::Rule": 1, "AWS::ECS::Cluster": 1, "AWS::Logs::LogGroup": 1,
         "AWS::Scheduler::ScheduleGroup": 1, "AWS::IAM::Role": 4}
-    assert set(template["Parameters"]) >= {"Namespace", "ClusterName", "DaemonEndpointUrl",
-                                           "SidecarImage", "Subnets", "SecurityGroups"}
+    assert set(template["Parameters"]) >= {"Namespace", "Scheduler", "ClusterName",
+                                           "DaemonEndpointUrl", "SidecarImage", "Subnets",
+                                           "SecurityGroups", "AssignPublicIp"}
     assert template["Resources"]["Cluster"]["Condition"] == "CreateCluster"
     assert template["Resources"]["DaemonSubscription"]["Condition"] == "HasDaemonEndpoint"
-    assert set(template["Outputs"]) >= {
-        "TopicArn", "QueueUrl", "RegistryTableName", "ExecutionsTableName", "LeasesTableName",
-        "SchedulePublishRoleArn", "TaskExecutionRoleArn", "DaemonRoleArn", "DefaultTaskRoleArn"}
+
+
+# The settings every command needs, as outputs named after their variables (the README's
+# export turns `SecurityGroups` into CRONCTL_SECURITY_GROUPS).
+SETTING_OUTPUTS = {"Namespace", "Scheduler", "Cluster", "Subnets", "SecurityGroups",
+                   "AssignPublicIp", "ExecutionRoleArn", "DefaultTaskRoleArn",
+                   "SchedulerRoleArn", "LogGroup", "SidecarImage", "TopicArn", "QueueUrl"}
+
+
+def test_outputs_are_exactly_the_settings(template, daemon_template):
+    outputs = template["Outputs"]
+    assert set(outputs) == SETTING_OUTPUTS
+    assert outputs["ExecutionRoleArn"]["Value"] == {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}
+    assert outputs["DefaultTaskRoleArn"]["Value"] == {"Fn::GetAtt": ["DefaultTaskRole", "Arn"]}
+    assert outputs["SchedulerRoleArn"]["Value"] == {"Fn::GetAtt": ["SchedulePublishRole", "Arn"]}
+    assert outputs["LogGroup"]["Value"] == {"Ref": "TaskLogGroup"}
+    assert outputs["TopicArn"]["Value"] == {"Ref": "DispatchTopic"}
+    assert outputs["QueueUrl"]["Value"] == {"Ref": "EcsEventsQueue"}
+    assert set(daemon_template["Outputs"]) == {"EndpointUrl", "LoadBalancerDnsName"}
+    assert daemon_template["Outputs"]["LoadBalancerDnsName"]["Condition"] == "NoHostedZone"
 
 
 def test_tables_match_the_layout_bootstrap_creates(template):
@@ -124,7 +156,11 @@ def test_daemon_role_is_least_privilege(template):
             statement["Action"]]
         assert not any(a == "*" or a.endswith(":*") for a in actions), statement["Sid"]
     wildcard = {s["Sid"] for s in statements if s["Resource"] == "*"}
-    assert wildcard == {"ListRules", "ListSchedules", "TaskDefinitions", "TagOnCreate"}
+    assert wildcard == {"ListRules", "ListSchedules", "TaskDefinitions", "TagOnCreate",
+                        "ListTasksOfTheCluster"}
+    # ListTasks names no task: AWS scopes it by the cluster condition only.
+    assert by_sid["ListTasksOfTheCluster"]["Action"] == "ecs:ListTasks"
+    assert "ecs:cluster" in by_sid["ListTasksOfTheCluster"]["Condition"]["ArnEquals"]
     assert by_sid["TagOnCreate"]["Condition"]["StringEquals"]["ecs:CreateAction"] == [
         "RunTask", "RegisterTaskDefinition"]
     assert by_sid["NamespaceRules"]["Resource"]["Fn::Sub"].endswith(":rule/${Namespace}-*")
@@ -153,6 +189,36 @@ IAM_PREFIX = {"eventbridge": "events"}
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
 
+def allowed_actions(template: dict) -> set[str]:
+    """Every action the daemon role of ``template`` (deploy/cloudformation.yaml) allows."""
+    allowed: set[str] = set()
+    for statement in _statements(template["Resources"]["DaemonRole"]):
+        actions = statement["Action"]
+        allowed |= set(actions if isinstance(actions, list) else [actions])
+    return allowed
+
+
+# Operations that IAM authorizes as other actions: a transaction by the actions of its items
+# (ConditionCheck as dynamodb:ConditionCheckItem), an SQS batch by its single-message action.
+ACTIONS_OF_OPERATION = {
+    "dynamodb:TransactWriteItems": {"dynamodb:PutItem", "dynamodb:UpdateItem",
+                                    "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
+    "dynamodb:TransactGetItems": {"dynamodb:GetItem"},
+    "sqs:DeleteMessageBatch": {"sqs:DeleteMessage"},
+    "sqs:ChangeMessageVisibilityBatch": {"sqs:ChangeMessageVisibility"},
+    "sqs:SendMessageBatch": {"sqs:SendMessage"},
+}
+
+
+def needed_actions(calls) -> set[str]:
+    """The IAM actions of counted ``service.Operation`` calls, less those needing none."""
+    needed: set[str] = set()
+    for service, operation in (c.split(".") for c in calls):
+        action = f"{IAM_PREFIX.get(service, service)}:{operation}"
+        needed |= ACTIONS_OF_OPERATION.get(action, {action})
+    return needed - NEEDS_NO_PERMISSION
+
+
 def test_daemon_role_allows_every_call_of_reconcile_passes(template, settings, tmp_path):
     """Every AWS operation that create, backend switch, edit and delete passes make (as
     counted against the emulator) is an action the daemon role allows."""
@@ -173,11 +239,185 @@ def test_daemon_role_allows_every_call_of_reconcile_passes(template, settings, t
         result = run_pass(clients, settings.with_(scheduler=backend), dry_run=False)
         assert result.ok, result
         called |= set(result.api_calls)
-    allowed = set()
-    for statement in _statements(template["Resources"]["DaemonRole"]):
-        actions = statement["Action"]
-        allowed |= set(actions if isinstance(actions, list) else [actions])
-    needed = {f"{IAM_PREFIX.get(s, s)}:{op}" for s, op in (c.split(".") for c in called)}
+    needed = needed_actions(called)
     assert {"ecs:RegisterTaskDefinition", "scheduler:CreateSchedule",
             "events:DeleteRule"} <= needed
-    assert sorted(needed - allowed - NEEDS_NO_PERMISSION) == []
+    assert sorted(needed - allowed_actions(template)) == []
+
+
+# ---- deploy/daemon.yaml -------------------------------------------------------------------
+
+def _variables_read_by_settings() -> set[str]:
+    source = (Path(__file__).resolve().parent.parent / "reconciler" / "settings.py").read_text()
+    return set(re.findall(r'"(CRONCTL_[A-Z0-9_]+)"', source))
+
+
+def _daemon_container(daemon_template: dict) -> dict:
+    definition = daemon_template["Resources"]["DaemonTaskDefinition"]["Properties"]
+    [container] = definition["ContainerDefinitions"]
+    return container
+
+
+def test_daemon_parameters_from_the_namespace_stack_are_its_outputs(template, daemon_template):
+    [group] = [g for g in daemon_template["Metadata"]["AWS::CloudFormation::Interface"][
+        "ParameterGroups"] if g["Label"]["default"].startswith("From the namespace stack")]
+    assert set(group["Parameters"]) <= set(template["Outputs"])
+    assert set(daemon_template["Parameters"]) & set(template["Outputs"]) == set(
+        group["Parameters"])
+    for name in group["Parameters"]:        # same values accepted on both sides
+        mine, theirs = daemon_template["Parameters"][name], template["Parameters"].get(name)
+        if theirs is not None:
+            assert mine["Type"] == theirs["Type"], name
+            assert mine.get("AllowedValues") == theirs.get("AllowedValues"), name
+            assert mine.get("AllowedPattern") == theirs.get("AllowedPattern"), name
+
+
+def test_daemon_runs_serve_with_only_variables_settings_reads(daemon_template):
+    container = _daemon_container(daemon_template)
+    assert container["Command"] == ["serve"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    names = set(environment) | {"CRONCTL_WEBHOOK_TOKEN", "CRONCTL_WEBHOOK_SECRET"}
+    cronctl = {n for n in names if n.startswith("CRONCTL_")}
+    assert cronctl <= _variables_read_by_settings()
+    assert names - cronctl == {"AWS_REGION", "AWS_DEFAULT_REGION"}
+    # the namespace stack's settings, passed through
+    for variable, parameter in (("CRONCTL_NAMESPACE", "Namespace"),
+                                ("CRONCTL_SCHEDULER", "Scheduler"),
+                                ("CRONCTL_CLUSTER", "Cluster"),
+                                ("CRONCTL_SIDECAR_IMAGE", "SidecarImage"),
+                                ("CRONCTL_REPO", "RepoUrl"), ("CRONCTL_REF", "RepoRef"),
+                                ("CRONCTL_PATH", "CronPath")):
+        assert environment[variable] == {"Ref": parameter}, variable
+    assert environment["CRONCTL_SUBNETS"] == {"Fn::Join": [",", {"Ref": "Subnets"}]}
+    assert environment["CRONCTL_SECURITY_GROUPS"] == {
+        "Fn::Join": [",", {"Ref": "SecurityGroups"}]}
+    # listens where the load balancer sends, as the image does
+    assert environment["CRONCTL_LISTEN"] == "0.0.0.0:8080"
+    assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
+    dockerfile = (DEPLOY.parent / "Dockerfile").read_text()
+    assert "ENV CRONCTL_LISTEN=0.0.0.0:8080" in dockerfile and "EXPOSE 8080" in dockerfile
+
+
+def test_daemon_webhook_secrets_come_from_secrets_manager_when_given(daemon_template):
+    container = _daemon_container(daemon_template)
+    condition, secrets, absent = container["Secrets"]["Fn::If"]
+    assert (condition, absent) == ("HasWebhookSecrets", {"Ref": "AWS::NoValue"})
+    given = {s["Fn::If"][0]: s["Fn::If"][1] for s in secrets}
+    assert given == {
+        "HasWebhookToken": {"Name": "CRONCTL_WEBHOOK_TOKEN",
+                            "ValueFrom": {"Ref": "WebhookTokenSecretArn"}},
+        "HasGitHubWebhookSecret": {"Name": "CRONCTL_WEBHOOK_SECRET",
+                                   "ValueFrom": {"Ref": "GitHubWebhookSecretArn"}}}
+    # ... read by the execution role, which may read those two secrets and nothing else
+    role = daemon_template["Resources"]["DaemonExecutionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
+                                          "service-role/AmazonECSTaskExecutionRolePolicy"}]
+    condition, policies, absent = role["Policies"]["Fn::If"]
+    assert (condition, absent) == ("HasWebhookSecrets", {"Ref": "AWS::NoValue"})
+    [statement] = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert [r["Fn::If"][1] for r in statement["Resource"]] == [
+        {"Ref": "WebhookTokenSecretArn"}, {"Ref": "GitHubWebhookSecretArn"}]
+
+
+def test_daemon_task_roles_and_logs(template, daemon_template):
+    definition = daemon_template["Resources"]["DaemonTaskDefinition"]["Properties"]
+    assert definition["RequiresCompatibilities"] == ["FARGATE"]
+    assert definition["NetworkMode"] == "awsvpc"
+    # Fargate needs an execution role for awslogs (and secrets)
+    assert definition["ExecutionRoleArn"] == {"Fn::GetAtt": ["DaemonExecutionRole", "Arn"]}
+    logs = _daemon_container(daemon_template)["LogConfiguration"]
+    assert logs["LogDriver"] == "awslogs"
+    assert logs["Options"]["awslogs-group"] == {"Ref": "DaemonLogGroup"}
+    # the task role is the namespace stack's daemon role, by its name
+    assert template["Resources"]["DaemonRole"]["Properties"]["RoleName"] == {
+        "Fn::Sub": "${Namespace}-daemon"}
+    assert definition["TaskRoleArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Namespace}-daemon"}
+    # never a family of the crons' task definitions, which the reconciler manages
+    assert not definition["Family"]["Fn::Sub"].startswith("${Namespace}-td-")
+
+
+def test_daemon_service_sits_behind_the_load_balancer_only(daemon_template):
+    resources = daemon_template["Resources"]
+    service = resources["DaemonService"]
+    assert "DaemonRoutes" in service["DependsOn"]
+    properties = service["Properties"]
+    assert properties["LaunchType"] == "FARGATE"
+    assert properties["Cluster"] == {"Ref": "Cluster"}
+    network = properties["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network == {"AssignPublicIp": {"Ref": "AssignPublicIp"},
+                       "Subnets": {"Ref": "Subnets"},
+                       "SecurityGroups": [{"Ref": "ServiceSecurityGroup"}]}
+    assert properties["LoadBalancers"] == [{"ContainerName": "cronctl", "ContainerPort": 8080,
+                                            "TargetGroupArn": {"Ref": "TargetGroup"}}]
+    [to_service] = resources["ServiceSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert (to_service["FromPort"], to_service["ToPort"]) == (8080, 8080)
+    assert to_service["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    assert "CidrIp" not in to_service
+    [to_balancer] = resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert (to_balancer["FromPort"], to_balancer["ToPort"]) == (443, 443)
+    assert to_balancer["CidrIp"] == {"Ref": "AllowedCidr"}
+    balancer = resources["LoadBalancer"]["Properties"]
+    assert balancer["Scheme"] == {"Ref": "LoadBalancerScheme"}
+    assert daemon_template["Parameters"]["LoadBalancerScheme"]["AllowedValues"] == [
+        "internet-facing", "internal"]
+
+
+def test_load_balancer_forwards_the_daemons_routes_over_https(daemon_template):
+    resources = daemon_template["Resources"]
+    listener = resources["HttpsListener"]["Properties"]
+    assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+    assert listener["Certificates"] == [{"CertificateArn": {"Ref": "CertificateArn"}}]
+    assert [a["Type"] for a in listener["DefaultActions"]] == ["fixed-response"]
+    group = resources["TargetGroup"]["Properties"]
+    assert (group["Port"], group["Protocol"], group["TargetType"]) == (8080, "HTTP", "ip")
+    assert (group["HealthCheckPath"], group["Matcher"]) == ("/healthz", {"HttpCode": "200"})
+    routes = resources["DaemonRoutes"]
+    assert "Condition" not in routes
+    [paths] = routes["Properties"]["Conditions"]
+    assert paths["PathPatternConfig"]["Values"] == ["/sns", "/healthz", "/reconcile",
+                                                    "/v1/sync"]
+    # the status page and the metrics: only when asked, and only from the given addresses
+    status = resources["StatusPageRoutes"]
+    assert status["Condition"] == "ExposeStatusPage"
+    assert daemon_template["Parameters"]["StatusPageCidr"]["Default"] == ""
+    conditions = {c["Field"]: c for c in status["Properties"]["Conditions"]}
+    assert conditions["path-pattern"]["PathPatternConfig"]["Values"] == ["/", "/crons/*",
+                                                                         "/metrics"]
+    assert conditions["source-ip"]["SourceIpConfig"]["Values"] == [{"Ref": "StatusPageCidr"}]
+    for rule in (routes, status):
+        assert rule["Properties"]["Actions"] == [{"Type": "forward",
+                                                  "TargetGroupArn": {"Ref": "TargetGroup"}}]
+
+
+def test_topic_subscribes_the_endpoint_with_the_delivery_policy(template, daemon_template):
+    subscription = daemon_template["Resources"]["DaemonSubscription"]
+    assert subscription["Condition"] == "ShouldSubscribe"
+    assert "DaemonService" in subscription["DependsOn"]
+    properties = subscription["Properties"]
+    assert properties["TopicArn"] == {"Ref": "TopicArn"}
+    assert properties["Protocol"] == "https"
+    _, after_record, direct = properties["Endpoint"]["Fn::If"]
+    assert direct == {"Fn::Sub": "https://${DomainName}/sns"}
+    assert after_record == {"Fn::Select": [0, [direct, {"Ref": "DnsRecord"}]]}
+    assert daemon_template["Outputs"]["EndpointUrl"]["Value"] == direct
+    record = daemon_template["Resources"]["DnsRecord"]["Properties"]
+    assert record["Name"] == {"Ref": "DomainName"}
+    # the same retries as the namespace stack's subscription and bootstrap's topic policy
+    policy = properties["DeliveryPolicy"]
+    assert policy == template["Resources"]["DaemonSubscription"]["Properties"]["DeliveryPolicy"]
+    assert policy["healthyRetryPolicy"] == sns_adapter.delivery_policy()["http"][
+        "defaultHealthyRetryPolicy"]
+
+
+def test_every_taggable_daemon_resource_is_tagged(daemon_template):
+    untaggable = {"AWS::ElasticLoadBalancingV2::Listener",
+                  "AWS::ElasticLoadBalancingV2::ListenerRule", "AWS::Route53::RecordSet",
+                  "AWS::SNS::Subscription"}
+    for name, resource in daemon_template["Resources"].items():
+        if resource["Type"] in untaggable:
+            continue
+        tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+        assert tags["managed-by"] == "cronctl", name
+        assert tags["cronctl:namespace"] == {"Ref": "Namespace"}, name

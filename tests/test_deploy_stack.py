@@ -1,0 +1,342 @@
+"""deploy/cloudformation.yaml and deploy/daemon.yaml deployed into the emulator's CloudFormation,
+then a daemon configured from nothing but what those stacks give it runs a cron end to end.
+
+The emulator's CloudFormation skips the resource types it does not implement (listed in
+``MOTO_SKIPS`` and in docs/aws-fidelity.md); the test creates what the daemon needs of them
+itself (the schedule group; the topic's subscription, to the local endpoint instead of the load
+balancer the emulator cannot route to) and checks that the daemon creates nothing else of the
+namespace: no `cronctl bootstrap` needed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode_str
+
+from reconciler.adapters.aws import AwsClients, CallCounter
+from reconciler.adapters.executions import ExecutionStore
+from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
+from reconciler.core.desired import SCHEDULER_TIME, default_scheduler_role, rule_name
+from reconciler.core.executions import execution_id
+from reconciler.service.bootstrap import bootstrap
+from reconciler.service.wiring import build_daemon
+from reconciler.settings import Settings, from_environment
+from tests.support.ecs_events import lifecycle, send_event
+from tests.support.moto import REGION
+from tests.support.waiting import wait_for
+from tests.test_cloudformation import allowed_actions, needed_actions
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+NAMESPACE = "test"
+DOMAIN = "cron.example.com"
+
+CRON = """\
+schedule: "cron(*/5 * * * ? *)"
+container:
+  image: busybox
+  arguments: ["sh", "-c", "echo hello"]
+timeout: 10m
+"""
+
+# Resources of the two templates whose types moto's CloudFormation does not implement: it
+# skips them (with a warning) and completes the stack without them.
+MOTO_SKIPS = {
+    "crons": {"DispatchTopicPolicy": "AWS::SNS::TopicPolicy",
+              "EcsEventsQueuePolicy": "AWS::SQS::QueuePolicy",
+              "ScheduleGroup": "AWS::Scheduler::ScheduleGroup"},
+    "crons-daemon": {"DaemonSubscription": "AWS::SNS::Subscription"},
+}
+
+# The namespace stack's outputs and the settings they are; each is the variable
+# CRONCTL_<OUTPUT_IN_UPPER_SNAKE_CASE>.
+SETTING_OF_OUTPUT = {
+    "Namespace": lambda s: s.namespace,
+    "Scheduler": lambda s: s.scheduler,
+    "Cluster": lambda s: s.cluster,
+    "Subnets": lambda s: ",".join(s.network.subnets),
+    "SecurityGroups": lambda s: ",".join(s.network.security_groups),
+    "AssignPublicIp": lambda s: "ENABLED" if s.network.assign_public_ip else "DISABLED",
+    "ExecutionRoleArn": lambda s: s.execution_role_arn,
+    "DefaultTaskRoleArn": lambda s: s.default_task_role_arn,
+    "SchedulerRoleArn": lambda s: s.scheduler_role_arn,
+    "LogGroup": lambda s: s.log_group,
+    "SidecarImage": lambda s: s.sidecar_image,
+}
+# Outputs whose variable `reconciler/settings.py` does not read yet: the daemon on ECS cannot
+# be given them, so this test hands them to Settings itself (see `_with_unread`). When settings
+# reads one, the check in `_settings_from_outputs` fails: pass the variable in
+# deploy/daemon.yaml's environment and take it off this list.
+UNREAD = {"AssignPublicIp", "ExecutionRoleArn", "DefaultTaskRoleArn", "SchedulerRoleArn",
+          "LogGroup"}
+
+
+def variable(output: str) -> str:
+    """``SecurityGroups`` -> ``CRONCTL_SECURITY_GROUPS`` (README: exporting the outputs)."""
+    return "CRONCTL_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output).upper()
+
+
+def _template(name: str) -> dict:
+    document, problems = decode_str((DEPLOY / name).read_text())
+    assert not problems, problems
+    return document
+
+
+def _deploy(cfn, stack: str, template: str, parameters: dict[str, str]) -> dict[str, str]:
+    cfn.create_stack(StackName=stack, TemplateBody=(DEPLOY / template).read_text(),
+                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+                     Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                                 for k, v in parameters.items()])
+    described = wait_for(lambda: (s := cfn.describe_stacks(StackName=stack)["Stacks"][0])
+                         and not s["StackStatus"].endswith("IN_PROGRESS") and s,
+                         timeout=30, message=f"stack {stack}")
+    assert described["StackStatus"] == "CREATE_COMPLETE", described
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+class Stacks:
+    """The two stacks as an operator deploys them: the daemon stack's parameters of the same
+    names as the namespace stack's outputs are those outputs."""
+
+    def __init__(self, settings: Settings, repo: Path, backend: str) -> None:
+        clients = AwsClients(settings)
+        self.clients = clients
+        ec2 = clients.client("ec2")
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+        self.vpc_id = vpc["VpcId"]
+        subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}])["Subnets"])[:2]
+        group = ec2.describe_security_groups(Filters=[
+            {"Name": "vpc-id", "Values": [self.vpc_id]},
+            {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+        cfn = clients.client("cloudformation")
+        self.outputs = _deploy(cfn, "crons", "cloudformation.yaml", {
+            "Namespace": NAMESPACE, "Scheduler": backend, "Subnets": ",".join(subnets),
+            "SecurityGroups": group, "AssignPublicIp": "ENABLED"})
+        certificate = clients.client("acm").request_certificate(
+            DomainName=DOMAIN)["CertificateArn"]
+        daemon_parameters = set(_template("daemon.yaml")["Parameters"])
+        self.daemon_parameters = {
+            **{k: v for k, v in self.outputs.items() if k in daemon_parameters},
+            "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cronctl:test",
+            "RepoUrl": str(repo), "VpcId": self.vpc_id,
+            "LoadBalancerSubnets": ",".join(subnets), "DomainName": DOMAIN,
+            "CertificateArn": certificate}
+        self.daemon_outputs = _deploy(cfn, "crons-daemon", "daemon.yaml",
+                                      self.daemon_parameters)
+
+    def created(self, stack: str) -> set[str]:
+        summaries = self.clients.client("cloudformation").list_stack_resources(
+            StackName=stack)["StackResourceSummaries"]
+        return {s["LogicalResourceId"] for s in summaries if s["LogicalResourceId"]}
+
+    def daemon_environment(self) -> dict[str, str]:
+        """The environment ECS gives the daemon's container (its task definition's)."""
+        family = f"{NAMESPACE}-daemon"
+        definition = self.clients.client("ecs").describe_task_definition(
+            taskDefinition=family)["taskDefinition"]
+        [container] = definition["containerDefinitions"]
+        assert container["command"] == ["serve"]
+        assert container["image"] == self.daemon_parameters["Image"]
+        return {e["name"]: e["value"] for e in container["environment"]}
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    (tmp_path / "crons.d").mkdir()
+    (tmp_path / "crons.d" / "hello.yaml").write_text(CRON)
+    return tmp_path
+
+
+def _expected_resources(template: dict, false_conditions: set[str]) -> set[str]:
+    return {name for name, resource in template["Resources"].items()
+            if resource.get("Condition") not in false_conditions}
+
+
+def test_both_stacks_deploy_and_only_what_moto_lacks_is_skipped(settings, repo):
+    stacks = Stacks(settings, repo, "rules")
+    base = _expected_resources(_template("cloudformation.yaml"), {"HasDaemonEndpoint"})
+    daemon = _expected_resources(_template("daemon.yaml"),
+                                 {"HasHostedZone", "ExposeStatusPage"})
+    assert stacks.created("crons") == base - set(MOTO_SKIPS["crons"])
+    assert stacks.created("crons-daemon") == daemon - set(MOTO_SKIPS["crons-daemon"])
+    for stack, template in (("crons", "cloudformation.yaml"), ("crons-daemon", "daemon.yaml")):
+        resources = _template(template)["Resources"]
+        assert {k: resources[k]["Type"] for k in MOTO_SKIPS[stack]} == MOTO_SKIPS[stack]
+    # What the emulator did build of the endpoint: HTTPS with the certificate, the daemon's
+    # routes only, health checked on /healthz.
+    elb = stacks.clients.client("elbv2")
+    [balancer] = elb.describe_load_balancers()["LoadBalancers"]
+    [listener] = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+    assert listener["Certificates"] == [
+        {"CertificateArn": stacks.daemon_parameters["CertificateArn"]}]
+    assert listener["DefaultActions"][0]["Type"] == "fixed-response"
+    rules = [r for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+             if not r["IsDefault"]]
+    assert [r["Conditions"] for r in rules] == [[{"Field": "path-pattern", "PathPatternConfig": {
+        "Values": ["/sns", "/healthz", "/reconcile", "/v1/sync"]}}]]
+    [group] = elb.describe_target_groups()["TargetGroups"]
+    assert (group["Port"], group["TargetType"], group["HealthCheckPath"]) == (
+        8080, "ip", "/healthz")
+    assert stacks.daemon_outputs["EndpointUrl"] == f"https://{DOMAIN}/sns"
+    assert stacks.daemon_outputs["LoadBalancerDnsName"] == balancer["DNSName"]
+
+
+def _environment_of(outputs: dict[str, str]) -> dict[str, str]:
+    return {variable(k): v for k, v in outputs.items()}
+
+
+def _settings_from_outputs(outputs: dict[str, str], monkeypatch) -> Settings:
+    """What `cronctl COMMAND` reads after the README's export of the namespace stack's
+    outputs; checks which outputs the variables carry into Settings."""
+    for name, value in _environment_of(outputs).items():
+        monkeypatch.setenv(name, value)
+    settings = from_environment()
+    read = {k for k, setting in SETTING_OF_OUTPUT.items() if setting(settings) == outputs[k]}
+    assert set(SETTING_OF_OUTPUT) - read == UNREAD, (
+        "settings now reads the variables of other outputs: pass them in deploy/daemon.yaml's "
+        "environment and update UNREAD")
+    return settings
+
+
+def _with_unread(settings: Settings, outputs: dict[str, str]) -> Settings:
+    """The outputs no variable carries yet, set on Settings directly."""
+    network = replace(settings.network, assign_public_ip=outputs["AssignPublicIp"] == "ENABLED")
+    return settings.with_(network=network, execution_role_arn=outputs["ExecutionRoleArn"],
+                          default_task_role_arn=outputs["DefaultTaskRoleArn"],
+                          scheduler_role_arn=outputs["SchedulerRoleArn"],
+                          log_group=outputs["LogGroup"])
+
+
+def _scheduled_message(clients: AwsClients, settings: Settings, scheduled_at: str) -> str:
+    """What the reconciled schedule sends to the topic when it fires (moto never fires it)."""
+    if settings.scheduler == "scheduler":
+        schedule = clients.client("scheduler").get_schedule(GroupName=settings.schedule_group,
+                                                            Name="hello")
+        return schedule["Target"]["Input"].replace(SCHEDULER_TIME, scheduled_at)
+    [target] = clients.client("events").list_targets_by_rule(
+        Rule=rule_name(settings.namespace, "hello"))["Targets"]
+    return target["InputTransformer"]["InputTemplate"].replace("<time>", scheduled_at)
+
+
+def _bootstrap_writes(settings: Settings) -> set[str]:
+    """The write operations `cronctl bootstrap` makes, counted on a namespace of its own."""
+    counter = CallCounter()
+    bootstrap(AwsClients(settings.with_(namespace="boot", cluster=None), counter),
+              settings.with_(namespace="boot", cluster=None),
+              endpoint_url="https://cron.example.com/sns")
+    reads = ("Describe", "Get", "List")
+    return {op for op in counter.snapshot() if not op.split(".")[1].startswith(reads)}
+
+
+@pytest.mark.parametrize("backend", ["rules", "scheduler"])
+def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, repo, backend,
+                                                                     monkeypatch):
+    stacks = Stacks(settings, repo, backend)
+    outputs = stacks.outputs
+    test_clients = stacks.clients
+    # What the emulator skipped and the daemon relies on: the schedule group (as the template
+    # declares it) ...
+    group = _template("cloudformation.yaml")["Resources"]["ScheduleGroup"]["Properties"]
+    test_clients.client("scheduler").create_schedule_group(
+        Name=NAMESPACE, Tags=[{"Key": t["Key"], "Value": NAMESPACE if t["Value"] == {
+            "Ref": "Namespace"} else t["Value"]} for t in group["Tags"]])
+
+    # The CLI's settings (the README's export of the outputs) and the daemon's (the environment
+    # of its task definition) agree; CRONCTL_REPO and CRONCTL_REF are the daemon stack's.
+    cli = _settings_from_outputs(outputs, monkeypatch)
+    environment = stacks.daemon_environment()
+    for name, value in _environment_of(outputs).items():
+        if name in environment:
+            assert environment[name] == value, name
+    assert environment["AWS_REGION"] == REGION
+    assert environment["CRONCTL_LISTEN"] == "0.0.0.0:8080"
+    for name in list(_environment_of(outputs)):
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    on_ecs = from_environment()
+    assert on_ecs.with_(repo=cli.repo, listen=cli.listen) == cli
+    assert on_ecs.repo == str(repo)
+
+    # Names derived from the namespace are the stack's; so are two of the unread outputs.
+    partition, account = test_clients.identity()
+    assert on_ecs.topic_arn(partition, account) == outputs["TopicArn"]
+    assert outputs["QueueUrl"].rsplit("/", 2)[1:] == [account, on_ecs.queue_name]
+    assert on_ecs.log_group_name == outputs["LogGroup"]
+    assert default_scheduler_role(account, NAMESPACE, partition) == outputs["SchedulerRoleArn"]
+
+    # The daemon, as ECS starts it, plus the outputs no variable carries yet (and, for the
+    # test: a free port, short SQS polls, the emulator's SNS certificates).
+    daemon_settings = _with_unread(on_ecs, outputs).with_(listen="127.0.0.1:0", sqs_wait_s=1)
+    built = build_daemon(daemon_settings, cert_fetch=moto_cert_fetcher)
+    built.daemon.start()
+    try:
+        # ... and the topic's subscription, with the template's delivery policy, to the
+        # daemon's endpoint (the load balancer is not routable in the emulator).
+        subscription = _template("daemon.yaml")["Resources"]["DaemonSubscription"]["Properties"]
+        test_clients.client("sns").subscribe(
+            TopicArn=outputs["TopicArn"], Protocol="http", Endpoint=f"{built.http.url}/sns",
+            Attributes={"DeliveryPolicy": json.dumps(subscription["DeliveryPolicy"])})
+
+        # A reconcile pass creates the cron's schedule, targeting the stack's topic.
+        result = wait_for(lambda: built.loop.last_result, timeout=20,
+                          message="the first reconcile pass")
+        assert result.ok and not result.errors, result
+        message = json.loads(_scheduled_message(test_clients, built.settings, "X"))
+        assert message == {"cron": "hello", "scheduled_at": "X"}
+        if backend == "scheduler":
+            schedule = test_clients.client("scheduler").get_schedule(GroupName=NAMESPACE,
+                                                                     Name="hello")
+            assert schedule["Target"]["Arn"] == outputs["TopicArn"]
+            assert schedule["Target"]["RoleArn"] == outputs["SchedulerRoleArn"]
+
+        # A delivery of the schedule's message starts its task, as the stacks configure it.
+        scheduled_at = "2026-11-27T10:05:00Z"
+        test_clients.client("sns").publish(
+            TopicArn=outputs["TopicArn"],
+            Message=_scheduled_message(test_clients, built.settings, scheduled_at))
+        eid = execution_id("hello", scheduled_at)
+        store = ExecutionStore(test_clients, built.settings)
+        record = wait_for(lambda: (r := store.get(eid)) and r.task_arn and r, timeout=15,
+                          message="the run to start")
+        ecs = test_clients.client("ecs")
+        [task] = ecs.describe_tasks(cluster=outputs["Cluster"], tasks=[record.task_arn])["tasks"]
+        assert task["startedBy"] == eid
+        assert task["clusterArn"].endswith(f":cluster/{outputs['Cluster']}")
+        assert task["overrides"]["taskRoleArn"] == outputs["DefaultTaskRoleArn"]
+        [attachment] = task["attachments"]
+        details = {d["name"]: d["value"] for d in attachment["details"]}
+        assert details["subnetId"] in outputs["Subnets"].split(",")
+        [interface] = test_clients.client("ec2").describe_network_interfaces(
+            NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"]
+        assert [g["GroupId"] for g in interface["Groups"]] == outputs["SecurityGroups"].split(",")
+        definition = ecs.describe_task_definition(
+            taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+        assert definition["executionRoleArn"] == outputs["ExecutionRoleArn"]
+        [main] = [c for c in definition["containerDefinitions"] if c["name"] == "main"]
+        assert main["logConfiguration"]["options"]["awslogs-group"] == outputs["LogGroup"]
+
+        # An injected STOPPED event (the emulator emits none) makes it SUCCESS.
+        for envelope in lifecycle(record.task_arn, eid, main_exit=0):
+            send_event(test_clients.client("sqs"), built.settings, envelope)
+        wait_for(lambda: store.get(eid).status == "SUCCESS", timeout=15, message="SUCCESS")
+    finally:
+        assert built.daemon.stop(budget_s=30)
+
+    # The daemon created nothing but the cron's own resources, and made no call that
+    # `cronctl bootstrap` makes to set up or repair the namespace.
+    calls = built.loop.clients.counter.snapshot()
+    created = {op for op in calls if op.split(".")[1].startswith("Create")}
+    assert created == ({"scheduler.CreateSchedule"} if backend == "scheduler" else set())
+    own = {"eventbridge.PutRule": 1, "eventbridge.PutTargets": 1} if backend == "rules" else {}
+    writes = _bootstrap_writes(settings)
+    shared = {op: n for op, n in calls.items() if op in writes}
+    assert shared == own
+    # ... and every call it made is allowed to its role in deploy/cloudformation.yaml.
+    assert sorted(needed_actions(calls) - allowed_actions(_template("cloudformation.yaml"))) == []
