@@ -3,25 +3,68 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from reconciler import cli
+from reconciler.adapters.registry import from_wire
 from reconciler.core import executions as ex
+from reconciler.core.registry_model import RegistryItem
 from reconciler.service.consumer import EventConsumer
 from reconciler.service.dispatch import Dispatcher
+from reconciler.service.reconcile import run_pass
+from reconciler.service.status_page import StatusPages
 from tests.support.ecs_events import (
     lifecycle,
     put_cron,
     send_events,
     tasks_started_by,
 )
+from tests.support.reconcile_env import cron_yaml, prepare, write_crons
 
 AT = "2018-02-26T13:50:00Z"
 NS = ["--namespace", "test"]
 
 
+def registry_item(clients, settings, name: str) -> RegistryItem:
+    raw = clients.client("dynamodb").get_item(
+        TableName=settings.registry_table, Key={"name": {"S": name}}, ConsistentRead=True)
+    return from_wire(raw["Item"])
 
+
+def rewrite(clients, settings, item: RegistryItem) -> None:
+    serializer = TypeSerializer()
+    clients.client("dynamodb").put_item(TableName=settings.registry_table, Item={
+        k: serializer.serialize(v) for k, v in item.to_item().items()})
+
+
+def put_cron_as(clients, settings, name: str, td: str, *, timezone: str | None = None,
+                schedule: str = "cron(*/5 * * * ? *)", since: str | None = None) -> None:
+    """``put_cron`` with a time zone and the schedule's recorded start."""
+    put_cron(clients, settings, name, td, schedule=schedule)
+    item = registry_item(clients, settings, name)
+    spec = {**item.spec, "timezone": timezone} if timezone else item.spec
+    rewrite(clients, settings, replace(item, spec=spec, schedule_since=since))
+
+
+def consume_all(clients, settings) -> None:
+    consumer = EventConsumer(clients, settings, wait_time_s=0)
+    while consumer.process_batch():
+        pass
+
+
+def status_json(name: str, capsys, *extra: str) -> dict:
+    capsys.readouterr()
+    assert cli.main(["status", name, "--output", "json", *extra, *NS]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def moment(text: str) -> datetime:
+    return ex.parse_time(text)
 
 
 def run_to_the_end(clients, settings, cron: str, **outcome) -> str:
@@ -172,3 +215,142 @@ def test_status_limit_below_one_is_a_usage_error(plane, capsys, limit):
     captured = capsys.readouterr()
     assert "cronctl status: --limit must be at least 1" in captured.err
     assert captured.out == ""
+
+
+# -- the cron's state: a run in progress, even behind newer SKIPPED fires --------------------
+
+def test_a_run_in_progress_is_the_state_even_behind_skipped_fires(plane, settings, capsys):
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)  # concurrency: forbid
+    dispatcher = Dispatcher(clients, settings)
+    dispatcher.dispatch("hello", "2018-02-26T14:00:00Z")
+    running = ex.execution_id("hello", "2018-02-26T14:00:00Z")
+    [task] = tasks_started_by(clients, settings, running)
+    events = lifecycle(task["taskArn"], running, main_exit=0)
+    send_events(clients.client("sqs"), settings, events[:2])  # PENDING, RUNNING
+    consume_all(clients, settings)
+    for minute in ("05", "10"):  # fires while it runs: skipped
+        dispatcher.dispatch("hello", f"2018-02-26T14:{minute}:00Z")
+
+    # --limit 1 shows only the newest (SKIPPED) run; the state comes from the open one
+    data = status_json("hello", capsys, "--limit", "1")
+    assert [(e["scheduled_at"], e["status"]) for e in data["executions"]] == [
+        ("2018-02-26T14:10:00.000Z", "SKIPPED")]
+    assert data["status"] == "RUNNING"
+    assert cli.main(["status", "hello", *NS]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "Status   = RUNNING"
+    assert cli.main(["list", "--output", "json", *NS]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["last_status"], row["last_run"]) == ("RUNNING", "2018-02-26T13:50:03.000Z")
+    assert cli.main(["list", *NS]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[7] == "RUNNING"
+    # the daemon's status page says the same (its overview and the cron's page)
+    pages = StatusPages(clients, settings)
+    for path in ("/", "/crons/hello"):
+        text = pages.answer("GET", path).text
+        assert 'data-status="RUNNING"' in text.split("Recent executions")[0], path
+
+    # once it ended, nothing is open: the newest execution's status again
+    send_events(clients.client("sqs"), settings, events[2:])
+    consume_all(clients, settings)
+    assert status_json("hello", capsys)["status"] == "SKIPPED"
+
+
+# -- a time-zoned cron: its clock beside UTC -------------------------------------------------
+
+def test_status_of_a_zoned_cron_shows_its_clock_beside_utc(plane, settings, capsys):
+    clients, td = plane
+    put_cron_as(clients, settings, "report", td, schedule="cron(30 7 ? * MON-FRI *)",
+                timezone="Europe/Berlin")
+    eid = run_to_the_end(clients, settings, "report", main_exit=0, run_seconds=4)
+    capsys.readouterr()
+    assert cli.main(["status", "report", *NS]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"Next Run = \d{4}-[A-Z][a-z]{2}-\d\d 0[56]:30:00 UTC \(07:30 CES?T\)",
+                        lines[3]), lines[3]
+    assert lines[7].startswith(eid[:15] + "...  2018-Feb-26 13:50:03 UTC (14:50 CET)  4s  ")
+    data = status_json("report", capsys)
+    assert data["timezone"] == "Europe/Berlin"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT07:30:00\+0[12]:00", data["next_run_local"])
+    assert moment(data["next_run_local"]) == moment(data["next_run"])
+    [run] = data["executions"]
+    assert (run["started_at"], run["started_at_local"]) == (
+        "2018-02-26T13:50:03.000Z", "2018-02-26T14:50:03.000+01:00")
+    assert run["scheduled_at_local"] == "2018-02-26T14:50:00.000+01:00"
+
+
+# -- rate(): the next run counts from when the schedule was put in place ---------------------
+
+def test_next_run_of_a_rate_counts_from_the_recorded_start(plane, settings, capsys):
+    clients, td = plane
+    put_cron_as(clients, settings, "beat", td, schedule="rate(7 minutes)",
+                since="2020-01-01T09:14:42+00:00")
+    put_cron_as(clients, settings, "unknown", td, schedule="rate(7 minutes)")
+    before = datetime.now(UTC)
+    next_run = moment(status_json("beat", capsys)["next_run"])
+    after = datetime.now(UTC)
+    anchor = datetime(2020, 1, 1, 9, 14, tzinfo=UTC)  # the start, to the minute
+    assert (next_run - anchor) % timedelta(minutes=7) == timedelta(0)
+    assert before < next_run <= after + timedelta(minutes=7)
+    # a start nobody recorded (an item written before) is not guessed
+    assert status_json("unknown", capsys)["next_run"] is None
+
+
+@pytest.fixture
+def control_plane(settings, tmp_path):
+    clients = prepare(settings)
+    return clients, settings.with_(repo=str(tmp_path)), tmp_path
+
+
+OLD = "2020-01-01T00:00:00+00:00"
+
+
+def _stamp_old(clients, settings, name: str) -> None:
+    rewrite(clients, settings, replace(registry_item(clients, settings, name),
+                                       schedule_since=OLD))
+
+
+def _delete_schedule_outside(clients, backend: str) -> None:
+    if backend == "rules":
+        events = clients.client("events")
+        events.remove_targets(Rule="test-beat", Ids=["cronctl-dispatch"])
+        events.delete_rule(Name="test-beat")
+    else:
+        clients.client("scheduler").delete_schedule(GroupName="test", Name="beat")
+
+
+@pytest.mark.parametrize("backend", ["rules", "scheduler"])
+def test_apply_records_when_the_schedule_got_its_expression(control_plane, capsys, backend):
+    clients, settings, root = control_plane
+    settings = settings.with_(scheduler=backend)
+
+    def reconcile(schedule: str, env: dict | None = None):
+        write_crons(root, {"beat": cron_yaml(schedule, "busybox", env=env)})
+        started = datetime.now(UTC).replace(microsecond=0)
+        result = run_pass(clients, settings, dry_run=False)
+        assert result.ok, result
+        return started, result
+
+    # created: its start is recorded, and status counts the rate from it
+    started, _ = reconcile("rate(7 minutes)")
+    since = moment(registry_item(clients, settings, "beat").schedule_since)
+    assert started <= since <= datetime.now(UTC)
+    next_run = moment(status_json("beat", capsys)["next_run"])
+    assert (next_run - since.replace(second=0)) % timedelta(minutes=7) == timedelta(0)
+
+    # another change (the registry item is rewritten, the schedule keeps its expression): kept
+    _stamp_old(clients, settings, "beat")
+    reconcile("rate(7 minutes)", env={"A": "1"})
+    assert registry_item(clients, settings, "beat").schedule_since == OLD
+
+    # a new expression: a new start
+    started, _ = reconcile("rate(9 minutes)", env={"A": "1"})
+    assert moment(registry_item(clients, settings, "beat").schedule_since) >= started
+
+    # the schedule deleted outside cronctl and created again, the registry item otherwise up
+    # to date: the item is rewritten for the new start, which is not a change of the plan
+    _stamp_old(clients, settings, "beat")
+    _delete_schedule_outside(clients, backend)
+    started, result = reconcile("rate(9 minutes)", env={"A": "1"})
+    assert [(c.resource, c.action) for c in result.applied] == [("schedule", "create")]
+    assert moment(registry_item(clients, settings, "beat").schedule_since) >= started

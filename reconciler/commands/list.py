@@ -1,4 +1,5 @@
-"""`cronctl list`: every cron with its schedule, last status, last run and next run."""
+"""`cronctl list`: every cron with its schedule, state (a run in progress, else the last run's
+status), last run and next run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import sys
 from datetime import UTC, datetime
 
 from reconciler.commands.common import add_aws_flags, add_output_flag, settings_from_args
-from reconciler.commands.status import next_run_of
 from reconciler.core import status_render
 from reconciler.errors import CronctlError
 
@@ -32,15 +32,19 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     rows = []
     try:
+        items = list(RegistryReader(clients, settings).all())
         store = ExecutionStore(clients, settings)
-        for item in RegistryReader(clients, settings).all():
+        open_runs: dict[str, list] = {}
+        for run in store.unfinished():  # one query: every open run of the namespace
+            open_runs.setdefault(run.cron, []).append(run)
+        for item in items:
             spec = item.spec or {}
-            last = store.recent(item.name, 1)
+            latest = store.recent(item.name, 1)
             rows.append(status_render.CronSummary(
                 name=item.name, schedule=spec.get("schedule", "-"),
                 suspended=bool(spec.get("suspend")),
-                next_run=next_run_of(spec, now),
-                last=last[0] if last else None))
+                next_run=status_render.next_run_of(spec, now, item.schedule_since),
+                last=status_render.current_execution([*latest, *open_runs.get(item.name, [])])))
     except CronctlError as exc:
         print(f"cronctl list: {exc}", file=sys.stderr)
         return 1

@@ -24,24 +24,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def next_run(schedule: str, timezone: str, now: datetime) -> datetime | None:
-    """The next fire time, or None when it cannot be computed."""
-    from reconciler.core import schedule as schedule_module
-
-    try:
-        times = schedule_module.next_fire_times(schedule, timezone or "UTC", now, 1)
-    except Exception:  # not implemented yet, invalid expression or unknown zone: show "-"
-        return None
-    return times[0] if times else None
-
-
-def next_run_of(spec: dict, now: datetime) -> datetime | None:
-    """The cron's next scheduled start; None for a suspended cron (it starts nothing)."""
-    if spec.get("suspend"):
-        return None
-    return next_run(spec.get("schedule", ""), spec.get("timezone", "UTC"), now)
-
-
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
     from reconciler.adapters.executions import ExecutionStore
@@ -58,14 +40,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"cronctl status: no cron named {args.name!r} in namespace "
                   f"{settings.namespace!r}", file=sys.stderr)
             return 1
-        executions = ExecutionStore(clients, settings).recent(args.name, args.limit)
+        store = ExecutionStore(clients, settings)
+        executions = store.recent(args.name, args.limit)
+        # Open runs older than the ones shown still give the cron's state (a run in progress
+        # behind newer SKIPPED fires): the sparse index of open executions has them all.
+        open_runs = tuple(e for e in store.unfinished() if e.cron == args.name)
     except CronctlError as exc:
         print(f"cronctl status: {exc}", file=sys.stderr)
         return 1
     spec = item.spec or {}
     view = status_render.CronStatus(
         name=item.name, schedule=spec.get("schedule", "-"), suspended=bool(spec.get("suspend")),
-        next_run=next_run_of(spec, datetime.now(UTC)), executions=executions)
+        next_run=status_render.next_run_of(spec, datetime.now(UTC), item.schedule_since),
+        executions=executions, timezone=spec.get("timezone") or "UTC", open_runs=open_runs)
     if args.output == "json":
         print(json.dumps(status_render.status_json(view), indent=2))
     else:

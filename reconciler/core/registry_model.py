@@ -27,6 +27,9 @@ class RegistryItem:
     # taskRoleArn): what differs from cron to cron travels here, not in the definition.
     overrides: dict = field(default_factory=dict)
     updated_at: str | None = None             # ISO-8601 UTC of the last write
+    # ISO-8601 UTC: when the schedule got its current expression (created, or updated with a
+    # new expression); rate() fires count from it. None: not known (written before).
+    schedule_since: str | None = None
 
     def to_item(self) -> dict:
         """As a DynamoDB item for the resource-level client (nested JSON kept as strings)."""

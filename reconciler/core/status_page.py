@@ -116,8 +116,10 @@ tr.logs code { user-select: all; color: #1f2328; }
 class CronRow:
     """One cron as the pages show it.
 
-    ``next_run`` is UTC (None: suspended, or not computable); ``last`` is the newest
-    execution; ``alert`` is the cron's alert state, None when it has none."""
+    ``next_run`` is UTC (None: suspended, or not computable); ``last`` is the execution that
+    gives the cron's state (``status_render.current_execution``: a run in progress, even
+    behind newer SKIPPED fires, else the newest), shown as its last status, run and duration;
+    ``alert`` is the cron's alert state, None when it has none."""
 
     name: str
     schedule: str

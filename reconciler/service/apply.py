@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
@@ -58,6 +59,9 @@ class _Applier:
         self.failed_families: set[str] = set()
         self.group_ready = False
         self.report: Callable[[], None] = lambda: None  # progress, after each change
+        # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
+        # recorded as the registry's ``schedule_since``, from which AWS counts a rate().
+        self.schedule_since: dict[str, str] = {}
 
     def task_definition(self, change: Change) -> None:
         if change.action == "create":
@@ -71,11 +75,13 @@ class _Applier:
             if wanted.backend == "rules":
                 rules.put(self.clients, self.settings.namespace, change.cron, wanted,
                           existing=change.action == "update")
+                self._note_start(change)
                 return
             if change.action == "create" and not self.group_ready:
                 schedules.ensure_group(self.clients, self.settings.namespace)
                 self.group_ready = True
             schedules.put(self.clients, wanted, exists=change.action == "update")
+            self._note_start(change)
         elif change.action == "delete":
             live = change.observed.current
             if live.backend == "rules":
@@ -83,6 +89,11 @@ class _Applier:
             else:
                 schedules.delete(self.clients, live.group or self.settings.schedule_group,
                                  live.name)
+
+    def _note_start(self, change: Change) -> None:
+        before = change.observed.current.expression if change.action == "update" else None
+        if before != change.desired.expression:  # created, or a new expression
+            self.schedule_since[change.cron] = datetime.now(UTC).isoformat(timespec="seconds")
 
     def registry(self, change: Change) -> None:
         if change.action == "delete":
@@ -95,7 +106,11 @@ class _Applier:
         arn = self.td_arns.get(family) or item.task_definition_arn
         if arn is None:
             raise PermanentError(f"task definition {family} is not available")
-        registry.put(self.clients, self.settings, replace(item, task_definition_arn=arn),
+        since = self.schedule_since.get(change.cron)
+        if since is None and isinstance(change.observed, RegistryItem):
+            since = change.observed.schedule_since  # the schedule kept its start
+        registry.put(self.clients, self.settings,
+                     replace(item, task_definition_arn=arn, schedule_since=since),
                      fence=self.fence)
 
 
@@ -143,6 +158,8 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
     for cron, changes in _by_cron(plan).items():
         for change in changes:
             if change.action == "no-op":
+                if change.resource == "registry" and cron in applier.schedule_since:
+                    _record_schedule_start(applier, change, errors)
                 continue
             try:
                 handler = applier.schedule if change.resource == "schedule" else applier.registry
@@ -168,6 +185,19 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
             errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
         finally:
             applier.report()
+
+
+def _record_schedule_start(applier: _Applier, change: Change,
+                           errors: list[ApplyError]) -> None:
+    """A registry item that is up to date while its schedule was re-created (drift): rewrite
+    it to record the new ``schedule_since``. Bookkeeping, not a change of the plan: neither
+    listed as applied nor counted in the progress."""
+    try:
+        applier.registry(change)
+    except LeaseLost:
+        raise
+    except CronctlError as exc:
+        errors.append(ApplyError(change.cron, change.resource, "update", str(exc)))
 
 
 def _by_cron(plan: Plan) -> dict[str, list[Change]]:

@@ -4,7 +4,9 @@
 Reads the registry and the executions table at each request (nothing is cached, and the
 answer says ``Cache-Control: no-store``). A name is checked against ``NAME_PATTERN`` before
 anything is looked up; an unknown cron is a 404 page. When the tables cannot be read the
-answer is a 503 page saying why. The next run is computed as ``cronctl status`` computes it.
+answer is a 503 page saying why. The next run and the execution that gives a cron's state (a
+run in progress, also behind newer SKIPPED fires) are computed as ``cronctl status`` computes
+them (``core.status_render.next_run_of`` and ``current_execution``).
 The pages carry no script, and their Content-Security-Policy allows none.
 """
 
@@ -17,10 +19,11 @@ from datetime import UTC, datetime
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.registry_read import RegistryReader
-from reconciler.commands.status import next_run_of
 from reconciler.core import status_page
+from reconciler.core.executions import Execution
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import NAME_PATTERN
+from reconciler.core.status_render import current_execution, next_run_of
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.http_routes import Answer
@@ -53,10 +56,16 @@ class StatusPages:
     def __init__(self, clients: AwsClients | None, settings: Settings,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  history: int = HISTORY, registry: RegistryReader | None = None,
-                 executions: ExecutionStore | None = None) -> None:
+                 executions: ExecutionStore | None = None,
+                 open_runs: Callable[[], list[Execution]] | None = None) -> None:
         self._settings = settings
         self._registry = registry or RegistryReader(clients, settings)
         self._executions = executions or ExecutionStore(clients, settings)
+        # Every open run of the namespace (one query of the sparse index): by default from the
+        # store built here; a caller that passes ``executions`` passes its own, else none.
+        if open_runs is None:
+            open_runs = self._executions.unfinished if executions is None else list
+        self._open_runs = open_runs
         self._now = now
         self._history = history
 
@@ -89,13 +98,21 @@ class StatusPages:
         return status_page.CronRow(
             name=item.name, schedule=spec.get("schedule", "-"),
             timezone=spec.get("timezone") or "UTC", suspended=bool(spec.get("suspend")),
-            next_run=next_run_of(spec, now), last=last)
+            next_run=next_run_of(spec, now, item.schedule_since), last=last)
+
+    def _open_by_cron(self) -> dict[str, list[Execution]]:
+        found: dict[str, list[Execution]] = {}
+        for run in self._open_runs():
+            found.setdefault(run.cron, []).append(run)
+        return found
 
     def _overview(self, now: datetime) -> status_page.Overview:
         rows = []
+        open_runs = self._open_by_cron()
         for item in self._registry.all():
-            last = self._executions.recent(item.name, 1)
-            rows.append(self._row(item, now, last[0] if last else None))
+            latest = self._executions.recent(item.name, 1)
+            rows.append(self._row(item, now, current_execution(
+                [*latest, *open_runs.get(item.name, [])])))
         return status_page.Overview(namespace=self._settings.namespace, now=now, crons=rows)
 
     def _cron_page(self, name: str, now: datetime) -> status_page.CronPage | None:
@@ -103,12 +120,13 @@ class StatusPages:
         if item is None:
             return None
         executions = self._executions.recent(name, self._history)
+        current = current_execution([*executions, *self._open_by_cron().get(name, [])])
         settings = self._settings
         flags = (() if settings.namespace == DEFAULT_NAMESPACE
                  else ("--namespace", settings.namespace))
         return status_page.CronPage(
             namespace=settings.namespace, now=now,
-            cron=self._row(item, now, executions[0] if executions else None),
+            cron=self._row(item, now, current),
             executions=executions, docs=(item.spec or {}).get("docs"), file=item.file,
             commit=item.commit, log_group=settings.log_group_name,
             # Console links only for AWS itself, not for a local endpoint.

@@ -85,6 +85,7 @@ def live_state(clients: AwsClients, settings: Settings) -> dict:
     for item in c("dynamodb").scan(TableName=settings.registry_table)["Items"]:
         row = {k: list(v.values())[0] for k, v in item.items()}
         row.pop("updated_at", None)
+        row.pop("schedule_since", None)  # a timestamp too (when the schedule got its expression)
         row["task_definition_arn"] = row.get("task_definition_arn", "").rsplit(":", 1)[0]
         registry[row["name"]] = row
     return {"rules": rules, "schedules": schedules, "task_definitions": tds,

@@ -71,8 +71,9 @@ class LocalClock:
                 self._next.pop(item.name, None)
                 continue
             known = self._next.get(item.name)
+            anchor = self._rate_anchor(item)
             if known is None or known[0] != item.spec_hash:
-                self._next[item.name] = (item.spec_hash, self._after(spec, now))
+                self._next[item.name] = (item.spec_hash, self._after(spec, now, anchor))
                 continue
             due = known[1]
             while due is not None and due <= now and not self._stop.is_set():
@@ -81,13 +82,25 @@ class LocalClock:
                 log.info("schedule fired (local clock)", cron=item.name,
                          scheduled_at=scheduled_time_text(due))
                 fired += 1
-                due = self._after(spec, due)
+                due = self._after(spec, due, anchor)
             self._next[item.name] = (item.spec_hash, due)
         return fired
 
-    def _after(self, spec: dict, moment: datetime) -> datetime | None:
+    def _rate_anchor(self, item: RegistryItem) -> datetime | None:
+        """A ``rate()`` fires from when its schedule was put in place, as on AWS (the
+        registry's ``schedule_since``, to the minute); else from when this clock started."""
+        if item.schedule_since:
+            try:
+                since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
+                return since.astimezone(UTC).replace(second=0, microsecond=0)
+            except ValueError:
+                pass
+        return self._anchor
+
+    def _after(self, spec: dict, moment: datetime,
+               anchor: datetime | None = None) -> datetime | None:
         times = schedule.next_fire_times(spec["schedule"], spec.get("timezone") or "UTC",
-                                         moment, 1, anchor=self._anchor)
+                                         moment, 1, anchor=anchor or self._anchor)
         if not times:
             return None
         return times[0] if times[0] > moment else moment + timedelta(minutes=1)
