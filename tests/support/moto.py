@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from reconciler.service.embedded.emulator import atomic_dynamodb
+
 REGION = "us-east-1"
 _ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
              "AWS_DEFAULT_REGION", "AWS_REGION")
@@ -24,6 +26,7 @@ def moto_server(credential: str = "testing") -> Iterator[str]:
     """
     for name in ("werkzeug", "moto"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    atomic_dynamodb()  # conditional writes atomic, as on AWS (see docs/aws-fidelity.md)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from reconciler.logs import get_logger
 
@@ -14,6 +15,32 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "embedded",
     "AWS_SESSION_TOKEN": "embedded",
 }
+
+
+_atomic_lock = threading.RLock()
+_atomic_patched = False
+
+
+def atomic_dynamodb() -> None:
+    """Make the in-process emulator handle one DynamoDB request at a time (idempotent).
+
+    moto checks a write's condition and then writes with nothing holding other requests off in
+    between, so two concurrent conditional writes can both succeed; on AWS a conditional write
+    is atomic, and every claim, overlap lock and compare-and-swap of cronctl relies on that."""
+    global _atomic_patched
+    with _atomic_lock:
+        if _atomic_patched:
+            return
+        from moto.dynamodb.responses import DynamoHandler
+
+        handle = DynamoHandler.call_action
+
+        def call_action(self):
+            with _atomic_lock:
+                return handle(self)
+
+        DynamoHandler.call_action = call_action
+        _atomic_patched = True
 
 
 class EmbeddedAws:
@@ -37,6 +64,7 @@ class EmbeddedAws:
             raise RuntimeError(
                 "embedded mode needs moto[server]: pip install 'cronctl[embedded]'") from exc
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per emulator call
+        atomic_dynamodb()
         for key, value in FAKE_CREDENTIALS.items():
             os.environ[key] = value
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
