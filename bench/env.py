@@ -26,6 +26,8 @@ def moto_server():
 
 def bench_settings(url: str, **changes) -> Settings:
     """Settings of the benchmark namespace against the moto server at ``url``."""
+    changes.setdefault("execution_role_arn",
+                       f"arn:aws:iam::123456789012:role/{NAMESPACE}-task-execution")
     return Settings(endpoint_url=url, region=REGION, namespace=NAMESPACE, cluster=NAMESPACE,
                     **changes)
 
