@@ -89,14 +89,16 @@ def test_a_contradicting_flag_or_variable_is_refused_saying_how_to_change_it(
 def test_bootstrap_shows_each_change_records_it_and_keeps_what_is_not_given(
         settings, tmp_path, capsys):
     write_crons(tmp_path, TWO)
-    assert _cli(capsys, "bootstrap", "--namespace", "test")[0] == 0
+    code, out, _ = _cli(capsys, "bootstrap", "--namespace", "test")
+    assert code == 0
+    assert "settings recorded (version 1):" in out and "  scheduler: rules" in out.splitlines()
     repo = ["--repo", str(tmp_path), "--namespace", "test"]
     assert _cli(capsys, "reconcile", *repo)[0] == 0
 
     code, out, _ = _cli(capsys, "bootstrap", "--namespace", "test", "--scheduler", "scheduler",
                         "--rules-quota", "500")
     assert code == 0
-    assert "settings version 2" in out
+    assert "settings changed (version 2):" in out
     assert "  scheduler: rules -> scheduler" in out.splitlines()
     assert "  rules_quota: 300 -> 500" in out.splitlines()
 
@@ -104,6 +106,8 @@ def test_bootstrap_shows_each_change_records_it_and_keeps_what_is_not_given(
     assert code == 0
     assert "backend switch rules -> scheduler" in out
 
+    code, out, _ = _cli(capsys, "bootstrap", "--namespace", "test")
+    assert "settings unchanged (version 2)" in out
     code, out, _ = _cli(capsys, "bootstrap", "--namespace", "test", "--output", "json")
     document = json.loads(out)
     assert (document["settings_version"], document["settings_changes"]) == (2, [])
@@ -243,3 +247,21 @@ def test_help_names_each_setting_variable_and_default(capsys, command, flag, var
     assert flag in text
     after = text[text.index(flag):]
     assert f"env {variable}; default" in after
+
+
+def test_run_task_uses_the_capacity_provider_strategy_instead_of_a_launch_type(plane, settings):
+    from reconciler.adapters.ec2 import default_network
+    from reconciler.adapters.ecs_tasks import EcsTasks
+
+    clients, task_definition = plane
+    sent = []
+    clients.client("ecs").meta.events.register(
+        "provide-client-params.ecs.RunTask", lambda params, **_: sent.append(dict(params)))
+    spot = settings.with_(capacity_providers=("FARGATE_SPOT:2:1",))
+    result = EcsTasks(clients, spot).run_task(
+        task_definition=task_definition, overrides={}, token="t-1", tags={},
+        network=default_network(clients))
+    assert result.task_arn
+    assert sent[0]["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 1}]
+    assert "launchType" not in sent[0]

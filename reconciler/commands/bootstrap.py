@@ -71,10 +71,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"queue    {result.queue_url}")
         print(f"cluster  {result.cluster_arn}")
         print(f"logs     {result.log_group}")
-        print(f"settings version {result.settings_version}"
-              f"{'' if result.changes else ' (unchanged)'}")
-        for key, old, new in result.changes:
-            print(f"  {key}: {_shown(old)} -> {_shown(new)}")
+        status = next((row.status for row in result.rows
+                       if row.kind == "namespace-settings"), "found")
+        if status == "created":
+            print(f"settings recorded (version {result.settings_version}):")
+            for key, value in (result.settings.flat().items() if result.settings else ()):
+                print(f"  {key}: {_shown(value)}")
+        elif result.changes:
+            print(f"settings changed (version {result.settings_version}):")
+            for key, old, new in result.changes:
+                print(f"  {key}: {_shown(old)} -> {_shown(new)}")
+        else:
+            print(f"settings unchanged (version {result.settings_version})")
     else:
         document = {
             "namespace": settings.namespace,

@@ -218,7 +218,8 @@ def bootstrap(clients: AwsClients, settings: Settings,
     run.record("logs-group", log_group, arn, status)
 
     cluster_arn, status = run.step("ecs-cluster", settings.cluster_name, lambda: (
-        infra_ecs.ensure_cluster(clients, settings.cluster_name, tags)))
+        infra_ecs.ensure_cluster(clients, settings.cluster_name, tags,
+                                 tuple(p.name for p in settings.capacity_providers))))
     run.record("ecs-cluster", settings.cluster_name, cluster_arn, status)
 
     rule = settings.events_rule_name
