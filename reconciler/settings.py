@@ -115,6 +115,10 @@ class NamespaceSettings:
     log_group: str | None = None  # default: /cronctl/<namespace>
     rules_quota: int = DEFAULT_RULES_QUOTA
 
+    def __post_init__(self) -> None:
+        if self.rules_quota < 1:
+            raise ConfigError(f"--rules-quota must be 1 or more, got {self.rules_quota}")
+
     def flat(self) -> dict[str, object]:
         """Every namespace setting by its flat name (what is recorded and compared)."""
         p = self.placement

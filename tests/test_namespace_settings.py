@@ -265,3 +265,8 @@ def test_run_task_uses_the_capacity_provider_strategy_instead_of_a_launch_type(p
     assert sent[0]["capacityProviderStrategy"] == [
         {"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 1}]
     assert "launchType" not in sent[0]
+
+
+def test_a_rules_quota_below_one_is_refused(capsys):
+    assert main(["reconcile", "--dry-run", "--rules-quota", "0"]) == 1
+    assert "--rules-quota must be 1 or more, got 0" in capsys.readouterr().err
