@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from reconciler.settings import Settings
-from tests.support.moto import REGION, reset_moto
+from tests.support.moto import REGION, TEST_EXECUTION_ROLE, reset_moto
 from tests.support.moto import moto_server as running_moto_server
 from tests.support.waiting import wait_for
 
@@ -29,8 +29,10 @@ def aws(moto_server):
 
 @pytest.fixture
 def settings(aws) -> Settings:
-    """Settings for a test namespace against the moto server."""
-    return Settings(endpoint_url=aws, region=REGION, namespace="test")
+    """Settings for a test namespace against the moto server (with the execution role that
+    bootstrap would record: Fargate needs one for awslogs)."""
+    return Settings(endpoint_url=aws, region=REGION, namespace="test",
+                    execution_role_arn=TEST_EXECUTION_ROLE)
 
 
 def _ours(thread: threading.Thread) -> bool:

@@ -80,6 +80,9 @@ def test_first_run_creates_every_resource_with_its_attributes(settings):
         ("sqs-queue", "test-ecs-events-dlq", "created"),
         ("sqs-queue", "test-ecs-events", "created"),
         ("events-target", "test-ecs-events/cronctl-ecs-events", "created"),
+        ("iam-role", "test-task-execution", "created"),
+        ("iam-role", "test-scheduler", "created"),
+        ("namespace-settings", "#namespace", "created"),
     ]
     assert len(lines) == len(result.rows)
     assert lines[8].split() == ["created", "sqs-queue", "test-ecs-events", result.queue_url]
@@ -142,7 +145,8 @@ def test_second_run_finds_everything_and_changes_nothing(settings):
         (r.kind, r.name, r.arn_or_url) for r in first.rows]
     assert second == type(first)(rows=second.rows, **{
         k: getattr(first, k) for k in ("topic_arn", "queue_url", "queue_arn", "dlq_url",
-                                       "cluster_arn", "log_group", "subscription_arn")})
+                                       "cluster_arn", "log_group", "subscription_arn",
+                                       "settings", "settings_version", "changes")})
     assert describe_everything(clients, settings, second) == before
 
 
@@ -217,12 +221,12 @@ def test_command_prints_each_resource_then_a_summary(settings, capsys):
                       and "sqs-queue" in line)
     assert queue_line.split()[:3] == ["created", "sqs-queue", "test-ecs-events"]
     assert queue_line.split()[3].startswith("http")
-    assert "namespace test: 10 created, 0 found, 0 updated" in out
+    assert "namespace test: 13 created, 0 found, 0 updated" in out
 
     assert main(["bootstrap", "--namespace", "test"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "namespace test: 0 created, 10 found, 0 updated" in out
-    assert all(line.startswith("found") for line in out[:10])
+    assert "namespace test: 0 created, 13 found, 0 updated" in out
+    assert all(line.startswith("found") for line in out[:13])
 
 
 def test_command_json_output_lists_the_rows(settings, capsys):
@@ -230,7 +234,7 @@ def test_command_json_output_lists_the_rows(settings, capsys):
                  "--output", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["namespace"] == "test"
-    assert len(document["resources"]) == 10
+    assert len(document["resources"]) == 13
     assert {r["status"] for r in document["resources"]} == {"created"}
     cluster = next(r for r in document["resources"] if r["kind"] == "ecs-cluster")
     assert cluster["name"] == "jobs" and cluster["arn_or_url"] == document["cluster_arn"]

@@ -113,3 +113,15 @@ def test_serve_says_where_to_look_first(embedded):
     assert any(f"export AWS_ENDPOINT_URL={built.settings.endpoint_url}" in line for line in lines)
     assert _status_page_line("0.0.0.0:8080") == "status page: http://0.0.0.0:8080/"
     assert _status_page_line("127.0.0.1:0") is None
+
+
+def test_a_second_terminal_plans_no_changes_against_the_embedded_daemon(embedded, capsys):
+    """`make run` records its flags (`--scheduler scheduler`) in the namespace: the CLI, given
+    no --scheduler, reads them and agrees with the daemon."""
+    built = embedded
+    wait_for(lambda: built.loop.last_result is not None, timeout=30, message="the first pass")
+    assert built.loop.last_result.ok, built.loop.last_result
+    capsys.readouterr()
+    assert main(["reconcile", "--repo", built.settings.repo, "--namespace", "demo",
+                 "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "No changes."

@@ -14,7 +14,8 @@ from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import ContainerSpec, CronSpec
 
 DEP = Deployment(namespace="test", region="us-east-1", account="123456789012",
-                 backend="rules", sidecar_image="busybox", log_group="/cronctl/test")
+                 backend="rules", sidecar_image="busybox", log_group="/cronctl/test",
+                 execution_role_arn="arn:aws:iam::123456789012:role/test-task-execution")
 SETTINGS = SimpleNamespace(namespace="test", max_deletes=None, allow_mass_delete=False)
 
 
@@ -204,3 +205,50 @@ def test_task_definition_not_tagged_ours_is_never_deleted():
                        task_definitions={family: replace(live, tags={})})
     p = plan([], observed)
     assert p.pending == ()
+
+
+# --- rules of AWS the emulator does not enforce ---------------------------------------------
+
+NO_ROLE = replace(DEP, execution_role_arn=None)
+
+
+def test_fargate_without_an_execution_role_is_one_error_and_changes_nothing():
+    p = plan([spec("alpha"), spec("beta")], Observed(), dep=NO_ROLE)
+    assert p.changes == ()
+    [error] = p.errors
+    assert "awslogs log driver" in error.message and "Fargate" in error.message
+    assert "--execution-role-arn / CRONCTL_EXECUTION_ROLE_ARN" in error.message
+    assert "cronctl bootstrap --namespace test" in error.message
+
+
+def test_secrets_need_an_execution_role_on_ec2_too_awslogs_does_not():
+    ec2 = replace(NO_ROLE, fargate=False)
+    secret = CronSpec(name="vault", file="crons.d/vault.yaml", schedule="rate(1 hour)",
+                      container=ContainerSpec(image="perl", secrets=(("DB", "arn:aws:ssm:x"),)))
+    p = plan([spec("alpha"), secret], Observed(), dep=ec2)
+    assert [(e.cron, "--execution-role-arn" in e.message) for e in p.errors] == [("vault", True)]
+    assert {c.cron for c in p.pending if c.resource != "task-definition"} == {"alpha"}
+
+
+def test_rules_quota_warns_at_80_percent_and_refuses_new_rules_past_it():
+    crons = [spec(f"c{i}") for i in range(3)]
+    near = plan(crons, Observed(), dep=replace(DEP, rules_quota=5))  # 3 crons + events rule
+    assert near.errors == () and len(near.warnings) == 1
+    assert "4 of the 5 rules" in near.warnings[0] and "--scheduler scheduler" in near.warnings[0]
+
+    live = in_sync(*crons[:2])
+    past = plan(crons, live, dep=replace(DEP, rules_quota=3))
+    [error] = past.errors
+    assert "needs 4 rules" in error.message and "quota of 3" in error.message
+    assert "--rules-quota / CRONCTL_RULES_QUOTA" in error.message
+    assert past.pending == ()  # c0, c1 in sync; c2 (a new rule) kept as it is
+    assert plan(crons, Observed(), dep=replace(DEP, rules_quota=300)).warnings == ()
+
+
+def test_the_default_scheduler_role_is_named_in_a_warning():
+    sched = replace(DEP, backend="scheduler")
+    [warning] = plan([spec("alpha")], Observed(), dep=sched).warnings
+    assert "arn:aws:iam::123456789012:role/test-scheduler" in warning
+    assert "--scheduler-role-arn / CRONCTL_SCHEDULER_ROLE_ARN" in warning
+    recorded = replace(sched, scheduler_role_arn="arn:aws:iam::123456789012:role/mine")
+    assert plan([spec("alpha")], Observed(), dep=recorded).warnings == ()

@@ -15,7 +15,7 @@ import pytest
 from reconciler.cli import main
 from reconciler.service.apply import PROGRESS
 from reconciler.service.reconcile import run_pass
-from tests.support.reconcile_env import cron_yaml, prepare, write_crons
+from tests.support.reconcile_env import cron_yaml, prepare, record_settings, write_crons
 
 FOUR = {name: cron_yaml(f"cron({minute} 5 * * ? *)", "busybox")
         for minute, name in enumerate(("a", "b", "c", "d"))}
@@ -34,14 +34,15 @@ def _listed(text: str) -> dict[str, int]:
 
 
 def test_a_backend_switch_with_an_invalid_file_as_text_and_json(env, capsys):
-    _, _, root = env
+    clients, settings, root = env
     args = ["reconcile", "--repo", str(root), "--namespace", "test"]
     write_crons(root, FOUR)
     assert main(args) == 0
     capsys.readouterr()
 
     write_crons(root, {**FOUR, "bad": BAD})
-    switch = [*args, "--scheduler", "scheduler", "--dry-run"]
+    record_settings(clients, settings.with_(scheduler="scheduler"))  # bootstrap --scheduler
+    switch = [*args, "--dry-run"]
     assert main(switch) == 1
     out = capsys.readouterr().out
     assert _listed(out) == {"create": 4, "update": 4, "delete": 4}

@@ -18,8 +18,9 @@ def default_network(clients: AwsClients) -> NetworkSettings:
     vpcs = call_retrying(ec2.describe_vpcs,
                          Filters=[{"Name": "isDefault", "Values": ["true"]}]).get("Vpcs", [])
     if not vpcs:
-        raise PermanentError("no default VPC in this region: set CRONCTL_SUBNETS and "
-                             "CRONCTL_SECURITY_GROUPS", "NoDefaultVpc")
+        raise PermanentError("no default VPC in this region: record the tasks' network with "
+                             "`cronctl bootstrap --subnets IDS --security-groups IDS`",
+                             "NoDefaultVpc")
     vpc_id = vpcs[0]["VpcId"]
     in_vpc = {"Name": "vpc-id", "Values": [vpc_id]}
     subnets = call_retrying(ec2.describe_subnets, Filters=[in_vpc]).get("Subnets", [])

@@ -64,6 +64,7 @@ class EcsTasks:
         self._ecs = clients.client("ecs")
         self._cluster = settings.cluster_name
         self._launch_type = settings.launch_type
+        self._strategy = [p.strategy() for p in settings.capacity_providers]
 
     def run_task(self, *, task_definition: str, overrides: dict, token: str,
                  tags: dict[str, str], network: NetworkSettings) -> RunResult:
@@ -82,7 +83,9 @@ class EcsTasks:
                 "assignPublicIp": "ENABLED" if network.assign_public_ip else "DISABLED",
             }},
         }
-        if self._launch_type:
+        if self._strategy:  # a capacity-provider strategy excludes a launch type
+            kwargs["capacityProviderStrategy"] = self._strategy
+        elif self._launch_type:
             kwargs["launchType"] = self._launch_type
         try:
             response = call_retrying(self._ecs.run_task, **kwargs)

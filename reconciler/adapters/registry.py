@@ -3,11 +3,15 @@
 Writes go through a fence (``reconciler.adapters.lease``): with a lease, each put or delete is a
 ``TransactWriteItems`` whose first item is a ``ConditionCheck`` on the leader lease (owner and
 generation), so DynamoDB refuses the write of a replica that lost the lease (``LeaseLost``).
+
+The namespace's recorded settings live in the same table, in the item ``#namespace`` (a name
+no cron can have: cron names are ``[a-z0-9-]``), with a ``version`` that grows at every change;
+the scan of the crons leaves it out.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -34,19 +38,88 @@ def from_wire(item: dict) -> RegistryItem:
         {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()})
 
 
+NAMESPACE_ITEM = "#namespace"
+
+
+@dataclass(frozen=True)
+class NamespaceRecord:
+    """The namespace's recorded settings (``NamespaceSettings.to_record``) and their version."""
+
+    version: int
+    settings: dict
+    updated_at: str | None = None
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def namespace_from_wire(item: dict) -> NamespaceRecord:
+    data = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
+    return NamespaceRecord(version=int(data.get("version", 0)),
+                           settings=dict(data.get("settings") or {}),
+                           updated_at=data.get("updated_at"))
+
+
 def scan(clients: AwsClients, settings: Settings) -> dict[str, RegistryItem]:
-    """Every registry item, by cron name."""
+    """Every cron's registry item, by cron name (the namespace item left out)."""
+    return scan_with_namespace(clients, settings)[0]
+
+
+def scan_with_namespace(clients: AwsClients, settings: Settings
+                        ) -> tuple[dict[str, RegistryItem], NamespaceRecord | None]:
+    """Every cron's registry item, and the namespace's recorded settings, in one Scan."""
     ddb = clients.client("dynamodb")
     items: dict[str, RegistryItem] = {}
+    record = None
     kwargs = {"TableName": settings.registry_table, "ConsistentRead": True}
     while True:
         page = call_retrying(ddb.scan, **kwargs)
         for raw in page.get("Items", []):
+            if raw.get("name", {}).get("S", "").startswith("#"):
+                if raw["name"]["S"] == NAMESPACE_ITEM:
+                    record = namespace_from_wire(raw)
+                continue
             item = from_wire(raw)
             items[item.name] = item
         if not page.get("LastEvaluatedKey"):
-            return items
+            return items, record
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def read_namespace(clients: AwsClients, settings: Settings) -> NamespaceRecord | None:
+    """The namespace's recorded settings (one GetItem); None when none are recorded.
+    A missing registry table raises ``NotFound``."""
+    response = call_retrying(clients.client("dynamodb").get_item,
+                             TableName=settings.registry_table,
+                             Key={"name": {"S": NAMESPACE_ITEM}}, ConsistentRead=True)
+    item = response.get("Item")
+    return namespace_from_wire(item) if item else None
+
+
+def write_namespace(clients: AwsClients, settings: Settings, record: dict,
+                    expected_version: int) -> NamespaceRecord:
+    """Record the namespace's settings as version ``expected_version + 1``, only if the
+    recorded version is still ``expected_version`` (0: none recorded); else ``Conflict``."""
+    version = expected_version + 1
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    item = {"name": NAMESPACE_ITEM, "kind": "namespace-settings", "version": version,
+            "settings": record, "updated_at": stamp}
+    condition = ("attribute_not_exists(#n)" if expected_version == 0 else "version = :v")
+    kwargs = {"TableName": settings.registry_table, "Item": _to_wire(item),
+              "ConditionExpression": condition}
+    if expected_version == 0:
+        kwargs["ExpressionAttributeNames"] = {"#n": "name"}
+    else:
+        kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+    call_retrying(clients.client("dynamodb").put_item, **kwargs)
+    return NamespaceRecord(version=version, settings=record, updated_at=stamp)
 
 
 def put(clients: AwsClients, settings: Settings, item: RegistryItem, *,

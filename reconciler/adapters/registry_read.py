@@ -22,6 +22,8 @@ class RegistryReader:
         self._clients, self._settings = clients, settings
 
     def get(self, name: str) -> RegistryItem | None:
+        if name.startswith("#"):  # the namespace's own item, never a cron
+            return None
         with self._table_must_exist():
             response = call_retrying(self._clients.client("dynamodb").get_item,
                                      TableName=self._settings.registry_table,

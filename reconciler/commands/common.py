@@ -1,26 +1,61 @@
-"""Flags shared by several commands, and building Settings from parsed arguments."""
+"""Flags shared by several commands, and building Settings from parsed arguments.
+
+Every flag's ``--help`` says its ``CRONCTL_*`` variable and its default (``settings.OPTIONS``).
+The commands that talk to AWS read the namespace's recorded settings once at start
+(``namespace_settings``): a flag or variable that contradicts them is refused.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from reconciler.settings import Settings, from_environment
+from reconciler.settings import OPTION, RECORDED, Settings, from_environment, help_text
+
+
+def _add(group, key: str, **kwargs) -> None:
+    group.add_argument(OPTION[key].flag, dest=key, help=help_text(key), **kwargs)
 
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("source")
-    group.add_argument("--repo", help="the repo: a local path, an https://, ssh://, git:// or "
-                       "file:// URL, or user@host:path (env CRONCTL_REPO; default .)")
-    group.add_argument("--ref", help="branch, tag or commit SHA (env CRONCTL_REF; default HEAD)")
-    group.add_argument("--path", help="folder of cron files in the repo (env CRONCTL_PATH; default crons.d)")
+    for key in ("repo", "ref", "path"):
+        _add(group, key)
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "enabled", "on"):
+        return True
+    if value in ("0", "false", "no", "disabled", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
+
+
+def _ids(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
 
 
 def add_aws_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("deployment")
-    group.add_argument("--namespace", help="deployment name prefixing every resource (env CRONCTL_NAMESPACE; default crons)")
-    group.add_argument("--scheduler", choices=["rules", "scheduler"],
-                       help="schedule backend: EventBridge rules or EventBridge Scheduler (env CRONCTL_SCHEDULER; default rules)")
-    group.add_argument("--cluster", help="ECS cluster name (env CRONCTL_CLUSTER; default: the namespace)")
+    """--namespace and every namespace setting (recorded by ``cronctl bootstrap``)."""
+    group = parser.add_argument_group(
+        "namespace settings", "recorded in the namespace by cronctl bootstrap; on other "
+        "commands a value that contradicts the recorded one is refused")
+    _add(group, "namespace")
+    extra = {
+        "scheduler": {"choices": ["rules", "scheduler"]},
+        "launch_type": {"choices": ["FARGATE", "EC2", "EXTERNAL"]},
+        "capacity_providers": {"action": "append", "metavar": "NAME[:WEIGHT[:BASE]]"},
+        "subnets": {"type": _ids, "metavar": "IDS"},
+        "security_groups": {"type": _ids, "metavar": "IDS"},
+        "assign_public_ip": {"type": _boolean, "metavar": "true|false"},
+        "execution_role_arn": {"metavar": "ARN"},
+        "default_task_role_arn": {"metavar": "ARN"},
+        "scheduler_role_arn": {"metavar": "ARN"},
+        "rules_quota": {"type": int, "metavar": "N"},
+    }
+    for key in RECORDED:
+        _add(group, key, **extra.get(key, {}))
 
 
 def add_output_flag(parser: argparse.ArgumentParser, choices=("text", "json")) -> None:
@@ -28,10 +63,19 @@ def add_output_flag(parser: argparse.ArgumentParser, choices=("text", "json")) -
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = ("repo", "ref", "path", "namespace", "scheduler", "listen", "cluster")
+    names = ("repo", "ref", "path", "namespace", "listen", *RECORDED)
     flags = {name: getattr(args, name, None) for name in names}
     for name in ("interval_s", "history_days", "max_deletes", "allow_mass_delete"):
         value = getattr(args, name, None)
         if value is not None:
             flags[name] = value
     return from_environment(**flags)
+
+
+def namespace_settings(clients, settings: Settings, command: str) -> Settings:
+    """``settings`` with the namespace's recorded settings (one GetItem); a contradicting
+    flag or variable raises ConfigError; no record: a warning on stderr, flags and defaults."""
+    from reconciler.service.namespace import resolve
+
+    return resolve(clients, settings, warn=lambda text: print(
+        f"cronctl {command}: warning: {text}", file=sys.stderr))

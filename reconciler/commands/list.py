@@ -8,7 +8,12 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from reconciler.commands.common import add_aws_flags, add_output_flag, settings_from_args
+from reconciler.commands.common import (
+    add_aws_flags,
+    add_output_flag,
+    namespace_settings,
+    settings_from_args,
+)
 from reconciler.core import status_render
 from reconciler.errors import CronctlError
 
@@ -29,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     clients = AwsClients(settings)
+    settings = namespace_settings(clients, settings, "list")
     now = datetime.now(UTC)
     rows = []
     try:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from reconciler.commands.common import add_aws_flags, settings_from_args
+from reconciler.commands.common import add_aws_flags, namespace_settings, settings_from_args
 from reconciler.core import log_streams
 from reconciler.errors import CronctlError, NotFound
 
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--poll-interval must be positive")
     settings = settings_from_args(args)
     clients = AwsClients(settings)
+    settings = namespace_settings(clients, settings, "logs")
     store = ExecutionStore(clients, settings)
     try:
         if RegistryReader(clients, settings).get(args.name) is None:

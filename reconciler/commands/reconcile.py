@@ -10,6 +10,7 @@ from reconciler.commands.common import (
     add_aws_flags,
     add_output_flag,
     add_source_flags,
+    namespace_settings,
     settings_from_args,
 )
 
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     warning = _warn_uncommitted(settings)
     clients = AwsClients(settings)
+    settings = namespace_settings(clients, settings, "reconcile")
     progress = ApplyProgress.for_terminal()
     with progress or contextlib.nullcontext():
         token = PROGRESS.set(progress.report if progress else None)

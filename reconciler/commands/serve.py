@@ -8,6 +8,7 @@ import sys
 
 from reconciler.commands.common import add_aws_flags, add_source_flags, settings_from_args
 from reconciler.errors import CronctlError
+from reconciler.settings import help_text
 
 HELP = "run the daemon: reconcile loop, SNS dispatch endpoint and ECS event consumer"
 DESCRIPTION = """\
@@ -31,9 +32,8 @@ def register(subparsers) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_flags(parser)
     add_aws_flags(parser)
-    parser.add_argument("--listen", help="HTTP listen address host:port (env CRONCTL_LISTEN; default 127.0.0.1:8080)")
-    parser.add_argument("--interval", dest="interval_s", type=float,
-                        help="seconds between reconcile passes (default 60)")
+    parser.add_argument("--listen", help=help_text("listen"))
+    parser.add_argument("--interval", dest="interval_s", type=float, help=help_text("interval_s"))
     parser.add_argument("--history-days", dest="history_days", type=int,
                         help="days execution records are kept (default 30)")
     parser.add_argument("--embedded", action="store_true",

@@ -7,7 +7,12 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from reconciler.commands.common import add_aws_flags, add_output_flag, settings_from_args
+from reconciler.commands.common import (
+    add_aws_flags,
+    add_output_flag,
+    namespace_settings,
+    settings_from_args,
+)
 from reconciler.core import status_render
 from reconciler.errors import CronctlError
 
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = settings_from_args(args)
     clients = AwsClients(settings)
+    settings = namespace_settings(clients, settings, "status")
     try:
         item = RegistryReader(clients, settings).get(args.name)
         if item is None:

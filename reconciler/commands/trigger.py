@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from reconciler.commands.common import add_aws_flags, settings_from_args
+from reconciler.commands.common import add_aws_flags, namespace_settings, settings_from_args
 from reconciler.errors import CronctlError
 
 HELP = "start a manual run of a cron now"
@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    clients = AwsClients(settings)
     try:
-        outcome = Dispatcher(AwsClients(settings), settings).dispatch(
+        settings = namespace_settings(clients, settings, "trigger")
+        outcome = Dispatcher(clients, settings).dispatch(
             args.name, now, trigger="manual", force=args.force)
     except CronctlError as exc:
         print(f"cronctl trigger: {exc}", file=sys.stderr)

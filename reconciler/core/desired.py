@@ -49,6 +49,8 @@ class Deployment:
     default_task_role_arn: str | None = None
     scheduler_role_arn: str | None = None
     partition: str = "aws"
+    fargate: bool = True              # tasks run on Fargate (launch type or capacity provider)
+    rules_quota: int = 300            # rules per event bus (the rules backend's ceiling)
 
     @property
     def topic_arn(self) -> str:

@@ -6,6 +6,11 @@ Rules the plan keeps:
 - held-back crons (invalid files) and crons with errors keep their live resources as they are,
   including the task definitions their registry items reference;
 - more deletions than ``max_deletes`` crons drop every cron deletion (unless allowed);
+- rules AWS enforces that an emulator may not are checked here, saying what to set: on Fargate
+  the ``awslogs`` log driver (every task definition) and ``secrets`` need an execution role
+  (without one nothing changes); the rules backend warns at 80% of the rules quota and, past
+  it, creates no new rule (those crons are kept as they are); the Scheduler backend on its
+  default role warns that the role must exist;
 - change order is the apply order: task-definition creates, then per cron its schedule
   create/update, the old backend's schedule delete, the registry write (or, for a removed
   cron, schedule delete before registry delete), then task-definition deletes.
@@ -44,7 +49,73 @@ def desired_state(specs: tuple[CronSpec, ...], dep: Deployment, *, commit: str |
     crons = tuple(desired_cron(spec, dep) for spec in sorted(specs, key=lambda s: s.name))
     return DesiredState(commit=commit, backend=dep.backend, crons=crons,
                         held_back=frozenset(held_back), held_files=dict(held_files or {}),
-                        held_reasons=dict(held_reasons or {}))
+                        held_reasons=dict(held_reasons or {}), deployment=dep)
+
+
+EXECUTION_ROLE_FIX = ("set --execution-role-arn / CRONCTL_EXECUTION_ROLE_ARN (recorded with "
+                      "`cronctl bootstrap --namespace {ns} --execution-role-arn ARN`), or run "
+                      "`cronctl bootstrap --namespace {ns}`, which creates and records the role "
+                      "{ns}-task-execution")
+
+
+def execution_role_problem(desired: DesiredState) -> str | None:
+    """Fargate refuses a task definition with the awslogs log driver (all of ours) or secrets
+    and no execution role: one error for the namespace (nothing is changed)."""
+    dep = desired.deployment
+    if dep is None or dep.execution_role_arn or not dep.fargate or not desired.crons:
+        return None
+    return ("the task definitions use the awslogs log driver (and secrets) on Fargate, which "
+            "needs a task execution role, and none is set: nothing changed; "
+            + EXECUTION_ROLE_FIX.format(ns=dep.namespace))
+
+
+def secrets_problem(dc: DesiredCron, dep: Deployment | None) -> str | None:
+    """Secrets need an execution role on any launch type."""
+    if dep is None or dep.execution_role_arn or not dc.spec.container.secrets:
+        return None
+    return ("container.secrets needs a task execution role, and none is set; "
+            + EXECUTION_ROLE_FIX.format(ns=dep.namespace))
+
+
+def rules_needed(desired: DesiredState) -> int:
+    """The rules the namespace needs on the default event bus: one per cron on the rules
+    backend, plus its ECS events rule."""
+    return sum(1 for dc in desired.crons if dc.schedule.backend == "rules") + 1
+
+
+def _rules_quota_check(desired: DesiredState, observed: Observed
+                       ) -> tuple[set[str], list[PlanError], list[str]]:
+    """(crons kept because they would need a new rule past the quota, errors, warnings)."""
+    dep = desired.deployment
+    if dep is None or desired.backend != "rules" or not desired.crons:
+        return set(), [], []
+    needed, quota = rules_needed(desired), dep.rules_quota
+    switch = (f"switch to EventBridge Scheduler (`cronctl bootstrap --namespace "
+              f"{dep.namespace} --scheduler scheduler`: millions of schedules)")
+    if needed > quota:
+        blocked = {dc.spec.name for dc in desired.crons
+                   if dc.schedule.backend == "rules" and dc.schedule.name not in observed.rules}
+        if blocked:
+            return blocked, [PlanError("", "", (
+                f"the rules backend needs {needed} rules (one per cron and the ECS events "
+                f"rule), past the quota of {quota} rules per event bus: no new rule created, "
+                f"{len(blocked)} crons kept as they are; {switch}, or after a quota increase "
+                "set --rules-quota / CRONCTL_RULES_QUOTA"))], []
+    if needed >= 0.8 * quota:
+        return set(), [], [f"the rules backend uses {needed} of the {quota} rules an event bus "
+                           f"may have ({needed * 100 // quota}%); {switch}"]
+    return set(), [], []
+
+
+def _scheduler_role_warning(desired: DesiredState) -> list[str]:
+    dep = desired.deployment
+    if dep is None or desired.backend != "scheduler" or dep.scheduler_role_arn \
+            or not desired.crons:
+        return []
+    return [f"the schedules use the default Scheduler role {dep.scheduler_role}, which must "
+            "exist, be trusted by scheduler.amazonaws.com and allow sns:Publish on the topic: "
+            f"`cronctl bootstrap --namespace {dep.namespace}` creates and records it, or set "
+            "--scheduler-role-arn / CRONCTL_SCHEDULER_ROLE_ARN"]
 
 
 def family_of(namespace: str, td_hash: str) -> str:
@@ -56,8 +127,13 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     at least 3) and ``allow_mass_delete``."""
     ns = settings.namespace
     registry = observed.registry
-    errors: list[PlanError] = []
-    kept: set[str] = set()
+    problem = execution_role_problem(desired)
+    if problem:
+        return Plan(commit=desired.commit, errors=(PlanError("", "", problem),),
+                    held_back=frozenset(desired.held_back))
+    blocked, errors, warnings = _rules_quota_check(desired, observed)
+    warnings += _scheduler_role_warning(desired)
+    kept: set[str] = set(blocked)
     per_cron: dict[str, list[Change]] = {}
     td_users: dict[str, list[DesiredCron]] = {}
 
@@ -70,9 +146,10 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
 
     for dc in desired.crons:
         name = dc.spec.name
-        if name in desired.held_back:
+        if name in desired.held_back or name in blocked:
             continue
-        problem = _cron_problem(dc, observed, ns, desired.backend)
+        problem = _cron_problem(dc, observed, ns, desired.backend) \
+            or secrets_problem(dc, desired.deployment)
         if problem:
             errors.append(PlanError(name, dc.spec.file, problem))
             kept.add(name)
@@ -103,7 +180,7 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
         changes.extend(per_cron[name])
     changes.extend(td_deletes)
     return Plan(commit=desired.commit, changes=tuple(changes), errors=tuple(errors),
-                held_back=frozenset(desired.held_back))
+                held_back=frozenset(desired.held_back), warnings=tuple(warnings))
 
 
 def _kind(backend: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from reconciler.core.desired import (
     CRON_TAG,
+    Deployment,
     DesiredCron,
     DesiredSchedule,
     DesiredTaskDefinition,
@@ -72,6 +73,7 @@ class DesiredState:
     held_back: frozenset[str] = frozenset()
     held_files: dict[str, str] = field(default_factory=dict)
     held_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    deployment: Deployment | None = None  # the namespace-wide inputs (checks of AWS's rules)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Plan:
     changes: tuple[Change, ...] = ()
     errors: tuple[PlanError, ...] = ()
     held_back: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
 
     @property
     def pending(self) -> tuple[Change, ...]:

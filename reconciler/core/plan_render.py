@@ -83,7 +83,7 @@ def plan_error_view(error: PlanError) -> ErrorView:
     elif error.message.startswith("timezone "):
         way_out = ("run with --scheduler scheduler (EventBridge Scheduler honours time zones), "
                    "or use UTC in the file and commit it")
-    elif "--allow-mass-delete" in error.message:
+    elif "--allow-mass-delete" in error.message or "CRONCTL_" in error.message:
         way_out = None
     else:
         way_out = "this cron's resources on AWS stay as they are until the error is fixed"
@@ -167,6 +167,9 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=()) -> str:
                 lines.append(f"    - {field} = {_show(before)}")
             else:
                 lines.append(f"    ~ {field}: {_show(before)} -> {_show(after)}")
+    for warning in (plan.warnings if plan else ()):
+        lines.append("")
+        lines.append(f"Warning: {warning}")
     views = error_views(plan, apply_errors, pass_errors)
     for view in views:
         lines.append("")
@@ -217,6 +220,7 @@ def render_json(plan: Plan | None, api_calls: dict | None = None, apply_errors=(
     """The JSON document; a pass that stopped before planning (``plan`` None, e.g. an
     unreadable source) still gives one, with no changes and its ``pass_errors``."""
     data = plan_to_dict(plan, api_calls, apply_errors, pass_errors, commit)
+    warnings = (*warnings, *(plan.warnings if plan else ()))
     if warnings:
         data["warnings"] = list(warnings)
     return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"

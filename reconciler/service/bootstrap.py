@@ -9,7 +9,11 @@ What it makes (names from ``Settings``; tagged ``managed-by=cronctl`` and
 - the CloudWatch Logs group of the tasks (30-day retention);
 - the ECS cluster (an ACTIVE cluster of that name is used as it is);
 - the SQS queue of ECS task state changes with its dead-letter queue;
-- the EventBridge rule routing the cluster's task state changes into that queue.
+- the EventBridge rule routing the cluster's task state changes into that queue;
+- the IAM roles ``<ns>-task-execution`` and ``<ns>-scheduler`` unless role ARNs are given;
+- the namespace's settings, recorded in the registry table (item ``#namespace``, versioned):
+  the recorded ones, with the values given by flags or ``CRONCTL_*`` variables changed
+  (``BootstrapResult.changes`` says old -> new); every command and the daemon read them.
 
 Invariants: running it again creates nothing and reports every resource "found"; a resource
 that drifted from the wanted attributes is set back ("updated"); nothing else is touched.
@@ -26,12 +30,13 @@ from typing import NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters import infra_ecs, infra_events, infra_sqs, logs, sns
+from reconciler.adapters import iam, infra_ecs, infra_events, infra_sqs, logs, registry, sns
 from reconciler.adapters.aws import AwsClients, translate
 from reconciler.adapters.infra_attributes import as_json
 from reconciler.adapters.tables import ensure_tables
-from reconciler.errors import ConfigError, CronctlError
-from reconciler.settings import Settings
+from reconciler.core.desired import default_scheduler_role
+from reconciler.errors import ConfigError, Conflict, CronctlError
+from reconciler.settings import NamespaceSettings, Settings
 
 EVENTS_TARGET_ID = "cronctl-ecs-events"
 MAX_RECEIVE_COUNT = 5
@@ -66,6 +71,9 @@ class BootstrapResult:
     cluster_arn: str
     log_group: str
     subscription_arn: str | None = None
+    settings: NamespaceSettings | None = None  # the namespace settings recorded
+    settings_version: int = 0
+    changes: tuple[tuple[str, object, object], ...] = ()  # (setting, old, new)
 
     def counts(self) -> dict[str, int]:
         """How many resources were created, found and updated."""
@@ -152,6 +160,24 @@ class _Run:
             self.progress(format_row(row))
 
 
+def merged_settings(settings: Settings, record: registry.NamespaceRecord | None) -> Settings:
+    """The recorded namespace settings with the ones given (flag or variable) in ``settings``
+    applied; without a record, ``settings`` as they are."""
+    if record is None:
+        return settings
+    recorded = NamespaceSettings.from_record(record.settings)
+    mine = settings.namespace_settings.flat()
+    given = {key: mine[key] for key in settings.given}
+    return settings.with_(namespace_settings=recorded).with_(**given)
+
+
+def setting_changes(old: NamespaceSettings | None,
+                    new: NamespaceSettings) -> tuple[tuple[str, object, object], ...]:
+    before = old.flat() if old is not None else {}
+    return tuple((key, before.get(key), value) for key, value in new.flat().items()
+                 if old is None or before.get(key) != value)
+
+
 def bootstrap(clients: AwsClients, settings: Settings,
               progress: Callable[[str], None] | None = None,
               endpoint_url: str | None = None) -> BootstrapResult:
@@ -167,6 +193,11 @@ def bootstrap(clients: AwsClients, settings: Settings,
     for name, status in tables.items():
         run.record("dynamodb-table", name,
                    f"arn:{partition}:dynamodb:{region}:{account}:table/{name}", status)
+
+    record = run.step("namespace-settings", registry.NAMESPACE_ITEM,
+                      lambda: registry.read_namespace(clients, settings))
+    settings = merged_settings(settings, record)
+    check_inputs(settings, endpoint_url)
 
     topic_arn = settings.topic_arn(partition, account)
     policy = as_json(sns.topic_policy(topic_arn, account))
@@ -187,7 +218,8 @@ def bootstrap(clients: AwsClients, settings: Settings,
     run.record("logs-group", log_group, arn, status)
 
     cluster_arn, status = run.step("ecs-cluster", settings.cluster_name, lambda: (
-        infra_ecs.ensure_cluster(clients, settings.cluster_name, tags)))
+        infra_ecs.ensure_cluster(clients, settings.cluster_name, tags,
+                                 tuple(p.name for p in settings.capacity_providers))))
     run.record("ecs-cluster", settings.cluster_name, cluster_arn, status)
 
     rule = settings.events_rule_name
@@ -216,6 +248,50 @@ def bootstrap(clients: AwsClients, settings: Settings,
         clients, rule, EVENTS_TARGET_ID, queue.arn))
     run.record("events-target", target, queue.arn, status)
 
+    settings = _ensure_roles(run, clients, settings, partition, account, topic_arn, tags)
+    wanted = settings.with_(cluster=settings.cluster_name,
+                            log_group=settings.log_group_name).namespace_settings
+    old = NamespaceSettings.from_record(record.settings) if record else None
+    changes = setting_changes(old, wanted)
+    version = record.version if record else 0
+    if changes:
+        def write() -> registry.NamespaceRecord:
+            try:
+                return registry.write_namespace(clients, settings, wanted.to_record(), version)
+            except Conflict as exc:
+                raise ConfigError("the namespace's settings were changed meanwhile by another "
+                                  "bootstrap: run it again") from exc
+
+        version = run.step("namespace-settings", registry.NAMESPACE_ITEM, write).version
+    run.record("namespace-settings", registry.NAMESPACE_ITEM, f"version {version}",
+               "created" if record is None else "updated" if changes else "found")
     return BootstrapResult(rows=tuple(run.rows), topic_arn=topic_arn, queue_url=queue.url,
                            queue_arn=queue.arn, dlq_url=dlq.url, cluster_arn=cluster_arn,
-                           log_group=log_group, subscription_arn=subscription_arn)
+                           log_group=log_group, subscription_arn=subscription_arn,
+                           settings=wanted, settings_version=version,
+                           changes=changes if record is not None else ())
+
+
+def default_execution_role(account: str, namespace: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role/{namespace}-task-execution"
+
+
+def _ensure_roles(run: _Run, clients: AwsClients, settings: Settings, partition: str,
+                  account: str, topic_arn: str, tags: dict[str, str]) -> Settings:
+    """The default roles, made (or checked) unless other role ARNs are configured."""
+    ns = settings.namespace
+    execution = default_execution_role(account, ns, partition)
+    if settings.execution_role_arn in (None, execution):
+        name = f"{ns}-task-execution"
+        arn, status = run.step("iam-role", name, lambda: iam.ensure_execution_role(
+            clients, name, partition, tags))
+        run.record("iam-role", name, arn, status)
+        settings = settings.with_(execution_role_arn=arn)
+    scheduler = default_scheduler_role(account, ns, partition)
+    if settings.scheduler_role_arn in (None, scheduler):
+        name = f"{ns}-scheduler"
+        arn, status = run.step("iam-role", name, lambda: iam.ensure_scheduler_role(
+            clients, name, account, topic_arn, tags))
+        run.record("iam-role", name, arn, status)
+        settings = settings.with_(scheduler_role_arn=arn)
+    return settings

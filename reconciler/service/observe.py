@@ -1,5 +1,9 @@
 """Observe: read the registry and every live resource of the namespace, in few API calls.
 
+The registry Scan also reads the namespace's recorded settings: a pass of a process whose
+settings are no longer the recorded ones (changed by ``cronctl bootstrap`` since it started)
+is refused.
+
 Per pass: one registry Scan (paged), ListRules(NamePrefix=<ns>-) with one ListTargetsByRule per
 rule and ListTagsForResource only for rules the registry does not account for; ListSchedules
 of the group ``<ns>`` with one GetSchedule per schedule and the group's tags only when a
@@ -13,18 +17,20 @@ from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.core.plan_model import Observed, ObservedSchedule
 from reconciler.errors import ConfigError, NotFound
+from reconciler.service.namespace import check_unchanged
 from reconciler.settings import Settings
 
 
 def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
     """Raises ConfigError when the namespace has no registry table (not bootstrapped)."""
     try:
-        items = registry.scan(clients, settings)
+        items, record = registry.scan_with_namespace(clients, settings)
     except NotFound as exc:
         raise ConfigError(
             f"registry table {settings.registry_table} not found: namespace "
             f"{settings.namespace!r} is not set up; run `cronctl bootstrap --namespace "
             f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first") from exc
+    check_unchanged(settings, record)
     known_arns = {item.schedule_arn for item in items.values() if item.schedule_arn}
     return Observed(
         registry=items,

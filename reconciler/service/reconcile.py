@@ -71,7 +71,8 @@ def deployment(settings: Settings, account: str, partition: str = "aws") -> Depl
         backend=settings.scheduler, sidecar_image=settings.sidecar_image,
         log_group=settings.log_group_name, execution_role_arn=settings.execution_role_arn,
         default_task_role_arn=settings.default_task_role_arn,
-        scheduler_role_arn=settings.scheduler_role_arn, partition=partition)
+        scheduler_role_arn=settings.scheduler_role_arn, partition=partition,
+        fargate=settings.placement.fargate, rules_quota=settings.rules_quota)
 
 
 def _snapshot(settings: Settings, source: Source) -> Snapshot:

@@ -16,6 +16,7 @@ from reconciler.service.daemon import Component, Daemon, readiness_check
 from reconciler.service.dispatch import Dispatcher
 from reconciler.service.http import DaemonHttpServer, parse_listen
 from reconciler.service.metrics import Metrics
+from reconciler.service.namespace import resolve
 from reconciler.service.reconcile_loop import ReconcileLoop
 from reconciler.service.sns_verify import CertificateStore, SnsVerifier
 from reconciler.service.status_page import StatusPages
@@ -75,6 +76,9 @@ def build_daemon(settings: Settings, embedded: bool = False,
         topic_arn = result.topic_arn
     else:
         topic_arn = settings.topic_arn(*clients.identity())
+    # The namespace's recorded settings, read once: the CLI reads the same ones.
+    settings = resolve(clients, settings, warn=lambda text: log.warning(
+        "namespace.settings_not_recorded", message=text))
 
     dispatcher = Dispatcher(clients, settings, metrics)
     loop = ReconcileLoop(clients, settings, metrics=metrics)

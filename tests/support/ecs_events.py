@@ -154,8 +154,10 @@ def send_events(sqs, settings, envelopes: list[dict]) -> None:
 def prepare_execution_plane(clients, settings) -> str:
     """Tables, cluster, events queue and a two-container task definition; the definition ARN."""
     from reconciler.adapters.tables import ensure_tables
+    from tests.support.reconcile_env import record_settings
 
     ensure_tables(clients, settings)
+    record_settings(clients, settings)
     ecs = clients.client("ecs")
     ecs.create_cluster(clusterName=settings.cluster_name)
     ensure_queue(clients.client("sqs"), settings)

@@ -13,6 +13,9 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from reconciler.service.embedded.emulator import atomic_dynamodb
 
 REGION = "us-east-1"
+# The execution role a test namespace is set up with (bootstrap records one; the plan refuses
+# Fargate task definitions without one).
+TEST_EXECUTION_ROLE = "arn:aws:iam::123456789012:role/test-task-execution"
 _ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
              "AWS_DEFAULT_REGION", "AWS_REGION")
 

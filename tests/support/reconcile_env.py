@@ -16,13 +16,25 @@ SERVICES = ("dynamodb", "events", "scheduler", "ecs", "sts", "sns")
 
 
 def prepare(settings: Settings, clients: AwsClients | None = None) -> AwsClients:
-    """Tables, topic and cluster of the namespace (what bootstrap creates); the clients
-    (fresh unless given)."""
+    """Tables, topic, cluster and recorded settings of the namespace (what bootstrap
+    creates); the clients (fresh unless given)."""
     clients = clients or AwsClients(settings)
     ensure_tables(clients, settings)
     clients.client("sns").create_topic(Name=settings.topic_name)
     clients.client("ecs").create_cluster(clusterName=settings.cluster_name)
+    record_settings(clients, settings)
     return clients
+
+
+def record_settings(clients: AwsClients, settings: Settings) -> None:
+    """Record ``settings``' namespace settings in the namespace, as bootstrap does (replacing
+    what is recorded)."""
+    from reconciler.adapters import registry
+
+    current = registry.read_namespace(clients, settings)
+    wanted = settings.with_(cluster=settings.cluster_name, log_group=settings.log_group_name)
+    registry.write_namespace(clients, settings, wanted.namespace_settings.to_record(),
+                             current.version if current else 0)
 
 
 def cron_yaml(schedule: str = "cron(0 5 * * ? *)", image: str = "perl", *,
@@ -84,6 +96,8 @@ def live_state(clients: AwsClients, settings: Settings) -> dict:
     registry = {}
     for item in c("dynamodb").scan(TableName=settings.registry_table)["Items"]:
         row = {k: list(v.values())[0] for k, v in item.items()}
+        if row["name"].startswith("#"):  # the namespace's recorded settings, not a cron
+            continue
         row.pop("updated_at", None)
         row.pop("schedule_since", None)  # a timestamp too (when the schedule got its expression)
         row["task_definition_arn"] = row.get("task_definition_arn", "").rsplit(":", 1)[0]
