@@ -392,12 +392,14 @@ def _list(raw: str) -> tuple[str, ...]:
 
 
 def _boolean(variable: str, raw: str) -> bool:
+    """true/false (also 1/0, yes/no, on/off), or AWS's own ENABLED/DISABLED (the namespace
+    stack's output AssignPublicIp, exported as it is); any case."""
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "enabled", "on"):
         return True
     if value in ("0", "false", "no", "disabled", "off"):
         return False
-    raise ConfigError(f"{variable} must be true or false, got {raw!r}")
+    raise ConfigError(f"{variable} must be true or false (or ENABLED or DISABLED), got {raw!r}")
 
 
 def _choice(variable: str, choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -457,7 +459,8 @@ OPTIONS: tuple[Option, ...] = (
            "the default VPC's default group", "comma-separated security group ids of every task",
            True, _list),
     Option("assign_public_ip", "--assign-public-ip", "CRONCTL_ASSIGN_PUBLIC_IP",
-           "false (true in the default VPC)", "give every task a public IP (true/false)", True,
+           "false (true in the default VPC)",
+           "give every task a public IP (true/false, or ENABLED/DISABLED)", True,
            lambda raw: _boolean("CRONCTL_ASSIGN_PUBLIC_IP", raw)),
     Option("execution_role_arn", "--execution-role-arn", "CRONCTL_EXECUTION_ROLE_ARN",
            "role/<ns>-task-execution, created by bootstrap",

@@ -78,7 +78,7 @@ def test_template_declares_every_resource_kind(template):
 # The settings every command needs, as outputs named after their variables (the README's
 # export turns `SecurityGroups` into CRONCTL_SECURITY_GROUPS).
 SETTING_OUTPUTS = {"Namespace", "Scheduler", "Cluster", "Subnets", "SecurityGroups",
-                   "AssignPublicIp", "ExecutionRoleArn", "DefaultTaskRoleArn",
+                   "AssignPublicIp", "ExecutionRoleArn", "TaskRoleArn",
                    "SchedulerRoleArn", "LogGroup", "SidecarImage", "TopicArn", "QueueUrl"}
 
 
@@ -86,7 +86,7 @@ def test_outputs_are_exactly_the_settings(template, daemon_template):
     outputs = template["Outputs"]
     assert set(outputs) == SETTING_OUTPUTS
     assert outputs["ExecutionRoleArn"]["Value"] == {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}
-    assert outputs["DefaultTaskRoleArn"]["Value"] == {"Fn::GetAtt": ["DefaultTaskRole", "Arn"]}
+    assert outputs["TaskRoleArn"]["Value"] == {"Fn::GetAtt": ["DefaultTaskRole", "Arn"]}
     assert outputs["SchedulerRoleArn"]["Value"] == {"Fn::GetAtt": ["SchedulePublishRole", "Arn"]}
     assert outputs["LogGroup"]["Value"] == {"Ref": "TaskLogGroup"}
     assert outputs["TopicArn"]["Value"] == {"Ref": "DispatchTopic"}
@@ -141,6 +141,43 @@ def test_every_taggable_resource_is_tagged(template):
         tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
         assert tags["managed-by"] == "cronctl", name
         assert tags["cronctl:namespace"] == {"Ref": "Namespace"}, name
+
+
+def variable(output: str) -> str:
+    """``SecurityGroups`` -> ``CRONCTL_SECURITY_GROUPS`` (README: exporting the outputs)."""
+    return "CRONCTL_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output).upper()
+
+
+def test_every_setting_output_is_a_variable_settings_reads(template):
+    read = _variables_read_by_settings()
+    assert {o for o in template["Outputs"] if variable(o) not in read} == {"TopicArn",
+                                                                          "QueueUrl"}
+
+
+def test_roles_are_not_bootstraps_defaults(template):
+    """`cronctl bootstrap` given the stack's outputs records their role ARNs and makes (or
+    changes) only the roles <ns>-task-execution and <ns>-scheduler, which are not these."""
+    for name in ("TaskExecutionRole", "DefaultTaskRole", "SchedulePublishRole"):
+        role_name = template["Resources"][name]["Properties"].get("RoleName")
+        assert role_name is None, name
+
+
+def test_daemon_role_may_pass_every_role_output(template):
+    resources = template["Resources"]
+    by_sid = {s["Sid"]: s for s in _statements(resources["DaemonRole"])}
+    tasks, schedules = by_sid["PassTaskRoles"], by_sid["PassSchedulePublishRole"]
+    assert tasks["Action"] == schedules["Action"] == "iam:PassRole"
+    # ExecutionRoleArn; TaskRoleArn, by its path (as the crons' own roles)
+    assert {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]} in tasks["Resource"]
+    assert resources["DefaultTaskRole"]["Properties"]["Path"] == {"Fn::Sub": "/${Namespace}/"}
+    assert {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Namespace}/*"} in \
+        tasks["Resource"]
+    assert template["Outputs"]["TaskRoleArn"]["Value"] == {"Fn::GetAtt": ["DefaultTaskRole",
+                                                                          "Arn"]}
+    # SchedulerRoleArn, to EventBridge and Scheduler only
+    assert schedules["Resource"] == {"Fn::GetAtt": ["SchedulePublishRole", "Arn"]}
+    assert sorted(schedules["Condition"]["StringEquals"]["iam:PassedToService"]) == [
+        "events.amazonaws.com", "scheduler.amazonaws.com"]
 
 
 def _statements(role: dict) -> list[dict]:
@@ -296,6 +333,23 @@ def test_daemon_runs_serve_with_only_variables_settings_reads(daemon_template):
     assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     dockerfile = (DEPLOY.parent / "Dockerfile").read_text()
     assert "ENV CRONCTL_LISTEN=0.0.0.0:8080" in dockerfile and "EXPOSE 8080" in dockerfile
+
+
+def test_daemon_environment_has_every_namespace_setting_of_the_stack(template, daemon_template):
+    """Each namespace stack output that settings reads is the daemon's variable of that name,
+    its value passed as the output says it (the README's cronctl_env exports the same)."""
+    environment = {e["Name"]: e["Value"] for e in _daemon_container(daemon_template)[
+        "Environment"]}
+    read = _variables_read_by_settings()
+    lists = {"Subnets", "SecurityGroups"}
+    for output in template["Outputs"]:
+        if variable(output) not in read:
+            continue
+        wanted = {"Fn::Join": [",", {"Ref": output}]} if output in lists else {"Ref": output}
+        assert environment.get(variable(output)) == wanted, output
+        assert output in daemon_template["Parameters"], output
+    assert {"CRONCTL_EXECUTION_ROLE_ARN", "CRONCTL_TASK_ROLE_ARN", "CRONCTL_SCHEDULER_ROLE_ARN",
+            "CRONCTL_LOG_GROUP", "CRONCTL_ASSIGN_PUBLIC_IP"} <= set(environment)
 
 
 def test_daemon_webhook_secrets_come_from_secrets_manager_when_given(daemon_template):

@@ -4,32 +4,35 @@ then a daemon configured from nothing but what those stacks give it runs a cron 
 The emulator's CloudFormation skips the resource types it does not implement (listed in
 ``MOTO_SKIPS`` and in docs/aws-fidelity.md); the test creates what the daemon needs of them
 itself (the schedule group; the topic's subscription, to the local endpoint instead of the load
-balancer the emulator cannot route to) and checks that the daemon creates nothing else of the
-namespace: no `cronctl bootstrap` needed.
+balancer the emulator cannot route to). As the README says, `cronctl bootstrap` then records
+the namespace's settings from the stack's outputs: it creates nothing else, the daemon's
+environment agrees with the record, and the daemon creates nothing of the namespace either.
 """
 
 from __future__ import annotations
 
+import ast
 import json
-import re
-from dataclasses import replace
+from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from cfnlint.decode import decode_str
 
+from reconciler.adapters import registry
 from reconciler.adapters.aws import AwsClients, CallCounter
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
 from reconciler.core.desired import SCHEDULER_TIME, default_scheduler_role, rule_name
 from reconciler.core.executions import execution_id
-from reconciler.service.bootstrap import bootstrap
+from reconciler.service.bootstrap import bootstrap, default_execution_role
 from reconciler.service.wiring import build_daemon
 from reconciler.settings import Settings, from_environment
 from tests.support.ecs_events import lifecycle, send_event
 from tests.support.moto import REGION
 from tests.support.waiting import wait_for
-from tests.test_cloudformation import allowed_actions, needed_actions
+from tests.test_cloudformation import allowed_actions, needed_actions, variable
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 NAMESPACE = "test"
@@ -62,22 +65,11 @@ SETTING_OF_OUTPUT = {
     "SecurityGroups": lambda s: ",".join(s.network.security_groups),
     "AssignPublicIp": lambda s: "ENABLED" if s.network.assign_public_ip else "DISABLED",
     "ExecutionRoleArn": lambda s: s.execution_role_arn,
-    "DefaultTaskRoleArn": lambda s: s.default_task_role_arn,
+    "TaskRoleArn": lambda s: s.default_task_role_arn,
     "SchedulerRoleArn": lambda s: s.scheduler_role_arn,
     "LogGroup": lambda s: s.log_group,
     "SidecarImage": lambda s: s.sidecar_image,
 }
-# Outputs whose variable `reconciler/settings.py` does not read yet: the daemon on ECS cannot
-# be given them, so this test hands them to Settings itself (see `_with_unread`). When settings
-# reads one, the check in `_settings_from_outputs` fails: pass the variable in
-# deploy/daemon.yaml's environment and take it off this list.
-UNREAD = {"AssignPublicIp", "ExecutionRoleArn", "DefaultTaskRoleArn", "SchedulerRoleArn",
-          "LogGroup"}
-
-
-def variable(output: str) -> str:
-    """``SecurityGroups`` -> ``CRONCTL_SECURITY_GROUPS`` (README: exporting the outputs)."""
-    return "CRONCTL_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output).upper()
 
 
 def _template(name: str) -> dict:
@@ -197,20 +189,31 @@ def _settings_from_outputs(outputs: dict[str, str], monkeypatch) -> Settings:
     for name, value in _environment_of(outputs).items():
         monkeypatch.setenv(name, value)
     settings = from_environment()
-    read = {k for k, setting in SETTING_OF_OUTPUT.items() if setting(settings) == outputs[k]}
-    assert set(SETTING_OF_OUTPUT) - read == UNREAD, (
-        "settings now reads the variables of other outputs: pass them in deploy/daemon.yaml's "
-        "environment and update UNREAD")
+    unread = {k for k, setting in SETTING_OF_OUTPUT.items() if setting(settings) != outputs[k]}
+    assert unread == set(), f"outputs no variable carries into Settings: {sorted(unread)}"
     return settings
 
 
-def _with_unread(settings: Settings, outputs: dict[str, str]) -> Settings:
-    """The outputs no variable carries yet, set on Settings directly."""
-    network = replace(settings.network, assign_public_ip=outputs["AssignPublicIp"] == "ENABLED")
-    return settings.with_(network=network, execution_role_arn=outputs["ExecutionRoleArn"],
-                          default_task_role_arn=outputs["DefaultTaskRoleArn"],
-                          scheduler_role_arn=outputs["SchedulerRoleArn"],
-                          log_group=outputs["LogGroup"])
+def _daemon_may_pass(clients: AwsClients, role_arn: str, service: str) -> bool:
+    """The deployed daemon role (<ns>-daemon) allows iam:PassRole of ``role_arn`` to
+    ``service`` (the emulator does not check it: read its policy as deployed)."""
+    iam = clients.client("iam")
+    role = f"{NAMESPACE}-daemon"
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        if isinstance(document, str):  # the emulator's CloudFormation stores a Python repr
+            document = ast.literal_eval(unquote(document))
+        for statement in document["Statement"]:
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            services = statement.get("Condition", {}).get("StringEquals", {}).get(
+                "iam:PassedToService", service)
+            if "iam:PassRole" in (actions if isinstance(actions, list) else [actions]) and \
+                    service in (services if isinstance(services, list) else [services]) and \
+                    any(fnmatchcase(role_arn, r) for r in (
+                        resources if isinstance(resources, list) else [resources])):
+                return True
+    return False
 
 
 def _scheduled_message(clients: AwsClients, settings: Settings, scheduled_at: str) -> str:
@@ -231,7 +234,10 @@ def _bootstrap_writes(settings: Settings) -> set[str]:
               settings.with_(namespace="boot", cluster=None),
               endpoint_url="https://cron.example.com/sns")
     reads = ("Describe", "Get", "List")
-    return {op for op in counter.snapshot() if not op.split(".")[1].startswith(reads)}
+    # Its one item write (PutItem) is the namespace's settings record, which the daemon only
+    # reads (the test checks the record's version); the daemon's own PutItem are its runs'.
+    return {op for op in counter.snapshot()
+            if not op.split(".")[1].startswith(reads)} - {"dynamodb.PutItem"}
 
 
 @pytest.mark.parametrize("backend", ["rules", "scheduler"])
@@ -264,17 +270,33 @@ def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, re
     assert on_ecs.with_(repo=cli.repo, listen=cli.listen) == cli
     assert on_ecs.repo == str(repo)
 
-    # Names derived from the namespace are the stack's; so are two of the unread outputs.
+    # Names derived from the namespace are the stack's. Its roles are not bootstrap's defaults,
+    # and the daemon's role may pass each of them.
     partition, account = test_clients.identity()
     assert on_ecs.topic_arn(partition, account) == outputs["TopicArn"]
     assert outputs["QueueUrl"].rsplit("/", 2)[1:] == [account, on_ecs.queue_name]
     assert on_ecs.log_group_name == outputs["LogGroup"]
-    assert default_scheduler_role(account, NAMESPACE, partition) == outputs["SchedulerRoleArn"]
+    assert outputs["SchedulerRoleArn"] != default_scheduler_role(account, NAMESPACE, partition)
+    assert outputs["ExecutionRoleArn"] != default_execution_role(account, NAMESPACE, partition)
+    for output, service in (("ExecutionRoleArn", "ecs-tasks.amazonaws.com"),
+                            ("TaskRoleArn", "ecs-tasks.amazonaws.com"),
+                            ("SchedulerRoleArn", "scheduler.amazonaws.com")):
+        assert _daemon_may_pass(test_clients, outputs[output], service), output
 
-    # The daemon, as ECS starts it, plus the outputs no variable carries yet (and, for the
-    # test: a free port, short SQS polls, the emulator's SNS certificates).
-    daemon_settings = _with_unread(on_ecs, outputs).with_(listen="127.0.0.1:0", sqs_wait_s=1)
+    # `cronctl bootstrap` with the outputs as its variables (the README's step after deploying)
+    # records the namespace's settings and creates nothing else: no role, no table, no queue.
+    booted = bootstrap(AwsClients(cli), cli)
+    assert {(r.kind, r.status) for r in booted.rows if r.status == "created"} == {
+        ("namespace-settings", "created")}
+    assert not [r for r in booted.rows if r.kind == "iam-role"]
+    assert booted.settings == on_ecs.namespace_settings
+
+    # The daemon, as ECS starts it (and, for the test: a free port, short SQS polls, the
+    # emulator's SNS certificates): its environment agrees with the recorded settings.
+    daemon_settings = on_ecs.with_(listen="127.0.0.1:0", sqs_wait_s=1)
     built = build_daemon(daemon_settings, cert_fetch=moto_cert_fetcher)
+    assert built.settings.recorded_version == booted.settings_version >= 1
+    assert built.settings.namespace_settings == on_ecs.namespace_settings
     built.daemon.start()
     try:
         # ... and the topic's subscription, with the template's delivery policy, to the
@@ -309,7 +331,7 @@ def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, re
         [task] = ecs.describe_tasks(cluster=outputs["Cluster"], tasks=[record.task_arn])["tasks"]
         assert task["startedBy"] == eid
         assert task["clusterArn"].endswith(f":cluster/{outputs['Cluster']}")
-        assert task["overrides"]["taskRoleArn"] == outputs["DefaultTaskRoleArn"]
+        assert task["overrides"]["taskRoleArn"] == outputs["TaskRoleArn"]
         [attachment] = task["attachments"]
         details = {d["name"]: d["value"] for d in attachment["details"]}
         assert details["subnetId"] in outputs["Subnets"].split(",")
@@ -328,6 +350,7 @@ def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, re
         wait_for(lambda: store.get(eid).status == "SUCCESS", timeout=15, message="SUCCESS")
     finally:
         assert built.daemon.stop(budget_s=30)
+    assert registry.read_namespace(test_clients, on_ecs).version == booted.settings_version
 
     # The daemon created nothing but the cron's own resources, and made no call that
     # `cronctl bootstrap` makes to set up or repair the namespace.

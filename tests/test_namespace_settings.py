@@ -270,3 +270,22 @@ def test_run_task_uses_the_capacity_provider_strategy_instead_of_a_launch_type(p
 def test_a_rules_quota_below_one_is_refused(capsys):
     assert main(["reconcile", "--dry-run", "--rules-quota", "0"]) == 1
     assert "--rules-quota must be 1 or more, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("raw", "wanted"), [
+    ("ENABLED", True), ("DISABLED", False), ("enabled", True), ("Disabled", False),
+    ("true", True), ("FALSE", False), ("1", True), ("0", False), (" yes ", True)])
+def test_assign_public_ip_reads_true_false_and_the_aws_words(monkeypatch, raw, wanted):
+    """CRONCTL_ASSIGN_PUBLIC_IP as the namespace stack's output AssignPublicIp says it
+    (ENABLED/DISABLED, exported verbatim by the README's cronctl_env), or true/false."""
+    monkeypatch.setenv("CRONCTL_ASSIGN_PUBLIC_IP", raw)
+    settings = from_environment()
+    assert settings.network.assign_public_ip is wanted
+    assert settings.given["assign_public_ip"] == f"CRONCTL_ASSIGN_PUBLIC_IP={raw}"
+
+
+def test_assign_public_ip_refuses_other_words(monkeypatch):
+    monkeypatch.setenv("CRONCTL_ASSIGN_PUBLIC_IP", "sometimes")
+    with pytest.raises(ConfigError, match="CRONCTL_ASSIGN_PUBLIC_IP must be true or false "
+                                          r"\(or ENABLED or DISABLED\), got 'sometimes'"):
+        from_environment()
