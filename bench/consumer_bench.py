@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from bench.env import CallTimer, bench_settings, format_counts, reset, table
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
-from reconciler.core.executions import execution_id
-from reconciler.core.snapshot import Snapshot
+from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap
-from reconciler.service.consumer import EventConsumer
-from reconciler.service.dispatch import STARTED, Dispatcher
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
+from reconciler.service.execution.consumer import EventConsumer
+from reconciler.service.execution.dispatch import STARTED, Dispatcher
 from tests.support.ecs_events import lifecycle, send_events
 from tests.support.reconcile_env import cron_yaml
 

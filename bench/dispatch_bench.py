@@ -20,14 +20,14 @@ from reconciler.adapters import sns
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
-from reconciler.core.executions import execution_id
-from reconciler.core.snapshot import Snapshot
+from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap
+from reconciler.service.control.reconcile import run_pass
 from reconciler.service.daemon import readiness_check
-from reconciler.service.dispatch import Dispatcher
-from reconciler.service.http import DaemonHttpServer
-from reconciler.service.reconcile import run_pass
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.execution.dispatch import Dispatcher
+from reconciler.service.http.server import DaemonHttpServer
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from tests.support.reconcile_env import cron_yaml
 from tests.support.waiting import wait_for
 

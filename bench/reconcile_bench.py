@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from bench.env import bench_settings, format_counts, reset, table, writes
 from reconciler.adapters.aws import AwsClients
-from reconciler.core.snapshot import Snapshot
-from reconciler.service.reconcile import PassResult, run_pass
+from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.service.control.reconcile import PassResult, run_pass
 from reconciler.settings import Settings
 from tests.support.reconcile_env import cron_yaml, prepare
 

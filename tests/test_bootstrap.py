@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.adapters import sns
 from reconciler.adapters.aws import AwsClients
-from reconciler.adapters.infra_attributes import differing
+from reconciler.adapters.infra.attributes import differing
 from reconciler.cli import main
 from reconciler.service.bootstrap import BootstrapError, bootstrap
 from tests.support.fixtures import FIXTURES

@@ -259,7 +259,7 @@ def needed_actions(calls) -> set[str]:
 def test_daemon_role_allows_every_call_of_reconcile_passes(template, settings, tmp_path):
     """Every AWS operation that create, backend switch, edit and delete passes make (as
     counted against the emulator) is an action the daemon role allows."""
-    from reconciler.service.reconcile import run_pass
+    from reconciler.service.control.reconcile import run_pass
     from tests.support.reconcile_env import cron_yaml, prepare, write_crons
 
     clients = prepare(settings)

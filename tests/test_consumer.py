@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
-from reconciler.service.consumer import EventConsumer
-from reconciler.service.dispatch import Dispatcher
+from reconciler.service.execution.consumer import EventConsumer
+from reconciler.service.execution.dispatch import Dispatcher
 from tests.support.ecs_events import (
     BASE_TIME,
     ensure_queue,
@@ -206,7 +206,7 @@ def test_a_replayed_terminal_event_releases_a_lock_left_behind(plane, settings):
     put_cron(clients, settings, "hello", td)
     run = started(clients, settings, "hello")
     store = ExecutionStore(clients, settings)
-    from reconciler.core.executions import apply_event, parse_task_event
+    from reconciler.core.executions.records import apply_event, parse_task_event
     stopped = lifecycle(run.task_arn, run.execution_id)[3]
     before = store.get(run.execution_id)
     assert store.apply(apply_event(before, parse_task_event(stopped)), before.version)

@@ -17,7 +17,7 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
 from reconciler.cli import main
-from reconciler.core.executions import execution_id
+from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.wiring import build_daemon
 from tests.support.ecs_events import lifecycle, send_event

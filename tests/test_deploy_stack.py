@@ -25,7 +25,7 @@ from reconciler.adapters.aws import AwsClients, CallCounter
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
 from reconciler.core.desired import SCHEDULER_TIME, default_scheduler_role, rule_name
-from reconciler.core.executions import execution_id
+from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap, default_execution_role
 from reconciler.service.wiring import build_daemon
 from reconciler.settings import Settings, from_environment

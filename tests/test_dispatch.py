@@ -10,9 +10,9 @@ from botocore.awsrequest import AWSResponse
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
-from reconciler.core import executions as ex
+from reconciler.core.executions import records as ex
 from reconciler.errors import TransientError
-from reconciler.service.dispatch import Dispatcher, RetryLater
+from reconciler.service.execution.dispatch import Dispatcher, RetryLater
 from tests.support.ecs_events import put_cron, tasks_started_by
 
 AT = "2018-02-26T13:50:00Z"

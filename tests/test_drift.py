@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from reconciler.core.plan import ADOPTING
-from reconciler.service.reconcile import run_pass
+from reconciler.core.plan.planner import ADOPTING
+from reconciler.service.control.reconcile import run_pass
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
 
 CRONS = {

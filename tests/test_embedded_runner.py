@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from reconciler.core.executions import Execution, apply_event, parse_task_event
+from reconciler.core.executions.records import Execution, apply_event, parse_task_event
 from reconciler.core.registry_model import RegistryItem
 from reconciler.service.embedded.runner import LocalTaskRunner, exit_code
 from tests.support.waiting import wait_for

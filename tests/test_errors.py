@@ -19,7 +19,7 @@ from reconciler.errors import (
     QuotaExceeded,
     TransientError,
 )
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from reconciler.settings import Settings
 from tests.support.moto import REGION
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons

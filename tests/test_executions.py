@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.core import executions as ex
+from reconciler.core.executions import records as ex
 from tests.support.ecs_events import lifecycle, task_event
 from tests.support.fixtures import FIXTURES as ALL_FIXTURES
 

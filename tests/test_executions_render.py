@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.core import status_render as render
-from reconciler.core.executions import Execution
+from reconciler.core.executions.records import Execution
+from reconciler.core.status import render
 
 DESIGN_EXAMPLE = """\
 Name     = my-cron-job

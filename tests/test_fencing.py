@@ -22,8 +22,8 @@ from reconciler.adapters.lease import LeaderLease, LeaseLost
 from reconciler.cli import main
 from reconciler.errors import ConfigError
 from reconciler.service.bootstrap import bootstrap
-from reconciler.service.reconcile import run_pass
-from reconciler.service.reconcile_loop import ReconcileLoop
+from reconciler.service.control.reconcile import run_pass
+from reconciler.service.control.reconcile_loop import ReconcileLoop
 from reconciler.settings import from_environment
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
 from tests.support.waiting import wait_for

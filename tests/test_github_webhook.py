@@ -17,15 +17,15 @@ from structlog.testing import capture_logs
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
 from reconciler.service.bootstrap import bootstrap
-from reconciler.service.http import DaemonHttpServer
-from reconciler.service.http_routes import (
+from reconciler.service.control.reconcile import PassResult
+from reconciler.service.control.reconcile_loop import ReconcileLoop
+from reconciler.service.http.routes import (
     GITHUB_MAX_BODY,
     github_signature,
     signature_refusal,
 )
-from reconciler.service.reconcile import PassResult
-from reconciler.service.reconcile_loop import ReconcileLoop
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.http.server import DaemonHttpServer
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from reconciler.service.wiring import build_daemon
 from reconciler.settings import from_environment
 from tests.support.reconcile_env import prepare

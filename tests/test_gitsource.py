@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters import gitsource
-from reconciler.adapters.gitsource import read_directory, read_git
-from reconciler.adapters.gitsource_mirror import mirror_path
-from reconciler.core.diagnostics import Diagnostic
+from reconciler.adapters.gitsource import reader as gitsource
+from reconciler.adapters.gitsource.mirror import mirror_path
+from reconciler.adapters.gitsource.reader import read_directory, read_git
+from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.errors import SourceError
 
 JOB = b'schedule: "rate(5 minutes)"\ncontainer:\n  image: busybox\n'
@@ -147,7 +147,7 @@ def test_directory_with_too_many_files_is_refused_whole(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match="more than 10000 cron files"):
         read_directory(str(tmp_path), ["crons.d"])
 
-    monkeypatch.setattr("reconciler.adapters.gitsource_collect.MAX_FILES", 3)
+    monkeypatch.setattr("reconciler.adapters.gitsource.collect.MAX_FILES", 3)
     for index in range(3):
         write(tmp_path, f"few/sub{index}/c.yaml")
     assert len(read_directory(str(tmp_path), ["few"]).files) == 3
@@ -388,9 +388,9 @@ def test_git_more_than_ten_thousand_cron_files_refuse_the_source(tmp_path, monke
         read_git(str(repo), "many", "crons.d")
 
     fast_import_commit(repo, 20, "some")
-    monkeypatch.setattr("reconciler.adapters.gitsource_collect.MAX_FILES", 20)
+    monkeypatch.setattr("reconciler.adapters.gitsource.collect.MAX_FILES", 20)
     assert len(read_git(str(repo), "some", "crons.d").files) == 20
-    monkeypatch.setattr("reconciler.adapters.gitsource_collect.MAX_FILES", 19)
+    monkeypatch.setattr("reconciler.adapters.gitsource.collect.MAX_FILES", 19)
     with pytest.raises(SourceError, match="more than 19 cron files"):
         read_git(str(repo), "some", "crons.d")
 
@@ -566,8 +566,8 @@ def test_other_transports_are_refused_before_git_runs(tmp_path, monkeypatch, rep
     def no_git(*_args, **_kwargs):
         raise AssertionError("git ran")
 
-    monkeypatch.setattr("reconciler.adapters.gitsource_mirror._git", no_git)
-    monkeypatch.setattr("reconciler.adapters.gitsource.git.Repo", no_git)
+    monkeypatch.setattr("reconciler.adapters.gitsource.mirror._git", no_git)
+    monkeypatch.setattr("reconciler.adapters.gitsource.reader.git.Repo", no_git)
     cache = tmp_path / "cache"
     started = time.monotonic()
     with pytest.raises(SourceError) as raised:
@@ -601,7 +601,7 @@ def test_an_accepted_remote_still_runs_git_without_prompting_and_with_a_timeout(
         return real_popen(args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("reconciler.adapters.gitsource_mirror.subprocess.Popen", spy)
+        patch.setattr("reconciler.adapters.gitsource.mirror.subprocess.Popen", spy)
         with pytest.raises(SourceError, match="cannot reach file:///nonexistent"):
             read_git("file:///nonexistent", None, "crons.d", cache_dir=str(tmp_path / "c"),
                      timeout=30)
@@ -621,7 +621,7 @@ def _ancestor_links(root: Path) -> None:
 
 
 def _assert_only_the_links_are_refused(snapshot) -> None:
-    from reconciler.core.loader import load_snapshot
+    from reconciler.core.cronfile.loader import load_snapshot
 
     assert snapshot.files == {"crons.d/a.yaml": JOB, "crons.d/team/b.yaml": JOB}
     refused = refusals(snapshot)

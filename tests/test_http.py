@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
 from reconciler.errors import NotFound, PermanentError
-from reconciler.service.http import DaemonHttpServer
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.http.server import DaemonHttpServer
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from tests.support.sns import (
     CERTS_DIR,
     CountingFetch,

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler.service.http import DaemonHttpServer
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.http.server import DaemonHttpServer
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from tests.support.sns import CountingFetch, TestSigner, post, raw_exchange, request, status_of
 from tests.support.waiting import wait_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.loader import load_file, load_snapshot
-from reconciler.core.snapshot import Snapshot
+from reconciler.core.cronfile.diagnostics import Diagnostic
+from reconciler.core.cronfile.loader import load_file, load_snapshot
+from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.spec import Capacity, ContainerSpec, CronSpec, Notifications
 
 PI = b"""\

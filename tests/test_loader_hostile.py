@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from reconciler.core.loader import load_file
-from reconciler.core.yaml_lines import MAX_NODES
+from reconciler.core.cronfile.loader import load_file
+from reconciler.core.cronfile.yaml_lines import MAX_NODES
 
 
 def only_error(data: bytes, path: str = "crons.d/job.yaml"):

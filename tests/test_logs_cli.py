@@ -14,11 +14,11 @@ from reconciler import cli
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.logs import ensure_log_group, put_lines, read_pages
 from reconciler.core import log_streams
-from reconciler.core.executions import Execution
+from reconciler.core.executions.records import Execution
 from reconciler.core.registry_model import RegistryItem
-from reconciler.service.consumer import EventConsumer
-from reconciler.service.dispatch import Dispatcher
 from reconciler.service.embedded.runner import LocalTaskRunner
+from reconciler.service.execution.consumer import EventConsumer
+from reconciler.service.execution.dispatch import Dispatcher
 from tests.support.ecs_events import lifecycle, put_cron, send_events
 from tests.support.waiting import wait_for
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconciler.adapters.aws import AwsClients, CallCounter, call_retrying, is_throttling
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.moto_sns_certs import moto_cert_fetcher
-from reconciler.core.executions import execution_id, format_time
+from reconciler.core.executions.records import execution_id, format_time
 from reconciler.errors import TransientError
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.metrics import Metrics

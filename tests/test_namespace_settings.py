@@ -15,8 +15,8 @@ from reconciler.adapters.registry_read import RegistryReader
 from reconciler.adapters.tables import ensure_tables
 from reconciler.cli import main
 from reconciler.errors import ConfigError
+from reconciler.service.control.reconcile import run_pass
 from reconciler.service.namespace import resolve
-from reconciler.service.reconcile import run_pass
 from reconciler.service.wiring import build_daemon
 from reconciler.settings import (
     CapacityProvider,

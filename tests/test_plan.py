@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from reconciler.core.desired import CRON_TAG, Deployment, ours_tags
-from reconciler.core.plan import ADOPTING, desired_state, make_plan
-from reconciler.core.plan_model import Observed, ObservedSchedule, ObservedTaskDefinition
+from reconciler.core.plan.model import Observed, ObservedSchedule, ObservedTaskDefinition
+from reconciler.core.plan.planner import ADOPTING, desired_state, make_plan
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import ContainerSpec, CronSpec
 

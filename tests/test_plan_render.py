@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from reconciler.core.plan import HELD_BACK
-from reconciler.core.plan_model import Change, Plan, PlanError
-from reconciler.core.plan_render import is_sensitive, plain_message, render_json, render_text
-from reconciler.service.apply import ApplyError
+from reconciler.core.plan.model import Change, Plan, PlanError
+from reconciler.core.plan.planner import HELD_BACK
+from reconciler.core.plan.render import is_sensitive, plain_message, render_json, render_text
+from reconciler.service.control.apply import ApplyError
 
 PLAN = Plan(commit="abc123", changes=(
     Change("a", "schedule", "create", "new cron",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reconciler.cli import main
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from tests.support.reconcile_env import (
     cron_yaml,
     live_state,

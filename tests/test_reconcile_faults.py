@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from tests.support.moto import reset_moto
 from tests.support.reconcile_env import (
     FaultInjector,

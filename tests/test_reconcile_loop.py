@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.service.reconcile import run_pass
-from reconciler.service.reconcile_loop import LeaderLease, ReconcileLoop
+from reconciler.service.control.reconcile import run_pass
+from reconciler.service.control.reconcile_loop import LeaderLease, ReconcileLoop
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
 from tests.support.waiting import wait_for
 

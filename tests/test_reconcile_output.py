@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from reconciler.cli import main
-from reconciler.service.apply import PROGRESS
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.apply import PROGRESS
+from reconciler.service.control.reconcile import run_pass
 from tests.support.reconcile_env import cron_yaml, prepare, record_settings, write_crons
 
 FOUR = {name: cron_yaml(f"cron({minute} 5 * * ? *)", "busybox")
@@ -137,7 +137,7 @@ def repo(tmp_path):
 
 
 def test_uncommitted_changes_under_the_cron_path_are_listed(repo):
-    from reconciler.adapters.gitsource import uncommitted_changes
+    from reconciler.adapters.gitsource.reader import uncommitted_changes
 
     assert uncommitted_changes(str(repo), "crons.d") == []
     (repo / "crons.d" / "edit.yaml").write_text(cron_yaml("cron(9 9 * * ? *)"))
@@ -156,7 +156,7 @@ def test_uncommitted_changes_under_the_cron_path_are_listed(repo):
 
 
 def test_reconcile_warns_that_uncommitted_edits_are_not_applied(settings, repo, capsys):
-    from reconciler.service.uncommitted import UncommittedWatcher
+    from reconciler.service.control.uncommitted import UncommittedWatcher
 
     prepare(settings)
     (repo / "crons.d" / "new.yaml").write_text(FOUR["a"])

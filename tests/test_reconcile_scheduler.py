@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
 
 CRONS = {

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from reconciler.core import schedule
-from reconciler.core.schedule import CronExpression, RateExpression, ScheduleError
-from reconciler.core.schedule_model import (
+from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule.expressions import CronExpression, RateExpression, ScheduleError
+from reconciler.core.schedule.model import (
     DaysOfMonth,
     DaysOfWeek,
     LastDayOfMonth,

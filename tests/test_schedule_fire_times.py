@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.core import schedule
-from reconciler.core.schedule import ScheduleError
+from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule.expressions import ScheduleError
 
 
 def utc(text: str) -> datetime:

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from reconciler.errors import PermanentError, TransientError
-from reconciler.service.sns_verify import (
+from reconciler.service.http.sns_verify import (
     CertificateStore,
     SnsRejected,
     SnsVerifier,

@@ -12,12 +12,12 @@ from boto3.dynamodb.types import TypeSerializer
 
 from reconciler import cli
 from reconciler.adapters.registry import from_wire
-from reconciler.core import executions as ex
+from reconciler.core.executions import records as ex
 from reconciler.core.registry_model import RegistryItem
-from reconciler.service.consumer import EventConsumer
-from reconciler.service.dispatch import Dispatcher
-from reconciler.service.reconcile import run_pass
-from reconciler.service.status_page import StatusPages
+from reconciler.service.control.reconcile import run_pass
+from reconciler.service.execution.consumer import EventConsumer
+from reconciler.service.execution.dispatch import Dispatcher
+from reconciler.service.http.status_page import StatusPages
 from tests.support.ecs_events import (
     lifecycle,
     put_cron,

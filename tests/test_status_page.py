@@ -18,9 +18,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from reconciler.core import status_page as page
-from reconciler.core.executions import Execution, execution_id
+from reconciler.core.executions.records import Execution, execution_id
 from reconciler.core.registry_model import RegistryItem
+from reconciler.core.status import page
 from reconciler.errors import NotFound
 from reconciler.settings import Settings
 
@@ -291,7 +291,7 @@ def _item(name: str, **spec) -> RegistryItem:
 
 
 def _pages(registry, executions=None, **settings):
-    from reconciler.service.status_page import StatusPages
+    from reconciler.service.http.status_page import StatusPages
 
     return StatusPages(None, Settings(namespace="test", **settings), now=lambda: NOW,
                        registry=registry, executions=executions or FakeExecutions({}))
@@ -343,7 +343,7 @@ def test_answers_of_the_status_page_service():
 
 
 def test_local_endpoint_gets_no_console_links_and_default_namespace_no_flag():
-    from reconciler.service.status_page import StatusPages
+    from reconciler.service.http.status_page import StatusPages
 
     pages = StatusPages(None, Settings(endpoint_url="http://127.0.0.1:5000"), now=lambda: NOW,
                         registry=FakeRegistry({"hello": _item("hello")}),

@@ -13,10 +13,10 @@ from botocore.awsrequest import AWSResponse
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
-from reconciler.core import executions as ex
-from reconciler.core import repairs
-from reconciler.service.dispatch import Dispatcher
-from reconciler.service.watchdog import Watchdog
+from reconciler.core.executions import records as ex
+from reconciler.core.executions import repairs
+from reconciler.service.execution.dispatch import Dispatcher
+from reconciler.service.execution.watchdog import Watchdog
 from tests.support.ecs_events import lifecycle, put_cron, tasks_started_by
 from tests.support.waiting import wait_for
 

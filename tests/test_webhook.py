@@ -10,10 +10,10 @@ from email.message import Message
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler.service.http import DaemonHttpServer
-from reconciler.service.http_routes import WebhookBodyError, bearer_refusal, webhook_commit
-from reconciler.service.reconcile_loop import ReconcileLoop
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.control.reconcile_loop import ReconcileLoop
+from reconciler.service.http.routes import WebhookBodyError, bearer_refusal, webhook_commit
+from reconciler.service.http.server import DaemonHttpServer
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
 from tests.support.sns import CountingFetch, raw_exchange, status_of
 from tests.support.waiting import wait_for

@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.adapters.tables import EXECUTIONS_BY_CRON, EXECUTIONS_UNFINISHED, UNFINISHED
-from reconciler.core.executions import PENDING, Execution
+from reconciler.core.executions.records import PENDING, Execution
 from reconciler.errors import Conflict
 from reconciler.settings import Settings
 

@@ -12,7 +12,7 @@ from reconciler.core.desired import (
     DesiredSchedule,
     ours_tags,
 )
-from reconciler.core.plan_model import ObservedSchedule
+from reconciler.core.plan.model import ObservedSchedule
 from reconciler.errors import NotFound, PermanentError
 
 

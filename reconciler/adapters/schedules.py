@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.core.desired import CRON_TAG, DesiredSchedule, ours_tags
-from reconciler.core.plan_model import ObservedSchedule
+from reconciler.core.plan.model import ObservedSchedule
 from reconciler.errors import Conflict, NotFound
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from reconciler.adapters.aws import AwsClients, call_retrying
-from reconciler.adapters.infra_attributes import differing
+from reconciler.adapters.infra.attributes import differing
 from reconciler.errors import ConfigError, NotFound
 
 PUBLISHING_SERVICES = ("events.amazonaws.com", "scheduler.amazonaws.com")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.core.desired import DesiredTaskDefinition
-from reconciler.core.plan_model import ObservedTaskDefinition
+from reconciler.core.plan.model import ObservedTaskDefinition
 from reconciler.errors import NotFound, PermanentError
 
 

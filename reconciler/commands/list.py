@@ -14,7 +14,7 @@ from reconciler.commands.common import (
     namespace_settings,
     settings_from_args,
 )
-from reconciler.core import status_render
+from reconciler.core.status import render as status_render
 from reconciler.errors import CronctlError
 
 HELP = "list the crons with their last and next runs"

@@ -112,7 +112,7 @@ class ApplyProgress:
 
 
 def _warn_uncommitted(settings) -> str | None:
-    from reconciler.service.uncommitted import uncommitted, warning_text
+    from reconciler.service.control.uncommitted import uncommitted, warning_text
 
     text = warning_text(settings, uncommitted(settings))
     if text:
@@ -122,10 +122,10 @@ def _warn_uncommitted(settings) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
-    from reconciler.core.plan_render import plain_message, render_json, render_text
-    from reconciler.service.apply import PROGRESS
-    from reconciler.service.reconcile import run_pass
-    from reconciler.service.reconcile_loop import run_leased_pass
+    from reconciler.core.plan.render import plain_message, render_json, render_text
+    from reconciler.service.control.apply import PROGRESS
+    from reconciler.service.control.reconcile import run_pass
+    from reconciler.service.control.reconcile_loop import run_leased_pass
 
     if args.max_deletes is not None and args.max_deletes < 0:
         print("cronctl reconcile: --max-deletes must be 0 or more", file=sys.stderr)

@@ -68,7 +68,7 @@ class WhereToLook:
 
 
 def _status_page_line(listen: str) -> str | None:
-    from reconciler.service.http import parse_listen
+    from reconciler.service.http.server import parse_listen
 
     host, port = parse_listen(listen)
     if not port:
@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print("cronctl serve: --history-days must be at least 1 (days execution records are "
               "kept)", file=sys.stderr)
         return 2
+    from reconciler.service.control.uncommitted import UncommittedWatcher
     from reconciler.service.embedded.runner import LocalTaskRunner
-    from reconciler.service.uncommitted import UncommittedWatcher
     from reconciler.service.wiring import build_daemon
 
     try:

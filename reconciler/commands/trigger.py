@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.adapters.aws import AwsClients
-    from reconciler.service.dispatch import (
+    from reconciler.service.execution.dispatch import (
         SKIPPED,
         STARTED,
         SUSPENDED,

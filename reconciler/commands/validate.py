@@ -10,12 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from reconciler.adapters.gitsource import read_directory, read_git
+from reconciler.adapters.gitsource.reader import read_directory, read_git
 from reconciler.commands.common import add_output_flag, add_source_flags, settings_from_args
-from reconciler.core import schedule
-from reconciler.core.diagnostics import Diagnostic
-from reconciler.core.loader import LoadResult, load_snapshot
-from reconciler.core.snapshot import Snapshot
+from reconciler.core.cronfile.diagnostics import Diagnostic
+from reconciler.core.cronfile.loader import LoadResult, load_snapshot
+from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.core.schedule import expressions as schedule
 from reconciler.core.spec import CronSpec
 from reconciler.errors import SourceError
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.core.executions import MAIN_CONTAINER, Execution
+from reconciler.core.executions.records import MAIN_CONTAINER, Execution
 
 # PutLogEvents limits: events per call, bytes per call (each event counts its UTF-8 message
 # plus 26 bytes), bytes per event (the awslogs driver splits longer lines the same way).

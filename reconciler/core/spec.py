@@ -1,6 +1,6 @@
 """The spec model: one frozen ``CronSpec`` per cron file, with every default applied.
 
-Built by ``reconciler.core.loader`` from a validated file; everything downstream (plan,
+Built by ``reconciler.core.cronfile.loader`` from a validated file; everything downstream (plan,
 registry, dispatch) reads only this model, never raw YAML.
 """
 

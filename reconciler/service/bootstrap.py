@@ -30,9 +30,13 @@ from typing import NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters import iam, infra_ecs, infra_events, infra_sqs, logs, registry, sns
+from reconciler.adapters import logs, registry, sns
 from reconciler.adapters.aws import AwsClients, translate
-from reconciler.adapters.infra_attributes import as_json
+from reconciler.adapters.infra import ecs_cluster as infra_ecs
+from reconciler.adapters.infra import events as infra_events
+from reconciler.adapters.infra import iam
+from reconciler.adapters.infra import queues as infra_sqs
+from reconciler.adapters.infra.attributes import as_json
 from reconciler.adapters.tables import ensure_tables
 from reconciler.core.desired import default_scheduler_role
 from reconciler.errors import ConfigError, Conflict, CronctlError

@@ -11,16 +11,16 @@ from reconciler.adapters.executions import from_attributes
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
-from reconciler.service.consumer import EventConsumer
+from reconciler.service.control.reconcile_loop import ReconcileLoop
 from reconciler.service.daemon import Component, Daemon, readiness_check
-from reconciler.service.dispatch import Dispatcher
-from reconciler.service.http import DaemonHttpServer, parse_listen
+from reconciler.service.execution.consumer import EventConsumer
+from reconciler.service.execution.dispatch import Dispatcher
+from reconciler.service.execution.watchdog import Watchdog
+from reconciler.service.http.server import DaemonHttpServer, parse_listen
+from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
+from reconciler.service.http.status_page import StatusPages
 from reconciler.service.metrics import Metrics
 from reconciler.service.namespace import resolve
-from reconciler.service.reconcile_loop import ReconcileLoop
-from reconciler.service.sns_verify import CertificateStore, SnsVerifier
-from reconciler.service.status_page import StatusPages
-from reconciler.service.watchdog import Watchdog
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.serve")

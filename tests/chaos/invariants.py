@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reconciler.core.executions import FAILED_TO_START, LOST, PENDING, SKIPPED, TERMINAL
-from reconciler.service.reconcile import run_pass
+from reconciler.core.executions.records import FAILED_TO_START, LOST, PENDING, SKIPPED, TERMINAL
+from reconciler.service.control.reconcile import run_pass
 from tests.chaos.namespace import ChaosNamespace
 from tests.support.serve_process import ServeProcess
 from tests.support.waiting import wait_for

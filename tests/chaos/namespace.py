@@ -10,9 +10,9 @@ from pathlib import Path
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.registry_read import RegistryReader
-from reconciler.core.executions import execution_id
+from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from reconciler.settings import Settings
 from tests.support.ecs_events import tasks_started_by
 from tests.support.moto import REGION

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.core.executions import parse_time
+from reconciler.core.executions.records import parse_time
 from tests.chaos.invariants import assert_runs
 from tests.chaos.namespace import ChaosNamespace
 from tests.chaos.tools import Background, final, on_table, redeliver, task_arn_write

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from reconciler.service.reconcile import run_pass
+from reconciler.service.control.reconcile import run_pass
 from tests.chaos.namespace import ChaosNamespace
 from tests.support.faultproxy import Request
 from tests.support.moto import REGION

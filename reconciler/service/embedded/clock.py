@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from reconciler.core import schedule
 from reconciler.core.registry_model import RegistryItem
+from reconciler.core.schedule import expressions as schedule
 from reconciler.logs import get_logger
 
 log = get_logger("cronctl.embedded.clock")

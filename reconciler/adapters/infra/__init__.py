@@ -1,0 +1,1 @@
+"""The namespace's shared infrastructure that bootstrap ensures: queues, rules, cluster, roles."""

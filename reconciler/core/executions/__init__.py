@@ -1,0 +1,1 @@
+"""Execution records, the ECS events that move them and the watchdog's repairs."""

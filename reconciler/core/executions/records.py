@@ -1,0 +1,346 @@
+"""Executions: ids, the record of one run, and its state machine (record + event -> record).
+
+Pure: no I/O. The dispatcher creates a ``PENDING`` record before calling RunTask; the event
+consumer folds ``ECS Task State Change`` events into it with ``apply_event``.
+
+Invariants:
+- ``execution_id(cron, scheduled_at)`` is deterministic, so every delivery of one scheduled
+  message maps to the same record (and the same RunTask ``clientToken``/``startedBy``).
+- ``detail.version`` orders events: an event whose version is not above the record's
+  ``version`` is stale or a duplicate and changes nothing.
+- A terminal record never goes back to a non-terminal status.
+
+Events whose ``lastStatus`` is ``DEACTIVATING``/``STOPPING``/``DEPROVISIONING`` with
+``desiredStatus`` ``STOPPED`` (e.g. the captured 2019 Fargate event) already carry the final
+outcome once the essential containers have exit codes (or ECS says the task failed to start):
+such an event finishes the execution at once, so the outcome does not wait for (or depend on)
+the final ``STOPPED`` event. A later ``STOPPED`` event with a higher version refreshes the
+timestamps but keeps the decided outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+TASK_STATE_CHANGE = "ECS Task State Change"
+MAIN_CONTAINER = "main"
+TIMEOUT_CONTAINER = "timeout"
+TIMEOUT_EXIT_CODE = 124
+
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+SUCCESS = "SUCCESS"
+FAILED = "FAILED"
+TIMEOUT = "TIMEOUT"
+SKIPPED = "SKIPPED"
+FAILED_TO_START = "FAILED_TO_START"
+LOST = "LOST"
+STATUSES = (PENDING, RUNNING, SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST)
+TERMINAL = frozenset({SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST})
+TRIGGERS = ("schedule", "manual")
+
+# Task lastStatus values on the way down, before STOPPED.
+STOPPING_STATES = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING"})
+START_FAILURE_MARKERS = ("CannotPullContainerError", "ResourceInitializationError")
+
+_ID_NAMESPACE = uuid.UUID("6f1c2a4e-9b3d-5e7f-8a1b-2c3d4e5f6a7b")
+
+
+class MalformedEvent(ValueError):
+    """A task state change event that cannot be used; the message says what is wrong."""
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO-8601 timestamp (``Z`` or an offset) as an aware UTC datetime; ValueError if not."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"not an ISO-8601 timestamp: {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``: sorts as text in time order."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def normalize_scheduled_at(value: str) -> str:
+    """The scheduled time in one canonical form (UTC, whole seconds), whatever the input form."""
+    return parse_time(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def execution_id(cron: str, scheduled_at: str) -> str:
+    """Deterministic id (36 chars, fits RunTask ``startedBy``) of a cron's scheduled run."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{cron}@{normalize_scheduled_at(scheduled_at)}"))
+
+
+def manual_execution_id() -> str:
+    """A fresh id (36 chars) for a manual run."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run of a cron. Times are ISO-8601 UTC strings; ``expires_at`` is epoch seconds."""
+
+    execution_id: str
+    cron: str
+    scheduled_at: str
+    trigger: str = "schedule"
+    status: str = PENDING
+    task_arn: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    version: int | None = None
+    expires_at: int | None = None
+    # The intent and its claims (see ``reconciler.service.execution.dispatch``): the attempt that
+    # created the record, the attempt working on it now and until when (epoch seconds), and
+    # the time after which a run that has not started is given up (FAILED_TO_START).
+    attempt_id: str | None = None
+    claimed_by: str | None = None
+    claim_until: float | None = None
+    start_deadline: str | None = None
+    lock_released: bool | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def unstarted(self) -> bool:
+        """PENDING with no task known: the intent of a run that RunTask has not yet answered."""
+        return self.status == PENDING and not self.task_arn
+
+    def claimed(self, now: float, attempt: str | None = None) -> bool:
+        """True when an attempt other than ``attempt`` holds a live claim on the record."""
+        return (self.claim_until is not None and self.claim_until > now
+                and self.claimed_by != attempt)
+
+    def past_start_deadline(self, now: datetime) -> bool:
+        return self.start_deadline is not None and now >= parse_time(self.start_deadline)
+
+    def duration_s(self) -> float | None:
+        """Seconds from start to stop; None until both are known."""
+        if not self.started_at or not self.stopped_at:
+            return None
+        return max(0.0, (parse_time(self.stopped_at) - parse_time(self.started_at)).total_seconds())
+
+    def to_dict(self) -> dict:
+        """Plain attributes, ``None`` left out (the stored shape)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Execution:
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for key in ("exit_code", "version", "expires_at"):
+            if values.get(key) is not None:
+                values[key] = int(values[key])
+        if values.get("claim_until") is not None:
+            values["claim_until"] = float(values["claim_until"])
+        if values.get("lock_released") is not None:
+            values["lock_released"] = bool(values["lock_released"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container of a task event."""
+
+    name: str
+    last_status: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """The parts of an ``ECS Task State Change`` event that executions need."""
+
+    task_arn: str
+    last_status: str
+    desired_status: str | None
+    version: int
+    started_by: str | None = None
+    cluster_arn: str | None = None
+    containers: tuple[ContainerState, ...] = ()
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    execution_stopped_at: str | None = None
+    event_time: str | None = None
+
+    def main_container(self) -> ContainerState | None:
+        """The container named ``main``; else the only one that is not the timeout sidecar."""
+        for container in self.containers:
+            if container.name == MAIN_CONTAINER:
+                return container
+        others = [c for c in self.containers if c.name != TIMEOUT_CONTAINER]
+        return others[0] if len(others) == 1 else None
+
+    def container(self, name: str) -> ContainerState | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+
+def _optional_time(detail: dict, key: str) -> str | None:
+    value = detail.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return format_time(parse_time(value))
+    except (ValueError, TypeError) as exc:
+        raise MalformedEvent(f"detail.{key} is not an ISO-8601 timestamp: {value!r}") from exc
+
+
+def _containers(detail: dict) -> tuple[ContainerState, ...]:
+    raw = detail.get("containers") or []
+    if not isinstance(raw, list):
+        raise MalformedEvent("detail.containers is not a list")
+    result = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise MalformedEvent(f"detail.containers[{index}] has no name")
+        code = item.get("exitCode")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise MalformedEvent(f"detail.containers[{index}].exitCode is not an integer")
+        result.append(ContainerState(item["name"], item.get("lastStatus"), code,
+                                     item.get("reason")))
+    return tuple(result)
+
+
+def parse_task_event(envelope: dict) -> TaskEvent | None:
+    """An EventBridge envelope as a TaskEvent; None for other detail-types.
+
+    Raises ``MalformedEvent`` when the envelope or a task state change in it is unusable
+    (no taskArn / lastStatus / integer detail.version, bad timestamps or containers).
+    """
+    if not isinstance(envelope, dict):
+        raise MalformedEvent("event is not a JSON object")
+    detail_type = envelope.get("detail-type")
+    if not isinstance(detail_type, str):
+        raise MalformedEvent("event has no detail-type")
+    if detail_type != TASK_STATE_CHANGE:
+        return None
+    detail = envelope.get("detail")
+    if not isinstance(detail, dict):
+        raise MalformedEvent("event has no detail object")
+    for key in ("taskArn", "lastStatus"):
+        if not isinstance(detail.get(key), str) or not detail[key]:
+            raise MalformedEvent(f"detail.{key} is missing")
+    version = detail.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise MalformedEvent("detail.version is missing or not an integer")
+    started_by = detail.get("startedBy")
+    event_time = envelope.get("time")
+    try:
+        event_time = format_time(parse_time(event_time)) if event_time else None
+    except ValueError as exc:
+        raise MalformedEvent(f"time is not an ISO-8601 timestamp: {event_time!r}") from exc
+    return TaskEvent(
+        task_arn=detail["taskArn"],
+        last_status=detail["lastStatus"],
+        desired_status=detail.get("desiredStatus"),
+        version=version,
+        started_by=started_by if isinstance(started_by, str) and started_by else None,
+        cluster_arn=detail.get("clusterArn"),
+        containers=_containers(detail),
+        stop_code=detail.get("stopCode"),
+        stopped_reason=detail.get("stoppedReason") or None,
+        created_at=_optional_time(detail, "createdAt"),
+        started_at=_optional_time(detail, "startedAt"),
+        stopped_at=_optional_time(detail, "stoppedAt"),
+        execution_stopped_at=_optional_time(detail, "executionStoppedAt"),
+        event_time=event_time,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    exit_code: int | None
+    reason: str | None
+
+
+def outcome_decided(event: TaskEvent) -> bool:
+    """True when the event already tells how the run ended."""
+    if event.last_status == "STOPPED":
+        return True
+    if event.last_status not in STOPPING_STATES or event.desired_status != "STOPPED":
+        return False
+    if event.stop_code == "TaskFailedToStart":
+        return True
+    main, sidecar = event.main_container(), event.container(TIMEOUT_CONTAINER)
+    if sidecar is not None and sidecar.exit_code == TIMEOUT_EXIT_CODE:
+        return True
+    return main is not None and main.exit_code is not None
+
+
+def final_outcome(event: TaskEvent) -> Outcome:
+    """The final status rules, first match wins:
+
+    1. the ``timeout`` sidecar exited 124 -> TIMEOUT;
+    2. stopCode TaskFailedToStart, CannotPullContainerError / ResourceInitializationError in
+       stoppedReason, or the task never started (no startedAt and main has no exit code)
+       -> FAILED_TO_START;
+    3. stopCode UserInitiated (StopTask, e.g. "replaced by <id>") -> FAILED with that reason;
+    4. main exit code 0 -> SUCCESS; any other exit code -> FAILED with the code;
+    5. main has no exit code (spot interruption, host lost) -> FAILED with stoppedReason.
+    """
+    main, sidecar = event.main_container(), event.container(TIMEOUT_CONTAINER)
+    main_code = main.exit_code if main else None
+    reason = event.stopped_reason
+    if sidecar is not None and sidecar.exit_code == TIMEOUT_EXIT_CODE:
+        return Outcome(TIMEOUT, main_code, "timed out (timeout sidecar exited 124)")
+    start_failure = any(marker in (reason or "") for marker in START_FAILURE_MARKERS)
+    never_started = event.started_at is None and main_code is None
+    if event.stop_code == "TaskFailedToStart" or start_failure or never_started:
+        return Outcome(FAILED_TO_START, None, reason or (main.reason if main else None))
+    if event.stop_code == "UserInitiated":
+        return Outcome(FAILED, main_code, reason or "stopped by a user")
+    if main_code == 0:
+        return Outcome(SUCCESS, 0, None)
+    if main_code is not None:
+        return Outcome(FAILED, main_code, (main.reason if main else None) or reason)
+    return Outcome(FAILED, None, reason or "task stopped without an exit code")
+
+
+def apply_event(record: Execution, event: TaskEvent) -> Execution | None:
+    """The record after ``event``; None when the event is stale, a duplicate or not for it."""
+    if record.version is not None and event.version <= record.version:
+        return None
+    if record.status == SKIPPED or (record.task_arn and record.task_arn != event.task_arn):
+        return None
+    started_at = event.started_at or record.started_at
+    changes: dict = {"version": event.version, "task_arn": event.task_arn,
+                     "started_at": started_at}
+    if outcome_decided(event):
+        stopped_at = (event.stopped_at or event.execution_stopped_at or record.stopped_at
+                      or event.event_time)
+        if record.terminal and record.status != LOST:
+            # The outcome was decided by an earlier event: only refine times and exit code.
+            main = event.main_container()
+            exit_code = record.exit_code if record.exit_code is not None or main is None \
+                else main.exit_code
+            return replace(record, stopped_at=event.stopped_at or record.stopped_at,
+                           exit_code=exit_code, **changes)
+        outcome = final_outcome(event)
+        if outcome.status != FAILED_TO_START:
+            changes["started_at"] = started_at or event.created_at or record.created_at
+        return replace(record, status=outcome.status, exit_code=outcome.exit_code,
+                       reason=outcome.reason, stopped_at=stopped_at, **changes)
+    if record.terminal:
+        return None
+    status = RUNNING if event.last_status in ("RUNNING", *STOPPING_STATES) else PENDING
+    return replace(record, status=status, **changes)

@@ -1,0 +1,1 @@
+"""The plan: desired versus observed resources (``planner``), its model and its rendering."""

@@ -1,0 +1,372 @@
+"""make_plan: desired state vs. observed state -> Plan (pure).
+
+Rules the plan keeps:
+- nothing that is not ours (registry or tags) is ever changed or deleted: a colliding name is
+  a PlanError for that cron only;
+- held-back crons (invalid files) and crons with errors keep their live resources as they are,
+  including the task definitions their registry items reference;
+- more deletions than ``max_deletes`` crons drop every cron deletion (unless allowed);
+- rules AWS enforces that an emulator may not are checked here, saying what to set: on Fargate
+  the ``awslogs`` log driver (every task definition) and ``secrets`` need an execution role
+  (without one nothing changes); the rules backend warns at 80% of the rules quota and, past
+  it, creates no new rule (those crons are kept as they are); the Scheduler backend on its
+  default role warns that the role must exist;
+- change order is the apply order: task-definition creates, then per cron its schedule
+  create/update, the old backend's schedule delete, the registry write (or, for a removed
+  cron, schedule delete before registry delete), then task-definition deletes.
+"""
+
+from __future__ import annotations
+
+from reconciler.core.desired import (
+    Deployment,
+    DesiredCron,
+    desired_cron,
+    is_ours,
+    rule_name,
+    timezone_problem,
+)
+from reconciler.core.plan.model import (
+    Change,
+    DesiredState,
+    Observed,
+    ObservedSchedule,
+    Plan,
+    PlanError,
+)
+from reconciler.core.registry_model import RegistryItem
+from reconciler.core.spec import CronSpec
+
+ADOPTING = "adopting resource tagged as ours but missing from the registry"
+KNOWN_AFTER_APPLY = "(known after apply)"
+HELD_BACK = "file invalid: kept as is"
+
+
+def desired_state(specs: tuple[CronSpec, ...], dep: Deployment, *, commit: str | None,
+                  held_back: frozenset[str] = frozenset(),
+                  held_files: dict[str, str] | None = None,
+                  held_reasons: dict[str, tuple[str, ...]] | None = None) -> DesiredState:
+    crons = tuple(desired_cron(spec, dep) for spec in sorted(specs, key=lambda s: s.name))
+    return DesiredState(commit=commit, backend=dep.backend, crons=crons,
+                        held_back=frozenset(held_back), held_files=dict(held_files or {}),
+                        held_reasons=dict(held_reasons or {}), deployment=dep)
+
+
+EXECUTION_ROLE_FIX = ("set --execution-role-arn / CRONCTL_EXECUTION_ROLE_ARN (recorded with "
+                      "`cronctl bootstrap --namespace {ns} --execution-role-arn ARN`), or run "
+                      "`cronctl bootstrap --namespace {ns}`, which creates and records the role "
+                      "{ns}-task-execution")
+
+
+def execution_role_problem(desired: DesiredState) -> str | None:
+    """Fargate refuses a task definition with the awslogs log driver (all of ours) or secrets
+    and no execution role: one error for the namespace (nothing is changed)."""
+    dep = desired.deployment
+    if dep is None or dep.execution_role_arn or not dep.fargate or not desired.crons:
+        return None
+    return ("the task definitions use the awslogs log driver (and secrets) on Fargate, which "
+            "needs a task execution role, and none is set: nothing changed; "
+            + EXECUTION_ROLE_FIX.format(ns=dep.namespace))
+
+
+def secrets_problem(dc: DesiredCron, dep: Deployment | None) -> str | None:
+    """Secrets need an execution role on any launch type."""
+    if dep is None or dep.execution_role_arn or not dc.spec.container.secrets:
+        return None
+    return ("container.secrets needs a task execution role, and none is set; "
+            + EXECUTION_ROLE_FIX.format(ns=dep.namespace))
+
+
+def rules_needed(desired: DesiredState) -> int:
+    """The rules the namespace needs on the default event bus: one per cron on the rules
+    backend, plus its ECS events rule."""
+    return sum(1 for dc in desired.crons if dc.schedule.backend == "rules") + 1
+
+
+def _rules_quota_check(desired: DesiredState, observed: Observed
+                       ) -> tuple[set[str], list[PlanError], list[str]]:
+    """(crons kept because they would need a new rule past the quota, errors, warnings)."""
+    dep = desired.deployment
+    if dep is None or desired.backend != "rules" or not desired.crons:
+        return set(), [], []
+    needed, quota = rules_needed(desired), dep.rules_quota
+    switch = (f"switch to EventBridge Scheduler (`cronctl bootstrap --namespace "
+              f"{dep.namespace} --scheduler scheduler`: millions of schedules)")
+    if needed > quota:
+        blocked = {dc.spec.name for dc in desired.crons
+                   if dc.schedule.backend == "rules" and dc.schedule.name not in observed.rules}
+        if blocked:
+            return blocked, [PlanError("", "", (
+                f"the rules backend needs {needed} rules (one per cron and the ECS events "
+                f"rule), past the quota of {quota} rules per event bus: no new rule created, "
+                f"{len(blocked)} crons kept as they are; {switch}, or after a quota increase "
+                "set --rules-quota / CRONCTL_RULES_QUOTA"))], []
+    if needed >= 0.8 * quota:
+        return set(), [], [f"the rules backend uses {needed} of the {quota} rules an event bus "
+                           f"may have ({needed * 100 // quota}%); {switch}"]
+    return set(), [], []
+
+
+def _scheduler_role_warning(desired: DesiredState) -> list[str]:
+    dep = desired.deployment
+    if dep is None or desired.backend != "scheduler" or dep.scheduler_role_arn \
+            or not desired.crons:
+        return []
+    return [f"the schedules use the default Scheduler role {dep.scheduler_role}, which must "
+            "exist, be trusted by scheduler.amazonaws.com and allow sns:Publish on the topic: "
+            f"`cronctl bootstrap --namespace {dep.namespace}` creates and records it, or set "
+            "--scheduler-role-arn / CRONCTL_SCHEDULER_ROLE_ARN"]
+
+
+def family_of(namespace: str, td_hash: str) -> str:
+    return f"{namespace}-td-{td_hash[:16]}"
+
+
+def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
+    """``settings`` needs ``namespace``, ``max_deletes`` (None: 10% of the registry's crons,
+    at least 3) and ``allow_mass_delete``."""
+    ns = settings.namespace
+    registry = observed.registry
+    problem = execution_role_problem(desired)
+    if problem:
+        return Plan(commit=desired.commit, errors=(PlanError("", "", problem),),
+                    held_back=frozenset(desired.held_back))
+    blocked, errors, warnings = _rules_quota_check(desired, observed)
+    warnings += _scheduler_role_warning(desired)
+    kept: set[str] = set(blocked)
+    per_cron: dict[str, list[Change]] = {}
+    td_users: dict[str, list[DesiredCron]] = {}
+
+    for name in sorted(desired.held_back):
+        kept.add(name)
+        reg = registry.get(name)
+        file = desired.held_files.get(name) or (reg.file if reg else "")
+        reasons = desired.held_reasons.get(name, ())
+        errors.append(PlanError(name, file, HELD_BACK + "".join(f"; {r}" for r in reasons)))
+
+    for dc in desired.crons:
+        name = dc.spec.name
+        if name in desired.held_back or name in blocked:
+            continue
+        problem = _cron_problem(dc, observed, ns, desired.backend) \
+            or secrets_problem(dc, desired.deployment)
+        if problem:
+            errors.append(PlanError(name, dc.spec.file, problem))
+            kept.add(name)
+            continue
+        td_users.setdefault(dc.task_definition.family, []).append(dc)
+        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit)
+
+    desired_names = {dc.spec.name for dc in desired.crons}
+    gone = sorted(_known_crons(observed, ns) - desired_names - kept)
+    for name in gone:
+        per_cron[name] = _removal_changes(name, observed, ns)
+    deleting = [name for name in gone if per_cron[name]]
+    limit = settings.max_deletes
+    if limit is None:
+        limit = max(3, len(registry) // 10)
+    if len(deleting) > limit and not settings.allow_mass_delete:
+        errors.append(PlanError("", "", (
+            f"refusing to delete {len(deleting)} crons (more than the limit of {limit}): "
+            f"{', '.join(deleting[:10])}{' ...' if len(deleting) > 10 else ''}; "
+            "nothing deleted; run with --allow-mass-delete to delete them")))
+        for name in deleting:
+            per_cron.pop(name)
+            kept.add(name)
+
+    td_creates, td_deletes = _task_definition_changes(td_users, kept, observed, ns)
+    changes = list(td_creates)
+    for name in sorted(per_cron):
+        changes.extend(per_cron[name])
+    changes.extend(td_deletes)
+    return Plan(commit=desired.commit, changes=tuple(changes), errors=tuple(errors),
+                held_back=frozenset(desired.held_back), warnings=tuple(warnings))
+
+
+def _kind(backend: str) -> str:
+    return "rule" if backend == "rules" else "schedule"
+
+
+def _schedules_of(observed: Observed, backend: str) -> dict[str, ObservedSchedule]:
+    return observed.rules if backend == "rules" else observed.schedules
+
+
+def _cron_problem(dc: DesiredCron, observed: Observed, ns: str, backend: str) -> str | None:
+    problem = timezone_problem(dc.spec, backend)
+    if problem:
+        return problem
+    reg = observed.registry.get(dc.spec.name)
+    live = _schedules_of(observed, backend).get(dc.schedule.name)
+    if live is not None and not live.owned_as(dc.spec.name, ns, reg):
+        return (f"{_kind(backend)} {dc.schedule.name} exists and is not managed by cronctl "
+                f"in namespace {ns}: left untouched")
+    td = observed.task_definitions.get(dc.task_definition.family)
+    if td is not None and not is_ours(td.tags, ns):
+        return (f"task definition family {td.family} exists and is not managed by cronctl: "
+                "left untouched")
+    return None
+
+
+def _diff(before: dict, after: dict) -> tuple[tuple[str, object, object], ...]:
+    keys = sorted(set(before) | set(after))
+    return tuple((k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k))
+
+
+def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem | None) -> str:
+    if reg is None:
+        return ADOPTING
+    if reg.spec_hash != dc.spec.spec_hash():
+        return "schedule changed"
+    if reg.file != dc.spec.file:
+        return "file moved"
+    kind = _kind(live.current.backend)
+    current, wanted = live.current, dc.schedule
+    if current.target_arn is None:
+        return "drift: target removed"
+    if current.state != wanted.state:
+        verb = "disabled" if current.state == "DISABLED" else "enabled"
+        return f"drift: {kind} {verb} outside cronctl"
+    return f"drift: {kind} edited outside cronctl"
+
+
+def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[Change]:
+    name, wanted = dc.spec.name, dc.schedule
+    reg = observed.registry.get(name)
+    live = _schedules_of(observed, wanted.backend).get(wanted.name)
+    changes = []
+    if live is None:
+        if reg is None:
+            reason = "new cron"
+        elif reg.schedule_backend != wanted.backend:
+            reason = f"backend switch {reg.schedule_backend} -> {wanted.backend}"
+        else:
+            reason = f"drift: {_kind(wanted.backend)} deleted outside cronctl"
+        changes.append(Change(name, "schedule", "create", reason,
+                              _diff({}, wanted.fields()), desired=wanted))
+    else:
+        diff = _diff(live.current.fields(), wanted.fields())
+        if diff:
+            changes.append(Change(name, "schedule", "update",
+                                  _schedule_reason(live, dc, reg), diff, wanted, live))
+        else:
+            changes.append(Change(name, "schedule", "no-op", "up to date",
+                                  desired=wanted, observed=live))
+    other_backend = "scheduler" if wanted.backend == "rules" else "rules"
+    other_name = rule_name(ns, name) if other_backend == "rules" else name
+    old = _schedules_of(observed, other_backend).get(other_name)
+    if old is not None and old.owned_as(name, ns, reg):
+        changes.append(Change(name, "schedule", "delete",
+                              f"backend switch {other_backend} -> {wanted.backend}",
+                              _diff(old.current.fields(), {}), observed=old))
+    changes.append(_registry_change(dc, observed, commit, adopting=live is not None))
+    return changes
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as dotted keys; lists of ``{"name": ...}`` dicts keyed by name."""
+    if isinstance(value, list) and value and all(
+            isinstance(v, dict) and "name" in v for v in value):
+        value = {v["name"]: (v["value"] if set(v) == {"name", "value"}
+                             else {k: x for k, x in v.items() if k != "name"}) for v in value}
+    if isinstance(value, dict) and value:
+        out: dict[str, object] = {}
+        for key, sub in value.items():
+            out.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def registry_fields(item: RegistryItem, include_overrides: bool) -> dict[str, object]:
+    """The compared fields of a registry item, flattened for a field diff."""
+    fields = flatten(item.spec, "spec")
+    fields.update({"file": item.file, "schedule_backend": item.schedule_backend,
+                   "schedule_arn": item.schedule_arn,
+                   "task_definition_arn": item.task_definition_arn or KNOWN_AFTER_APPLY})
+    if include_overrides:
+        fields.update(flatten(item.overrides, "overrides"))
+    return fields
+
+
+def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool) -> Change:
+    name = dc.spec.name
+    reg = observed.registry.get(name)
+    live_td = observed.task_definitions.get(dc.task_definition.family)
+    item = RegistryItem(
+        name=name, spec=dc.spec.to_dict(), spec_hash=dc.spec.spec_hash(), commit=commit,
+        file=dc.spec.file, schedule_backend=dc.schedule.backend, schedule_arn=dc.schedule.arn,
+        task_definition_arn=live_td.arn if live_td else None,
+        task_definition_hash=dc.task_definition.td_hash, overrides=dc.overrides)
+    if reg is None:
+        reason = ADOPTING if adopting else "new cron"
+        return Change(name, "registry", "create", reason,
+                      _diff({}, registry_fields(item, False)), desired=item)
+    spec_same = reg.spec == item.spec
+    diff = _diff(registry_fields(reg, spec_same), registry_fields(item, spec_same))
+    if not diff:
+        return Change(name, "registry", "no-op", "up to date", desired=item, observed=reg)
+    if not spec_same:
+        reason = "spec changed"
+    elif reg.schedule_backend != item.schedule_backend:
+        reason = f"backend switch {reg.schedule_backend} -> {item.schedule_backend}"
+    elif reg.task_definition_arn != item.task_definition_arn:
+        reason = "task definition replaced"
+    elif reg.file != item.file:
+        reason = "file moved"
+    else:
+        reason = "overrides changed"
+    return Change(name, "registry", "update", reason, diff, desired=item, observed=reg)
+
+
+def _known_crons(observed: Observed, ns: str) -> set[str]:
+    """Crons with anything of ours live: registry items and schedules tagged as ours."""
+    names = set(observed.registry)
+    for live in (*observed.rules.values(), *observed.schedules.values()):
+        if is_ours(live.tags, ns) and live.cron_tag:
+            names.add(live.cron_tag)
+    return names
+
+
+def _removal_changes(name: str, observed: Observed, ns: str) -> list[Change]:
+    reg = observed.registry.get(name)
+    reason = "file removed" if reg else "orphan: tagged as ours, no cron file"
+    changes = []
+    for coll, resource_name in ((observed.rules, rule_name(ns, name)),
+                                (observed.schedules, name)):
+        live = coll.get(resource_name)
+        if live is not None and live.owned_as(name, ns, reg):
+            changes.append(Change(name, "schedule", "delete", reason,
+                                  _diff(live.current.fields(), {}), observed=live))
+    if reg is not None:
+        changes.append(Change(name, "registry", "delete", reason,
+                              _diff(registry_fields(reg, False), {}), observed=reg))
+    return changes
+
+
+def _task_definition_changes(td_users: dict[str, list[DesiredCron]], kept: set[str],
+                             observed: Observed, ns: str) -> tuple[list[Change], list[Change]]:
+    referenced = set(td_users)
+    for name in kept:
+        reg = observed.registry.get(name)
+        if reg is not None and reg.task_definition_hash:
+            referenced.add(family_of(ns, reg.task_definition_hash))
+    drifted = {reg.task_definition_hash for reg in observed.registry.values()}
+    creates = []
+    for family, users in sorted(td_users.items()):
+        wanted = users[0].task_definition
+        crons = ", ".join(dc.spec.name for dc in users)
+        if family in observed.task_definitions:
+            creates.append(Change(family, "task-definition", "no-op", f"used by {crons}",
+                                  desired=wanted, observed=observed.task_definitions[family]))
+            continue
+        reason = ("drift: task definition deregistered outside cronctl"
+                  if wanted.td_hash in drifted else f"new task definition for {crons}")
+        creates.append(Change(family, "task-definition", "create", reason,
+                              _diff({}, {"image": users[0].spec.container.image,
+                                         "used_by": crons}), desired=wanted))
+    deletes = []
+    for family, live in sorted(observed.task_definitions.items()):
+        if family not in referenced and is_ours(live.tags, ns):
+            deletes.append(Change(family, "task-definition", "delete",
+                                  "no cron uses it any more",
+                                  (("arn", live.arn, None),), observed=live))
+    return creates, deletes

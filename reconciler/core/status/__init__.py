@@ -1,0 +1,1 @@
+"""What `cronctl status` / `list` print and the daemon's status page, from typed inputs."""

@@ -1,0 +1,310 @@
+"""Rendering of ``cronctl status`` and ``cronctl list`` as text and JSON (pure).
+
+Text follows the design's shape: ``key = value`` lines with the ``=`` aligned, then a table
+whose columns are as wide as their widest cell and separated by two spaces (no trailing
+spaces). Times are shown as ``2018-Feb-26 13:50:03 UTC``; durations as ``4s``, ``2m 5s``,
+``1h 2m``, ``3d 4h``. For a cron in a time zone other than UTC, ``status`` adds the time on
+that zone's clock (``2026-Dec-02 06:30:00 UTC (07:30 CET)``) and its JSON a ``_local`` twin
+of each time; a UTC cron's output keeps exactly the design's shape.
+
+Also the two facts that ``status``, ``list`` and the daemon's status page share:
+``next_run_of`` (a cron's next scheduled start) and ``current_execution`` / ``cron_status``
+(which execution gives a cron's state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from reconciler.core.executions.records import PENDING, RUNNING, Execution, parse_time
+from reconciler.core.schedule import expressions as schedule_module
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+ID_WIDTH = 18  # the ID column shows 15 characters and "..."
+NONE = "-"
+
+
+def format_moment(moment: datetime | str | None) -> str:
+    """``2018-Feb-26 13:50:03 UTC`` (locale-independent); ``-`` for None."""
+    if moment is None:
+        return NONE
+    value = parse_time(moment) if isinstance(moment, str) else moment
+    return (f"{value.year:04d}-{MONTHS[value.month - 1]}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} UTC")
+
+
+UTC_ZONES = ("", "UTC", "Etc/UTC")
+
+
+def _zone(timezone: str | None) -> ZoneInfo | None:
+    """The cron's zone when it is not UTC and is known; None otherwise."""
+    if not timezone or timezone in UTC_ZONES:
+        return None
+    try:
+        return ZoneInfo(timezone)
+    except (ValueError, KeyError, OSError):
+        return None
+
+
+def _as_datetime(moment: datetime | str) -> datetime:
+    return parse_time(moment) if isinstance(moment, str) else moment
+
+
+def format_moment_in_zone(moment: datetime | str | None, timezone: str | None) -> str:
+    """``format_moment``, followed for a cron in another zone than UTC by the time on that
+    zone's clock: ``2026-Dec-02 06:30:00 UTC (07:30 CET)``; the local date is named when it is
+    not the UTC date (``2026-Dec-02 23:30:00 UTC (Dec-03 00:30 CET)``)."""
+    text = format_moment(moment)
+    zone = _zone(timezone)
+    if moment is None or zone is None:
+        return text
+    utc = _as_datetime(moment).astimezone(UTC)
+    local = utc.astimezone(zone)
+    day = "" if local.date() == utc.date() else f"{MONTHS[local.month - 1]}-{local.day:02d} "
+    return f"{text} ({day}{local.hour:02d}:{local.minute:02d} {local.tzname()})"
+
+
+def local_iso(moment: datetime | str | None, timezone: str | None,
+              timespec: str = "seconds") -> str | None:
+    """``moment`` on the zone's clock as ISO-8601 with its offset
+    (``2026-12-02T07:30:00+01:00``); None for no moment or an unknown zone."""
+    zone = _zone(timezone) or (ZoneInfo("UTC") if timezone in UTC_ZONES else None)
+    if moment is None or zone is None:
+        return None
+    return _as_datetime(moment).astimezone(zone).isoformat(timespec=timespec)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``4s``, ``2m 5s``, ``1h 2m``, ``3d 4h``; ``-`` for None."""
+    if seconds is None:
+        return NONE
+    total = int(round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def short_id(execution_id: str) -> str:
+    """The id cut to the ID column: 15 characters and ``...``."""
+    if len(execution_id) <= ID_WIDTH:
+        return execution_id
+    return execution_id[: ID_WIDTH - 3] + "..."
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned columns, two spaces apart, no trailing spaces."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def key_values(pairs: list[tuple[str, str]]) -> list[str]:
+    width = max(len(key) for key, _ in pairs)
+    return [f"{key.ljust(width)} = {value}" for key, value in pairs]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+# -- the next run ------------------------------------------------------------------------
+
+def next_run_of(spec: dict, now: datetime, since: datetime | str | None) -> datetime | None:
+    """The cron's next scheduled start after ``now`` (aware), in UTC; None when it has none:
+    suspended (it starts nothing), an expression or zone that cannot be evaluated, or a
+    ``rate()`` whose start is not known.
+
+    ``since`` is when the schedule got its current expression (the registry's
+    ``schedule_since``). A ``cron()`` does not depend on it. A ``rate()`` does: AWS counts its
+    fires from when the schedule was put in place, not from any round time.
+    - EventBridge rules: a rate expression starts when the scheduled rule is created, then
+      runs at its interval (EventBridge User Guide, "Rate expressions reference",
+      https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html).
+    - EventBridge Scheduler: a rate-based schedule begins at its ``StartDate``; without one
+      (cronctl sets none) it begins invoking its target at once, i.e. at creation (Scheduler
+      User Guide, "Schedule types", rate-based schedules,
+      https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html).
+    So the fires are ``since + k * interval``. Both services fire with one-minute precision
+    (somewhere within the minute), so the start is taken to the minute.
+    """
+    if spec.get("suspend"):
+        return None
+    expression, timezone = spec.get("schedule", ""), spec.get("timezone") or "UTC"
+    try:
+        parsed = schedule_module.parse(expression)
+        anchor = None
+        if isinstance(parsed, schedule_module.RateExpression):
+            if since is None:
+                return None  # counted from a start nobody recorded: unknown, not guessed
+            anchor = _as_datetime(since).astimezone(UTC).replace(second=0, microsecond=0)
+        times = schedule_module.next_fire_times(expression, timezone, now, 1, anchor=anchor)
+    except (schedule_module.ScheduleError, ValueError, TypeError):
+        return None
+    return times[0] if times else None
+
+
+# -- the cron's state ----------------------------------------------------------------------
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _scheduled(execution: Execution) -> datetime:
+    try:
+        return parse_time(execution.scheduled_at)
+    except ValueError:
+        return _NEVER  # an unreadable time sorts oldest
+
+
+def _newest_first(executions: Iterable[Execution]) -> list[Execution]:
+    """By scheduled time, newest first; ties keep their order; an id seen again is dropped."""
+    unique: dict[str, Execution] = {}
+    for execution in executions:
+        unique.setdefault(execution.execution_id, execution)
+    return sorted(unique.values(), key=_scheduled, reverse=True)
+
+
+def current_execution(executions: Iterable[Execution]) -> Execution | None:
+    """The execution that gives a cron's state, among ``executions`` (any order, duplicates
+    allowed: e.g. the newest ones plus every open one): the newest RUNNING one, else the
+    newest PENDING one, else the newest of all (by scheduled time); None when there are none.
+
+    So a run in progress is what the cron is doing, even when later fires were SKIPPED
+    because of it (``concurrency: forbid``) or later runs already ended (``allow``)."""
+    ordered = _newest_first(executions)
+    for status in (RUNNING, PENDING):
+        for execution in ordered:
+            if execution.status == status:
+                return execution
+    return ordered[0] if ordered else None
+
+
+def cron_status(suspended: bool, executions: Iterable[Execution]) -> str:
+    """What ``Status`` shows: SUSPENDED, else the status of ``current_execution`` (RUNNING or
+    PENDING while a run is open, else the newest execution's), else NEVER_RUN."""
+    if suspended:
+        return "SUSPENDED"
+    current = current_execution(executions)
+    return current.status if current else "NEVER_RUN"
+
+
+def execution_json(execution: Execution, timezone: str | None = None) -> dict:
+    """One execution; for a cron in another zone than UTC, each time also on its clock."""
+    data = {
+        "id": execution.execution_id,
+        "scheduled_at": execution.scheduled_at,
+        "started_at": execution.started_at,
+        "stopped_at": execution.stopped_at,
+        "duration_s": execution.duration_s(),
+        "status": execution.status,
+        "exit_code": execution.exit_code,
+        "trigger": execution.trigger,
+    }
+    if _zone(timezone) is not None:
+        for key in ("scheduled_at", "started_at", "stopped_at"):
+            data[f"{key}_local"] = local_iso(data[key], timezone, "milliseconds")
+    return data
+
+
+@dataclass(frozen=True)
+class CronStatus:
+    """Everything ``status`` shows for one cron; ``executions`` newest first.
+
+    ``open_runs`` are the cron's open (non-terminal) executions, also those older than the
+    ones shown: they count for ``Status`` but are not listed. ``timezone`` is the cron's."""
+
+    name: str
+    schedule: str
+    suspended: bool
+    next_run: datetime | None
+    executions: list[Execution]
+    timezone: str = "UTC"
+    open_runs: tuple[Execution, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return cron_status(self.suspended, [*self.executions, *self.open_runs])
+
+
+def status_json(view: CronStatus) -> dict:
+    data = {
+        "name": view.name,
+        "status": view.status,
+        "schedule": view.schedule,
+        "next_run": _iso(view.next_run),
+        "executions": [execution_json(e, view.timezone) for e in view.executions],
+    }
+    if _zone(view.timezone) is not None:
+        data["timezone"] = view.timezone
+        data["next_run_local"] = local_iso(view.next_run, view.timezone)
+    return data
+
+
+def status_text(view: CronStatus) -> str:
+    lines = key_values([
+        ("Name", view.name),
+        ("Status", view.status),
+        ("Schedule", view.schedule),
+        ("Next Run", format_moment_in_zone(view.next_run, view.timezone)),
+    ])
+    lines += ["", "Last Executions:"]
+    rows = [[
+        short_id(e.execution_id),
+        format_moment_in_zone(e.started_at or e.created_at, view.timezone),
+        format_duration(e.duration_s()),
+        e.status,
+        NONE if e.exit_code is None else str(e.exit_code),
+    ] for e in view.executions]
+    if rows:
+        lines += table(["ID", "Started At", "Duration", "Status", "Exit Code"], rows)
+    else:
+        lines.append("(none)")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CronSummary:
+    """One row of ``list``: a cron and the execution that gives its state
+    (``current_execution``: a run in progress, else the latest; None: never ran)."""
+
+    name: str
+    schedule: str
+    suspended: bool
+    next_run: datetime | None
+    last: Execution | None
+
+
+def list_json(rows: list[CronSummary]) -> list[dict]:
+    return [{
+        "name": row.name,
+        "schedule": row.schedule,
+        "suspended": row.suspended,
+        "last_status": row.last.status if row.last else None,
+        "last_run": (row.last.started_at or row.last.created_at) if row.last else None,
+        "next_run": _iso(row.next_run),
+    } for row in rows]
+
+
+def list_text(rows: list[CronSummary]) -> str:
+    if not rows:
+        return "No crons.\n"
+    body = [[
+        row.name,
+        row.schedule,
+        cron_status(row.suspended, [row.last] if row.last else []),
+        format_moment((row.last.started_at or row.last.created_at) if row.last else None),
+        format_moment(row.next_run),
+    ] for row in rows]
+    return "\n".join(table(["Name", "Schedule", "Last Status", "Last Run", "Next Run"], body)) + "\n"

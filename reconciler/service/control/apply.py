@@ -1,0 +1,218 @@
+"""Apply: execute a Plan, recording each change in the registry as soon as it succeeds.
+
+Order (the plan's): task definitions first (found by family before registering, so a retry
+adds no revision), then per cron the new schedule, the old backend's schedule, the registry
+item, and last the deregistration of task definitions no cron uses any more. Every resource is
+tagged as ours when created, so a crash at any point leaves state that the next observe
+recognises (a schedule without registry item is adopted; a registry item without schedule gets
+its schedule back) and the next pass converges. A failure on one cron does not stop others.
+
+Every write goes through ``fence`` (``reconciler.adapters.lease``): AWS control-plane writes
+are preceded by its local check, registry writes are conditional on the lease in DynamoDB.
+``LeaseLost`` stops the whole apply at once: a replica that lost the lease writes nothing more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from reconciler.adapters import registry, rules, schedules, taskdefs
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.lease import Fence, LeaseLost
+from reconciler.core.plan.model import Change, Plan
+from reconciler.core.plan.planner import family_of
+from reconciler.core.registry_model import RegistryItem
+from reconciler.errors import CronctlError, PermanentError
+from reconciler.settings import Settings
+
+# ``progress(done, total)`` after each change is tried (applied or failed): the argument of
+# ``apply_plan``, else this context's (``cronctl reconcile`` sets it on a terminal).
+PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("cronctl_apply_progress",
+                                                                    default=None)
+
+
+@dataclass(frozen=True)
+class ApplyError:
+    cron: str
+    resource: str
+    action: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: tuple[Change, ...]
+    errors: tuple[ApplyError, ...]
+    lease_lost: LeaseLost | None = None  # set when the apply stopped there (nothing after)
+
+
+class _Applier:
+    def __init__(self, clients: AwsClients, settings: Settings, fence: Fence) -> None:
+        self.clients = fence.guard(clients)  # every non-read call checks the fence first
+        self.settings = settings
+        self.fence = fence
+        self.td_arns: dict[str, str] = {}
+        self.failed_families: set[str] = set()
+        self.group_ready = False
+        self.report: Callable[[], None] = lambda: None  # progress, after each change
+        # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
+        # recorded as the registry's ``schedule_since``, from which AWS counts a rate().
+        self.schedule_since: dict[str, str] = {}
+
+    def task_definition(self, change: Change) -> None:
+        if change.action == "create":
+            self.td_arns[change.cron] = taskdefs.ensure(self.clients, change.desired)
+        elif change.action == "delete":
+            taskdefs.deregister_family(self.clients, change.cron)
+
+    def schedule(self, change: Change) -> None:
+        if change.action in ("create", "update"):
+            wanted = change.desired
+            if wanted.backend == "rules":
+                rules.put(self.clients, self.settings.namespace, change.cron, wanted,
+                          existing=change.action == "update")
+                self._note_start(change)
+                return
+            if change.action == "create" and not self.group_ready:
+                schedules.ensure_group(self.clients, self.settings.namespace)
+                self.group_ready = True
+            schedules.put(self.clients, wanted, exists=change.action == "update")
+            self._note_start(change)
+        elif change.action == "delete":
+            live = change.observed.current
+            if live.backend == "rules":
+                rules.delete(self.clients, live.name)
+            else:
+                schedules.delete(self.clients, live.group or self.settings.schedule_group,
+                                 live.name)
+
+    def _note_start(self, change: Change) -> None:
+        before = change.observed.current.expression if change.action == "update" else None
+        if before != change.desired.expression:  # created, or a new expression
+            self.schedule_since[change.cron] = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def registry(self, change: Change) -> None:
+        if change.action == "delete":
+            registry.delete(self.clients, self.settings, change.cron, fence=self.fence)
+            return
+        item: RegistryItem = change.desired
+        family = family_of(self.settings.namespace, item.task_definition_hash or "")
+        if family in self.failed_families:
+            raise PermanentError(f"task definition {family} could not be registered")
+        arn = self.td_arns.get(family) or item.task_definition_arn
+        if arn is None:
+            raise PermanentError(f"task definition {family} is not available")
+        since = self.schedule_since.get(change.cron)
+        if since is None and isinstance(change.observed, RegistryItem):
+            since = change.observed.schedule_since  # the schedule kept its start
+        registry.put(self.clients, self.settings,
+                     replace(item, task_definition_arn=arn, schedule_since=since),
+                     fence=self.fence)
+
+
+def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fence,
+               progress: Callable[[int, int], None] | None = None) -> ApplyResult:
+    """Execute ``plan``; returns what was applied and what failed (per cron). As soon as
+    ``fence`` raises ``LeaseLost`` the apply stops: the result carries it, with what was
+    applied before."""
+    applied: list[Change] = []
+    errors: list[ApplyError] = []
+    try:
+        fence.check()
+        applier = _Applier(clients, settings, fence)
+        report = progress or PROGRESS.get()
+        if report is not None:
+            done, total = itertools.count(1), len(plan.pending)
+            applier.report = lambda: report(next(done), total)
+        _apply(applier, settings, plan, applied, errors)
+    except LeaseLost as exc:
+        return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc)
+    return ApplyResult(applied=tuple(applied), errors=tuple(errors))
+
+
+def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Change],
+           errors: list[ApplyError]) -> None:
+    for change in plan.changes:
+        if change.resource == "task-definition" and change.action == "no-op":
+            applier.td_arns[change.cron] = change.observed.arn
+    td_creates = [c for c in plan.changes if c.resource == "task-definition"
+                  and c.action == "create"]
+    td_deletes = [c for c in plan.changes if c.resource == "task-definition"
+                  and c.action == "delete"]
+    for change in td_creates:
+        try:
+            applier.task_definition(change)
+            applied.append(change)
+        except LeaseLost:
+            raise
+        except CronctlError as exc:
+            applier.failed_families.add(change.cron)
+            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+        finally:
+            applier.report()
+    still_used: set[str] = set()
+    for cron, changes in _by_cron(plan).items():
+        for change in changes:
+            if change.action == "no-op":
+                if change.resource == "registry" and cron in applier.schedule_since:
+                    _record_schedule_start(applier, change, errors)
+                continue
+            try:
+                handler = applier.schedule if change.resource == "schedule" else applier.registry
+                handler(change)
+                applied.append(change)
+            except LeaseLost:
+                raise
+            except CronctlError as exc:
+                errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
+                still_used |= _families_of(settings, changes)
+                break  # the rest of this cron waits for the next pass
+            finally:
+                applier.report()
+    for change in td_deletes:
+        if change.cron in still_used:
+            continue
+        try:
+            applier.task_definition(change)
+            applied.append(change)
+        except LeaseLost:
+            raise
+        except CronctlError as exc:
+            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+        finally:
+            applier.report()
+
+
+def _record_schedule_start(applier: _Applier, change: Change,
+                           errors: list[ApplyError]) -> None:
+    """A registry item that is up to date while its schedule was re-created (drift): rewrite
+    it to record the new ``schedule_since``. Bookkeeping, not a change of the plan: neither
+    listed as applied nor counted in the progress."""
+    try:
+        applier.registry(change)
+    except LeaseLost:
+        raise
+    except CronctlError as exc:
+        errors.append(ApplyError(change.cron, change.resource, "update", str(exc)))
+
+
+def _by_cron(plan: Plan) -> dict[str, list[Change]]:
+    grouped: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        if change.resource != "task-definition":
+            grouped.setdefault(change.cron, []).append(change)
+    return grouped
+
+
+def _families_of(settings: Settings, changes: list[Change]) -> set[str]:
+    """Task definition families a cron's registry item refers to (before and after)."""
+    families = set()
+    for change in changes:
+        for item in (change.desired, change.observed):
+            if isinstance(item, RegistryItem) and item.task_definition_hash:
+                families.add(family_of(settings.namespace, item.task_definition_hash))
+    return families

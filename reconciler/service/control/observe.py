@@ -1,0 +1,69 @@
+"""Observe: read the registry and every live resource of the namespace, in few API calls.
+
+The registry Scan also reads the namespace's recorded settings: a pass of a process whose
+settings are no longer the recorded ones (changed by ``cronctl bootstrap`` since it started)
+is refused.
+
+Per pass: one registry Scan (paged), ListRules(NamePrefix=<ns>-) with one ListTargetsByRule per
+rule and ListTagsForResource only for rules the registry does not account for; ListSchedules
+of the group ``<ns>`` with one GetSchedule per schedule and the group's tags only when a
+schedule is not in the registry; ListTaskDefinitionFamilies(<ns>-td-) with one
+DescribeTaskDefinition (tags included) per family.
+"""
+
+from __future__ import annotations
+
+from reconciler.adapters import registry, rules, schedules, taskdefs
+from reconciler.adapters.aws import AwsClients
+from reconciler.core.plan.model import Observed, ObservedSchedule
+from reconciler.errors import ConfigError, NotFound
+from reconciler.service.namespace import check_unchanged
+from reconciler.settings import Settings
+
+
+def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
+    """Raises ConfigError when the namespace has no registry table (not bootstrapped)."""
+    try:
+        items, record = registry.scan_with_namespace(clients, settings)
+    except NotFound as exc:
+        raise ConfigError(
+            f"registry table {settings.registry_table} not found: namespace "
+            f"{settings.namespace!r} is not set up; run `cronctl bootstrap --namespace "
+            f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first") from exc
+    check_unchanged(settings, record)
+    known_arns = {item.schedule_arn for item in items.values() if item.schedule_arn}
+    return Observed(
+        registry=items,
+        rules=_observe_rules(clients, settings, known_arns),
+        schedules=_observe_schedules(clients, settings, account, known_arns),
+        task_definitions=taskdefs.observe(clients, settings.namespace),
+    )
+
+
+def _observe_rules(clients: AwsClients, settings: Settings,
+                   known_arns: set[str]) -> dict[str, ObservedSchedule]:
+    found = {}
+    for rule in rules.list_rules(clients, f"{settings.namespace}-"):
+        if rule["Name"] == settings.events_rule_name:
+            # the namespace's ECS events rule: never a cron's, only ever a name collision
+            found[rule["Name"]] = rules.observed(rule, None, {})
+            continue
+        tag_map = None if rule["Arn"] in known_arns else rules.tags(clients, rule["Arn"])
+        target = rules.our_target(clients, rule["Name"])
+        found[rule["Name"]] = rules.observed(rule, target, tag_map)
+    return found
+
+
+def _observe_schedules(clients: AwsClients, settings: Settings, account: str,
+                       known_arns: set[str]) -> dict[str, ObservedSchedule]:
+    group = settings.schedule_group
+    summaries = schedules.list_names(clients, group)
+    group_tag_map = None
+    if any(s["Arn"] not in known_arns for s in summaries):
+        group_tag_map = schedules.group_tags(clients, settings.region, account, group)
+    found = {}
+    for summary in summaries:
+        raw = schedules.get(clients, group, summary["Name"])
+        if raw is not None:
+            found[raw["Name"]] = schedules.observed(raw, group_tag_map)
+    return found

@@ -1,0 +1,1 @@
+"""The execution plane: dispatch of a fire, the ECS events consumer, the watchdog."""

@@ -1,0 +1,196 @@
+"""The event consumer: ECS task state changes from SQS become execution records.
+
+Each message body is an EventBridge envelope, and each message is handled on its own: one
+bad message never holds back (or sends to the dead-letter queue) the others of its batch.
+Per message:
+- not JSON (including JSON too deep or too large to parse within bounds), or a task state
+  change that cannot be used -> logged and NOT deleted (after ``maxReceiveCount`` receives the
+  queue's redrive policy moves it, alone, to the dead-letter queue);
+- another detail-type, a task not started by us (no ``startedBy``, or no such execution)
+  -> deleted quietly;
+- otherwise ``apply_event`` + a conditional write on ``detail.version``; stale and duplicate
+  events change nothing. The message is deleted only after its effect is stored.
+On a terminal state the overlap lock is released (only if this execution holds it), the
+record notes ``lock_released`` (so a redelivered final event does not release again), and
+``on_terminal(execution)`` is called. Several replicas may consume the same queue: every
+effect is a conditional write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.executions import ExecutionStore, OverlapLocks
+from reconciler.adapters.sqs import EventQueue, QueueMessage
+from reconciler.core.executions.records import (
+    Execution,
+    MalformedEvent,
+    apply_event,
+    outcome_decided,
+    parse_task_event,
+    parse_time,
+)
+from reconciler.core.json_bounds import loads_bounded
+from reconciler.errors import CronctlError
+from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
+from reconciler.settings import Settings
+
+log = get_logger("cronctl.consumer")
+
+DELETE, KEEP = "delete", "keep"
+APPLY_ATTEMPTS = 5
+
+
+class EventConsumer:
+    """Consumes ``<ns>-ecs-events``; ``start``/``stop`` run it on thread ``cronctl-consumer``."""
+
+    def __init__(self, clients: AwsClients, settings: Settings,
+                 on_terminal: Callable[[Execution], None] | None = None,
+                 wait_time_s: int = 20, batch_size: int = 10,
+                 error_backoff_s: float = 1.0, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics(process=False)
+        self.queue = EventQueue(clients, settings)
+        self.executions = ExecutionStore(clients, settings)
+        self.locks = OverlapLocks(clients, settings)
+        self._on_terminal = on_terminal
+        self._wait_time_s = wait_time_s
+        self._batch_size = batch_size
+        self._error_backoff_s = error_backoff_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="cronctl-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Ask the thread to stop and wait; True when it has stopped within ``timeout``.
+
+        A receive in progress finishes first, so allow ``wait_time_s`` plus a little.
+        """
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        log.info("consumer.started")
+        while not self._stop.is_set():
+            try:
+                self.process_batch()
+            except Exception as exc:  # keep consuming; the error is logged, messages return
+                with contextlib.suppress(Exception):  # not even a broken log stream stops us
+                    log.error("consumer.batch_failed", error=str(exc),
+                              error_type=type(exc).__name__)
+                self._stop.wait(self._error_backoff_s)
+        log.info("consumer.stopped")
+
+    # -- work -----------------------------------------------------------------------------
+    def process_batch(self) -> int:
+        """One receive and the handling of what it returned; the number of messages received."""
+        messages = self.queue.receive(self._batch_size, self._wait_time_s)
+        done = []
+        for message in messages:
+            self.metrics.message_processed()
+            try:
+                verdict = self.handle(message)
+            except CronctlError as exc:  # transient AWS trouble: the message comes back later
+                log.warning("consumer.message_failed", message_id=message.message_id,
+                            error=str(exc))
+                self.metrics.message_failed("transient")
+                continue
+            except Exception as exc:  # noqa: BLE001 - this message only; the others go on
+                log.error("consumer.message_crashed", message_id=message.message_id,
+                          receive_count=message.receive_count,
+                          error=f"{type(exc).__name__}: {exc}")
+                self.metrics.message_failed("error")
+                continue
+            if verdict == DELETE:
+                done.append(message)
+        if done:
+            for message_id in self.queue.delete(done):
+                log.warning("consumer.delete_failed", message_id=message_id)
+                self.metrics.message_failed("not_deleted")
+        return len(messages)
+
+    def handle(self, message: QueueMessage) -> str:
+        """Store the message's effect; DELETE when it may be deleted, KEEP when not."""
+        try:
+            event = parse_task_event(loads_bounded(message.body))
+        except (ValueError, MalformedEvent) as exc:
+            log.error("consumer.malformed_message", message_id=message.message_id,
+                      receive_count=message.receive_count, error=str(exc))
+            self.metrics.message_failed("malformed")
+            return KEEP
+        if event is None:
+            return DELETE
+        if event.event_time:
+            self.metrics.event_lagged(
+                (datetime.now(UTC) - parse_time(event.event_time)).total_seconds())
+        if not event.started_by:
+            return DELETE
+        for _ in range(APPLY_ATTEMPTS):
+            record = self.executions.get(event.started_by)
+            if record is None:
+                log.debug("consumer.foreign_task", task_arn=event.task_arn,
+                          started_by=event.started_by)
+                return DELETE
+            updated = apply_event(record, event)
+            if updated is None:
+                # Stale or duplicate. A redelivered final event makes sure the lock is gone
+                # (repairs a crash between storing the final state and releasing the lock),
+                # unless the record says it is gone already.
+                if record.terminal and outcome_decided(event) and not record.lock_released:
+                    self.release_lock(record)
+                return DELETE
+            if self.executions.apply(updated, record.version):
+                if updated.terminal and not record.terminal:
+                    self._finished(updated)
+                return DELETE
+            # Another consumer stored a newer state meanwhile: read it and apply again.
+        log.warning("consumer.contended", execution_id=event.started_by)
+        self.metrics.message_failed("contended")
+        return KEEP
+
+    def release_lock(self, execution: Execution) -> None:
+        """Release the run's overlap lock (if it holds it) and note that it is gone."""
+        release_lock(self.executions, self.locks, execution)
+
+    def _finished(self, execution: Execution) -> None:
+        finished(self.executions, self.locks, execution, self._on_terminal, "consumer",
+                 self.metrics)
+
+
+def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution) -> None:
+    """Release the run's overlap lock (if it holds it) and note on the record that it is gone."""
+    locks.release(execution.cron, execution.execution_id)
+    executions.mark_lock_released(execution.execution_id)
+
+
+def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
+             on_terminal: Callable[[Execution], None] | None, source: str,
+             metrics: Metrics | None = None) -> None:
+    """What follows a run's terminal state, once stored by ``source`` (consumer or watchdog):
+    the run counted by its status, the lock released, one canonical line, ``on_terminal``."""
+    if metrics is not None:
+        metrics.execution_finished(execution.status)
+    release_lock(executions, locks, execution)
+    log.info("execution.finished", cron=execution.cron, execution_id=execution.execution_id,
+             status=execution.status, exit_code=execution.exit_code,
+             duration_s=execution.duration_s(), reason=execution.reason, source=source)
+    if on_terminal is not None:
+        try:
+            on_terminal(execution)
+        except Exception as exc:  # a notifier's failure must not block the queue
+            log.error("execution.on_terminal_failed", execution_id=execution.execution_id,
+                      error=str(exc))

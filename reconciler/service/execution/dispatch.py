@@ -1,0 +1,383 @@
+"""Dispatch: a due cron (from SNS, ``cronctl trigger`` or the watchdog) becomes exactly one
+ECS task, even when a process crashes at any step.
+
+The execution record is the intent. One dispatch:
+1. reads the cron's registry item (unknown -> ``unknown_cron``; suspended -> ``suspended``);
+2. creates the execution record, PENDING, conditionally (``attribute_not_exists``), carrying
+   this attempt's id and a claim on the record (``claimed_by``/``claim_until``, default
+   30 s). If the first answer is lost and the retry finds the record, the attempt id in it is
+   ours: it is our record, not a duplicate;
+3. when the record exists already: a run with a task (or finished) is a ``duplicate``; a
+   PENDING record with no task is an interrupted dispatch: if another attempt holds a live
+   claim the answer is 503 (SNS retries later); otherwise this attempt claims it
+   (conditional write) and *resumes* it: a task already started for it (``ListTasks`` with
+   ``startedBy``: the attempt that started it died before recording it) is recorded, whatever
+   the deadline or the lock say by now; otherwise it goes on from step 4, unless it is past
+   its start deadline (default 5 minutes after the scheduled time, or after the first delivery
+   if that came later): then it ends FAILED_TO_START with the reason;
+4. applies the concurrency policy through the overlap lock ``lock#<cron>`` (which expires
+   after the cron's timeout plus the grace period): ``forbid`` records SKIPPED while a
+   non-terminal execution holds it, ``replace`` stops the holder's task (or ends a holder
+   that has not started) and takes the lock over, ``allow`` takes no lock;
+5. RunTask (``startedBy`` = ``clientToken`` = execution id, idempotent on AWS for 24 hours)
+   and records the task ARN.
+
+Failures: throttling, 5xx, capacity and DynamoDB trouble raise ``TransientError`` after the
+adapters' retries; the claim is dropped and SNS gets a 503, so it delivers again (bootstrap
+sets a delivery policy that retries with backoff for several minutes), and the watchdog
+resumes what SNS gives up on. FAILED_TO_START only when AWS refuses for good or the start
+deadline has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.ec2 import default_network
+from reconciler.adapters.ecs_tasks import EcsTasks
+from reconciler.adapters.executions import ExecutionStore, OverlapLocks
+from reconciler.adapters.registry_read import RegistryReader
+from reconciler.core.executions import records as ex
+from reconciler.core.json_bounds import loads_bounded
+from reconciler.core.spec import NAME_PATTERN
+from reconciler.errors import PermanentError, TransientError
+from reconciler.logs import get_logger
+from reconciler.service.metrics import Metrics
+from reconciler.settings import NetworkSettings, Settings
+
+log = get_logger("cronctl.dispatch")
+
+STARTED, SKIPPED, DUPLICATE = "started", "skipped", "duplicate"
+SUSPENDED, FAILED_TO_START, UNKNOWN_CRON = "suspended", "failed_to_start", "unknown_cron"
+IN_PROGRESS = "in_progress"
+LOCK_ATTEMPTS = 5
+DEFAULT_TIMEOUT_S = 24 * 3600
+
+
+class RetryLater(TransientError):
+    """Another attempt is working on this run right now; SNS should deliver again later."""
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    """What one dispatch did. ``execution_id`` is None only for unknown/suspended crons."""
+
+    status: str
+    execution_id: str | None = None
+    task_arn: str | None = None
+    reason: str | None = None
+    resumed: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class InvalidDispatchMessage(ValueError):
+    """An SNS message that does not name a cron and a scheduled time."""
+
+
+def parse_dispatch_message(text: str) -> tuple[str, str]:
+    """``{"cron": NAME, "scheduled_at": ISO-8601}`` -> (cron, scheduled_at)."""
+    if not isinstance(text, str):
+        raise InvalidDispatchMessage("Message is not a string")
+    try:
+        body = loads_bounded(text, max_depth=8, max_bytes=64 * 1024)
+    except ValueError as exc:
+        raise InvalidDispatchMessage(f"Message is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidDispatchMessage("Message is not a JSON object")
+    cron, scheduled_at = body.get("cron"), body.get("scheduled_at")
+    if not isinstance(cron, str) or not re.fullmatch(NAME_PATTERN, cron):
+        raise InvalidDispatchMessage(f"Message.cron is not a cron name: {cron!r}")
+    try:
+        ex.parse_time(scheduled_at)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDispatchMessage(
+            f"Message.scheduled_at is not an ISO-8601 time: {scheduled_at!r}") from exc
+    return cron, scheduled_at
+
+
+class Dispatcher:
+    """Starts cron runs; safe to call concurrently from many threads and replicas."""
+
+    def __init__(self, clients: AwsClients, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
+        self._clients = clients
+        self._settings = settings
+        self.metrics = metrics or Metrics(process=False)
+        self.registry = RegistryReader(clients, settings)
+        self.executions = ExecutionStore(clients, settings)
+        self.locks = OverlapLocks(clients, settings)
+        self.tasks = EcsTasks(clients, settings)
+        self._network: NetworkSettings | None = None
+        self._network_lock = threading.Lock()
+
+    def network(self) -> NetworkSettings:
+        """The configured network, else the default VPC's (looked up once)."""
+        if self._settings.network.subnets:
+            return self._settings.network
+        with self._network_lock:
+            if self._network is None:
+                self._network = default_network(self._clients)
+            return self._network
+
+    def handle_sns_message(self, message: dict) -> tuple[int, str]:
+        """HTTP status and body for a verified SNS notification; its outcome is counted.
+
+        Garbage gets 200 (SNS must not retry it); transient failures, and a run that another
+        attempt is starting right now, get 503 (SNS delivers again later)."""
+        try:
+            cron, scheduled_at = parse_dispatch_message(message.get("Message"))
+        except InvalidDispatchMessage as exc:
+            log.warning("dispatch.invalid_message", message_id=message.get("MessageId"),
+                        error=str(exc))
+            self.metrics.dispatched("invalid")
+            return 200, json.dumps({"status": "invalid", "error": str(exc)})
+        try:
+            outcome = self.dispatch(cron, scheduled_at)
+        except RetryLater as exc:
+            log.info("dispatch.in_progress", cron=cron, scheduled_at=scheduled_at,
+                     detail=str(exc))
+            self.metrics.dispatched(IN_PROGRESS)
+            return 503, json.dumps({"status": IN_PROGRESS, "error": str(exc)})
+        except (TransientError, PermanentError) as exc:
+            log.error("dispatch.unavailable", cron=cron, scheduled_at=scheduled_at, error=str(exc))
+            self.metrics.dispatched("retry")
+            return 503, json.dumps({"status": "retry", "error": str(exc)})
+        except Exception:
+            self.metrics.dispatched("error")  # answered 500 by the endpoint
+            raise
+        self.metrics.dispatched(outcome.status)
+        return 200, json.dumps(outcome.to_dict())
+
+    def dispatch(self, cron: str, scheduled_at: str, trigger: str = "schedule",
+                 force: bool = False) -> DispatchOutcome:
+        """Start (or skip) one run of ``cron``; see the module docstring for the order."""
+        item = self.registry.get(cron)
+        if item is None:
+            log.warning("dispatch.unknown_cron", cron=cron, scheduled_at=scheduled_at)
+            return DispatchOutcome(UNKNOWN_CRON, reason=f"no cron named {cron!r}")
+        spec = item.spec or {}
+        if spec.get("suspend") and not (trigger == "manual" and force):
+            log.info("dispatch.suspended", cron=cron, scheduled_at=scheduled_at)
+            return DispatchOutcome(SUSPENDED, reason="cron is suspended")
+        now = datetime.now(UTC)
+        attempt = str(uuid.uuid4())
+        eid = ex.execution_id(cron, scheduled_at) if trigger == "schedule" \
+            else ex.manual_execution_id()
+        scheduled = ex.parse_time(scheduled_at)
+        record = ex.Execution(
+            execution_id=eid, cron=cron, trigger=trigger,
+            scheduled_at=ex.format_time(scheduled),
+            created_at=ex.format_time(now),
+            expires_at=int((now + timedelta(days=self._settings.history_days)).timestamp()),
+            attempt_id=attempt, claimed_by=attempt,
+            claim_until=now.timestamp() + self._settings.claim_s,
+            start_deadline=ex.format_time(
+                max(scheduled, now) + timedelta(seconds=self._settings.start_deadline_s)))
+        created, stored = self.executions.create_or_get(record)
+        if not created and stored is not None and stored.attempt_id == attempt:
+            created = True      # our own write, whose first answer was lost
+        if created:
+            return self._proceed(item, record, attempt, force=force, resumed=False)
+        if stored is None:      # deleted meanwhile (its history expired): nothing to do
+            return DispatchOutcome(DUPLICATE, eid)
+        return self.resume(stored, item=item, attempt=attempt)
+
+    def resume(self, stored: ex.Execution, item=None, attempt: str | None = None,
+               source: str = "delivery") -> DispatchOutcome:
+        """Go on with a run whose record exists: a duplicate unless it is PENDING with no task
+        and nobody else works on it, in which case it is claimed and started (or found)."""
+        eid = stored.execution_id
+        if not stored.unstarted:
+            log.info("dispatch.duplicate", cron=stored.cron, execution_id=eid,
+                     status=stored.status)
+            return DispatchOutcome(DUPLICATE, eid, stored.task_arn)
+        now = time.time()
+        attempt = attempt or str(uuid.uuid4())
+        if stored.claimed(now, attempt):
+            raise RetryLater(f"execution {eid} is being started by another attempt "
+                             f"(claimed for {stored.claim_until - now:.0f} s more)")
+        if not self.executions.claim(eid, attempt, self._settings.claim_s, now):
+            current = self.executions.get(eid)
+            if current is not None and current.unstarted:
+                raise RetryLater(f"execution {eid} is being started by another attempt")
+            return DispatchOutcome(DUPLICATE, eid, current.task_arn if current else None)
+        try:
+            task_arn = self.tasks.find_started_by(eid)
+        except (TransientError, PermanentError):
+            self._unclaim(eid, attempt)
+            raise
+        if task_arn is not None:
+            # Started by an attempt that died before recording it: the run has started,
+            # whatever its start deadline, the lock or the registry say by now.
+            return self._recorded(stored.cron, eid, task_arn, resumed=True, found=True)
+        if item is None:
+            item = self.registry.get(stored.cron)
+        if item is None:
+            return self._give_up(stored, attempt, f"cron {stored.cron!r} no longer exists")
+        if stored.past_start_deadline(datetime.now(UTC)):
+            return self._give_up(stored, attempt,
+                                 f"not started by its start deadline {stored.start_deadline}")
+        log.info("dispatch.resuming", cron=stored.cron, execution_id=eid, source=source)
+        return self._proceed(item, stored, attempt, force=False, resumed=True)
+
+    def _give_up(self, record: ex.Execution, attempt: str, reason: str) -> DispatchOutcome:
+        """FAILED_TO_START with ``reason``, and the lock released if the run held it."""
+        if not self.executions.finish_unstarted(record.execution_id, ex.FAILED_TO_START,
+                                                reason):
+            current = self.executions.get(record.execution_id)
+            return DispatchOutcome(DUPLICATE, record.execution_id,
+                                   current.task_arn if current else None)
+        self.metrics.execution_finished(ex.FAILED_TO_START)
+        self.locks.release(record.cron, record.execution_id)
+        log.warning("dispatch.failed_to_start", cron=record.cron,
+                    execution_id=record.execution_id, reason=reason)
+        return DispatchOutcome(FAILED_TO_START, record.execution_id, reason=reason)
+
+    def _proceed(self, item, record: ex.Execution, attempt: str, *, force: bool,
+                 resumed: bool) -> DispatchOutcome:
+        """Steps 4 and 5 for a record this attempt has claimed."""
+        cron, eid = record.cron, record.execution_id
+        spec = item.spec or {}
+        policy = spec.get("concurrency", "forbid")
+        try:
+            blocked = self._take_lock(cron, eid, policy, force, self._hold_s(spec),
+                                      resumed=resumed)
+            if blocked is not None:
+                reason = f"previous execution {blocked} is still running"
+                if self.executions.finish_unstarted(eid, ex.SKIPPED, reason,
+                                                    lock_released=True):
+                    self.metrics.execution_finished(ex.SKIPPED)
+                    log.info("dispatch.skipped", cron=cron, execution_id=eid,
+                             blocked_by=blocked)
+                    return DispatchOutcome(SKIPPED, eid, reason=reason)
+                return DispatchOutcome(DUPLICATE, eid)
+            return self._start(cron, eid, item, attempt, locked=policy != "allow",
+                               resumed=resumed, scheduled_at=record.scheduled_at
+                               if record.trigger == "schedule" else None)
+        except (TransientError, PermanentError):
+            self._unclaim(eid, attempt)
+            raise
+
+    def _unclaim(self, eid: str, attempt: str) -> None:
+        """Nothing recorded as started: let the next delivery resume at once."""
+        try:
+            self.executions.unclaim(eid, attempt)
+        except (TransientError, PermanentError) as exc:   # the claim expires by itself
+            log.warning("dispatch.unclaim_failed", execution_id=eid, error=str(exc))
+
+    def _hold_s(self, spec: dict) -> float:
+        """How long an overlap lock lasts: the cron's timeout plus the grace period."""
+        timeout = spec.get("timeout_s") or DEFAULT_TIMEOUT_S
+        return float(timeout) + self._settings.grace_s
+
+    def _take_lock(self, cron: str, eid: str, policy: str, force: bool, hold_s: float,
+                   resumed: bool = False) -> str | None:
+        """Apply the concurrency policy; returns the blocking execution id, or None to go on.
+
+        A resumed (older) run never replaces a newer holder: it is skipped instead."""
+        if policy == "allow":
+            return None
+        if force:
+            self.locks.force(cron, eid, hold_s)
+            return None
+        expected = None
+        for _ in range(LOCK_ATTEMPTS):
+            acquired, holder = self.locks.try_acquire(cron, eid, expected, hold_s)
+            if acquired:
+                return None
+            if holder is None:          # released meanwhile: try again from "free"
+                expected = None
+                continue
+            current = self.executions.get(holder)
+            if current is not None and not current.terminal:
+                if policy != "replace" or resumed:
+                    return holder
+                self._replace(cron, current, eid)
+            expected = holder           # terminal, gone or replaced: take it over
+        return self.locks.holder(cron) or "unknown"
+
+    def _replace(self, cron: str, holder: ex.Execution, eid: str) -> None:
+        """Stop the holder's task; a holder that has not started yet is ended instead, so it
+        can never start later (a resumed dispatch of it finds it finished)."""
+        reason = f"replaced by {eid}"
+        if holder.unstarted and self.executions.finish_unstarted(
+                holder.execution_id, ex.FAILED_TO_START, f"{reason} before it started"):
+            self.metrics.execution_finished(ex.FAILED_TO_START)
+            log.info("dispatch.replaced", cron=cron, ended=holder.execution_id, by=eid)
+            return
+        current = self.executions.get(holder.execution_id) if holder.unstarted else holder
+        arn = current.task_arn if current else None
+        if arn is None and current is not None:
+            arn = self.tasks.find_started_by(current.execution_id)
+        if arn:
+            self.tasks.stop_task(arn, reason)
+            log.info("dispatch.replaced", cron=cron, stopped=holder.execution_id, by=eid)
+
+    def _start(self, cron: str, eid: str, item, attempt: str, locked: bool,
+               resumed: bool, scheduled_at: str | None = None) -> DispatchOutcome:
+        if not item.task_definition_arn:
+            return self._refused(cron, eid, locked,
+                                 "the cron has no task definition yet (not reconciled)")
+        # (A resumed run's task, if one was started already, was looked for by ``resume``.)
+        try:
+            result = self.tasks.run_task(
+                task_definition=item.task_definition_arn, overrides=item.overrides,
+                token=eid, tags={"cronctl:cron": cron, "cronctl:execution": eid,
+                                 "managed-by": "cronctl",
+                                 "cronctl:namespace": self._settings.namespace},
+                network=self.network())
+        except PermanentError as exc:
+            return self._refused(cron, eid, locked, f"RunTask failed: {exc}")
+        if result.task_arn is None:
+            if result.transient:
+                raise TransientError(f"RunTask: {result.failure}")
+            return self._refused(cron, eid, locked, result.failure)
+        if scheduled_at:
+            self.metrics.started_late(
+                (datetime.now(UTC) - ex.parse_time(scheduled_at)).total_seconds())
+        return self._recorded(cron, eid, result.task_arn, resumed=resumed, found=False)
+
+    def _recorded(self, cron: str, eid: str, task_arn: str, *, resumed: bool,
+                  found: bool) -> DispatchOutcome:
+        """Record the run's task ARN (the claim ends with it)."""
+        try:
+            recorded = self.executions.set_task(eid, task_arn)
+        except (TransientError, PermanentError) as exc:
+            # The task runs; its events (or a resumed dispatch, through ListTasks) record it.
+            log.warning("dispatch.task_arn_not_recorded", execution_id=eid, error=str(exc))
+        else:
+            if not recorded:
+                return self._superseded(cron, eid, task_arn)
+        log.info("dispatch.started", cron=cron, execution_id=eid, task_arn=task_arn,
+                 resumed=resumed, found_running=found)
+        return DispatchOutcome(STARTED, eid, task_arn, resumed=resumed or None)
+
+    def _superseded(self, cron: str, eid: str, task_arn: str) -> DispatchOutcome:
+        """The record moved on while RunTask was under way (given up at its start deadline,
+        or replaced, after this attempt's claim had expired): the task must not run."""
+        current = self.executions.get(eid)
+        if current is not None and current.task_arn == task_arn:
+            return DispatchOutcome(STARTED, eid, task_arn)
+        self.tasks.stop_task(task_arn, f"execution {eid} was ended before its task started")
+        log.warning("dispatch.superseded", cron=cron, execution_id=eid, task_arn=task_arn,
+                    status=current.status if current else None)
+        return DispatchOutcome(DUPLICATE, eid, current.task_arn if current else None,
+                               reason="the run was ended before its task started")
+
+    def _refused(self, cron: str, eid: str, locked: bool, reason: str) -> DispatchOutcome:
+        """AWS refused for good: FAILED_TO_START with the reason, lock released."""
+        if self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason):
+            self.metrics.execution_finished(ex.FAILED_TO_START)
+        if locked:
+            self.locks.release(cron, eid)
+        log.warning("dispatch.failed_to_start", cron=cron, execution_id=eid, reason=reason)
+        return DispatchOutcome(FAILED_TO_START, eid, reason=reason)

@@ -1,0 +1,1 @@
+"""The daemon's HTTP endpoint: server, routes, SNS signature checks, status page."""
