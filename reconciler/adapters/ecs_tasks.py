@@ -131,3 +131,22 @@ class EcsTasks:
             tasks += call(self._ecs.describe_tasks, cluster=self._cluster, tasks=chunk,
                           include=["TAGS"]).get("tasks", [])
         return tasks
+
+
+def cluster_arn(clients: AwsClients, cluster_name: str) -> str | None:
+    """The ARN of the named cluster (``DescribeClusters``); None when there is none."""
+    clusters = call_retrying(clients.client("ecs").describe_clusters,
+                             clusters=[cluster_name])["clusters"]
+    return clusters[0]["clusterArn"] if clusters else None
+
+
+def stopping_reasons(clients: AwsClients, cluster_name: str,
+                     task_arns: list[str]) -> dict[str, str]:
+    """The tasks StopTask was called for (desired status STOPPED) -> the reason given."""
+    found = {}
+    for start in range(0, len(task_arns), 100):  # DescribeTasks takes 100 at most
+        tasks = call_retrying(clients.client("ecs").describe_tasks, cluster=cluster_name,
+                              tasks=task_arns[start:start + 100]).get("tasks") or []
+        found.update({task["taskArn"]: task.get("stoppedReason") or "" for task in tasks
+                      if task.get("desiredStatus") == "STOPPED"})
+    return found

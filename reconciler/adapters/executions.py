@@ -301,3 +301,15 @@ class OverlapLocks:
         except Conflict:
             return False
         return True
+
+
+def started_pending(clients: AwsClients, table: str) -> list[dict]:
+    """Every PENDING execution that has a task (a ``Scan``): what the embedded runner starts."""
+    found = []
+    for page in clients.client("dynamodb").get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="#s = :pending AND attribute_exists(task_arn)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pending": {"S": PENDING}}):
+        found += [from_attributes(item) for item in page.get("Items", [])]
+    return found

@@ -1,4 +1,4 @@
-"""The namespace's ECS events queue: receive, delete, change visibility."""
+"""The namespace's ECS events queue: receive, delete, change visibility; send (embedded mode)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,13 @@ class EventQueue:
     def change_visibility(self, message: QueueMessage, seconds: int) -> None:
         call_retrying(self._sqs.change_message_visibility, QueueUrl=self.url,
                       ReceiptHandle=message.receipt_handle, VisibilityTimeout=seconds)
+
+
+def queue_url(clients: AwsClients, queue_name: str) -> str:
+    """The URL of the named queue (``GetQueueUrl``)."""
+    return call_retrying(clients.client("sqs").get_queue_url, QueueName=queue_name)["QueueUrl"]
+
+
+def send_message(clients: AwsClients, url: str, body: str) -> None:
+    """One ``SendMessage`` to the queue at ``url``."""
+    call_retrying(clients.client("sqs").send_message, QueueUrl=url, MessageBody=body)

@@ -14,7 +14,7 @@ A namespace bootstrapped before an index existed gets it added (``UpdateTable``)
 
 from __future__ import annotations
 
-from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.adapters.aws import AwsClients, call, call_retrying
 from reconciler.errors import Conflict
 from reconciler.settings import Settings
 
@@ -111,3 +111,8 @@ def _ensure_unfinished_index(ddb, table: str, result: dict[str, str]) -> None:
                                         {"AttributeName": "scheduled_at", "AttributeType": "S"}],
                   GlobalSecondaryIndexUpdates=[{"Create": UNFINISHED_INDEX}])
     result[table] = "updated"
+
+
+def check_readable(clients: AwsClients, table: str) -> None:
+    """``DescribeTable`` once, not retried: raises when the table cannot be read (readiness)."""
+    call(clients.client("dynamodb").describe_table, TableName=table)

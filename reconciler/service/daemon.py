@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reconciler.adapters.aws import AwsClients, call
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.tables import check_readable
 from reconciler.logs import get_logger
 
 log = get_logger("cronctl.daemon")
@@ -95,7 +96,7 @@ def readiness_check(clients: AwsClients, registry_table: str) -> Callable[[], tu
 
     def check() -> tuple[bool, str]:
         try:
-            call(clients.client("dynamodb").describe_table, TableName=registry_table)
+            check_readable(clients, registry_table)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return False, f"registry not readable: {exc}"
         return True, "ready"

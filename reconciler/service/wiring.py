@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from reconciler.adapters import sns
-from reconciler.adapters.aws import AwsClients, CallCounter, call_retrying
-from reconciler.adapters.executions import from_attributes
+from reconciler.adapters import ecs_tasks, sns, sqs
+from reconciler.adapters.aws import AwsClients, CallCounter
+from reconciler.adapters.executions import started_pending
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
@@ -139,48 +139,25 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
     from reconciler.service.embedded.runner import LocalTaskRunner
 
     registry = RegistryReader(clients, settings)
-    cluster = call_retrying(clients.client("ecs").describe_clusters,
-                            clusters=[settings.cluster_name])["clusters"]
+    cluster = ecs_tasks.cluster_arn(clients, settings.cluster_name)
     if not cluster:
         raise ConfigError(f"cluster {settings.cluster_name} not found after bootstrap")
-    queue_url = call_retrying(clients.client("sqs").get_queue_url,
-                              QueueName=settings.queue_name)["QueueUrl"]
-
-    def list_started() -> list[dict]:
-        ddb = clients.client("dynamodb")
-        found = []
-        for page in ddb.get_paginator("scan").paginate(
-                TableName=settings.executions_table,
-                FilterExpression="#s = :pending AND attribute_exists(task_arn)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":pending": {"S": "PENDING"}}):
-            found += [from_attributes(item) for item in page.get("Items", [])]
-        return found
+    queue_url = sqs.queue_url(clients, settings.queue_name)
 
     def send_event(envelope: dict) -> None:
-        call_retrying(clients.client("sqs").send_message, QueueUrl=queue_url,
-                      MessageBody=json.dumps(envelope))
-
-    def describe_stopping(task_arns: list[str]) -> dict[str, str]:
-        """The tasks StopTask was called for (desired status STOPPED) -> the reason given."""
-        found = {}
-        for start in range(0, len(task_arns), 100):  # DescribeTasks takes 100 at most
-            tasks = call_retrying(clients.client("ecs").describe_tasks,
-                                  cluster=settings.cluster_name,
-                                  tasks=task_arns[start:start + 100]).get("tasks") or []
-            found.update({task["taskArn"]: task.get("stoppedReason") or "" for task in tasks
-                          if task.get("desiredStatus") == "STOPPED"})
-        return found
+        sqs.send_message(clients, queue_url, json.dumps(envelope))
 
     publish = lambda message: sns.publish(clients, topic_arn, message)  # noqa: E731
     clock = (LocalClock(registry.all, publish, now=clock_now) if clock_now
              else LocalClock(registry.all, publish))
-    runner = LocalTaskRunner(list_started=list_started, registry_get=registry.get,
+    runner = LocalTaskRunner(list_started=lambda: started_pending(clients, settings.executions_table),
+                             registry_get=registry.get,
                              send_event=send_event, region=settings.region,
                              account=clients.account_id(),
-                             cluster_arn=cluster[0]["clusterArn"],
+                             cluster_arn=cluster,
                              put_logs=lambda group, stream, lines: put_lines(
                                  clients, group, stream, lines),
                              log_group=settings.log_group_name, stream_prefix=settings.namespace,
-                             describe_stopping=describe_stopping)
+                             describe_stopping=lambda arns: ecs_tasks.stopping_reasons(
+                                 clients, settings.cluster_name, arns))
     return [_Subscriber(clients, topic_arn, http), clock, runner]
