@@ -46,7 +46,6 @@ from prometheus_client import (
 )
 
 PASS_RESULTS = ("ok", "error")
-ACTIONS = ("create", "update", "delete")
 DISPATCH_OUTCOMES = ("started", "skipped", "duplicate", "in_progress", "failed_to_start",
                      "unknown_cron", "suspended", "retry", "invalid", "error")
 FINAL_STATUSES = ("SUCCESS", "FAILED", "TIMEOUT", "SKIPPED", "FAILED_TO_START", "LOST",

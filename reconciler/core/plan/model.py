@@ -6,6 +6,7 @@ The same ``Plan`` object is printed by ``--dry-run`` and executed by apply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from reconciler.core.desired import (
     CRON_TAG,
@@ -17,8 +18,26 @@ from reconciler.core.desired import (
 )
 from reconciler.core.registry_model import RegistryItem
 
-RESOURCES = ("schedule", "task-definition", "registry")
-ACTIONS = ("create", "update", "delete", "no-op")
+
+class Resource(StrEnum):
+    """The kinds of resource a plan changes (str-valued: printed and compared as their value)."""
+
+    SCHEDULE = "schedule"  # an EventBridge rule or a Scheduler schedule
+    TASK_DEFINITION = "task-definition"
+    REGISTRY = "registry"
+
+
+class Action(StrEnum):
+    """What a change does to its resource (str-valued: printed and compared as their value)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NO_OP = "no-op"
+
+
+# The actions a plan's summary counts (a no-op changes nothing).
+COUNTED = (Action.CREATE, Action.UPDATE, Action.DELETE)
 
 
 @dataclass(frozen=True)
@@ -82,8 +101,8 @@ class Change:
     DesiredTaskDefinition or RegistryItem); ``observed`` is what update/delete acts on."""
 
     cron: str
-    resource: str
-    action: str
+    resource: Resource
+    action: Action
     reason: str
     diff: tuple[tuple[str, object, object], ...] = ()
     desired: DesiredSchedule | DesiredTaskDefinition | RegistryItem | None = None
@@ -110,19 +129,19 @@ class Plan:
     @property
     def pending(self) -> tuple[Change, ...]:
         """The changes that do something (no-ops left out)."""
-        return tuple(c for c in self.changes if c.action != "no-op")
+        return tuple(c for c in self.changes if c.action != Action.NO_OP)
 
     def counts(self) -> dict[str, int]:
         """The listed changes by action, every resource counted (schedules, registry items,
         task definitions): what the summary line and the JSON ``summary`` say."""
-        counts = {"create": 0, "update": 0, "delete": 0}
+        counts = dict.fromkeys(COUNTED, 0)
         for change in self.pending:
             counts[change.action] += 1
         return counts
 
     def counts_by_resource(self) -> dict[str, dict[str, int]]:
         """``counts()`` split by resource, for the JSON ``summary``."""
-        counts = {resource: {"create": 0, "update": 0, "delete": 0} for resource in RESOURCES}
+        counts = {resource: dict.fromkeys(COUNTED, 0) for resource in Resource}
         for change in self.pending:
             counts[change.resource][change.action] += 1
         return counts

@@ -27,12 +27,14 @@ from reconciler.core.desired import (
     timezone_problem,
 )
 from reconciler.core.plan.model import (
+    Action,
     Change,
     DesiredState,
     Observed,
     ObservedSchedule,
     Plan,
     PlanError,
+    Resource,
 )
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import CronSpec
@@ -241,21 +243,21 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[
             reason = f"backend switch {reg.schedule_backend} -> {wanted.backend}"
         else:
             reason = f"drift: {_kind(wanted.backend)} deleted outside cronctl"
-        changes.append(Change(name, "schedule", "create", reason,
+        changes.append(Change(name, Resource.SCHEDULE, Action.CREATE, reason,
                               _diff({}, wanted.fields()), desired=wanted))
     else:
         diff = _diff(live.current.fields(), wanted.fields())
         if diff:
-            changes.append(Change(name, "schedule", "update",
+            changes.append(Change(name, Resource.SCHEDULE, Action.UPDATE,
                                   _schedule_reason(live, dc, reg), diff, wanted, live))
         else:
-            changes.append(Change(name, "schedule", "no-op", "up to date",
+            changes.append(Change(name, Resource.SCHEDULE, Action.NO_OP, "up to date",
                                   desired=wanted, observed=live))
     other_backend = "scheduler" if wanted.backend == "rules" else "rules"
     other_name = rule_name(ns, name) if other_backend == "rules" else name
     old = _schedules_of(observed, other_backend).get(other_name)
     if old is not None and old.owned_as(name, ns, reg):
-        changes.append(Change(name, "schedule", "delete",
+        changes.append(Change(name, Resource.SCHEDULE, Action.DELETE,
                               f"backend switch {other_backend} -> {wanted.backend}",
                               _diff(old.current.fields(), {}), observed=old))
     changes.append(_registry_change(dc, observed, commit, adopting=live is not None))
@@ -298,12 +300,12 @@ def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool
         task_definition_hash=dc.task_definition.td_hash, overrides=dc.overrides)
     if reg is None:
         reason = ADOPTING if adopting else "new cron"
-        return Change(name, "registry", "create", reason,
+        return Change(name, Resource.REGISTRY, Action.CREATE, reason,
                       _diff({}, registry_fields(item, False)), desired=item)
     spec_same = reg.spec == item.spec
     diff = _diff(registry_fields(reg, spec_same), registry_fields(item, spec_same))
     if not diff:
-        return Change(name, "registry", "no-op", "up to date", desired=item, observed=reg)
+        return Change(name, Resource.REGISTRY, Action.NO_OP, "up to date", desired=item, observed=reg)
     if not spec_same:
         reason = "spec changed"
     elif reg.schedule_backend != item.schedule_backend:
@@ -314,7 +316,7 @@ def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool
         reason = "file moved"
     else:
         reason = "overrides changed"
-    return Change(name, "registry", "update", reason, diff, desired=item, observed=reg)
+    return Change(name, Resource.REGISTRY, Action.UPDATE, reason, diff, desired=item, observed=reg)
 
 
 def _known_crons(observed: Observed, ns: str) -> set[str]:
@@ -334,10 +336,10 @@ def _removal_changes(name: str, observed: Observed, ns: str) -> list[Change]:
                                 (observed.schedules, name)):
         live = coll.get(resource_name)
         if live is not None and live.owned_as(name, ns, reg):
-            changes.append(Change(name, "schedule", "delete", reason,
+            changes.append(Change(name, Resource.SCHEDULE, Action.DELETE, reason,
                                   _diff(live.current.fields(), {}), observed=live))
     if reg is not None:
-        changes.append(Change(name, "registry", "delete", reason,
+        changes.append(Change(name, Resource.REGISTRY, Action.DELETE, reason,
                               _diff(registry_fields(reg, False), {}), observed=reg))
     return changes
 
@@ -355,18 +357,18 @@ def _task_definition_changes(td_users: dict[str, list[DesiredCron]], kept: set[s
         wanted = users[0].task_definition
         crons = ", ".join(dc.spec.name for dc in users)
         if family in observed.task_definitions:
-            creates.append(Change(family, "task-definition", "no-op", f"used by {crons}",
+            creates.append(Change(family, Resource.TASK_DEFINITION, Action.NO_OP, f"used by {crons}",
                                   desired=wanted, observed=observed.task_definitions[family]))
             continue
         reason = ("drift: task definition deregistered outside cronctl"
                   if wanted.td_hash in drifted else f"new task definition for {crons}")
-        creates.append(Change(family, "task-definition", "create", reason,
+        creates.append(Change(family, Resource.TASK_DEFINITION, Action.CREATE, reason,
                               _diff({}, {"image": users[0].spec.container.image,
                                          "used_by": crons}), desired=wanted))
     deletes = []
     for family, live in sorted(observed.task_definitions.items()):
         if family not in referenced and is_ours(live.tags, ns):
-            deletes.append(Change(family, "task-definition", "delete",
+            deletes.append(Change(family, Resource.TASK_DEFINITION, Action.DELETE,
                                   "no cron uses it any more",
                                   (("arn", live.arn, None),), observed=live))
     return creates, deletes

@@ -11,12 +11,12 @@ import json
 import re
 from dataclasses import dataclass
 
-from reconciler.core.plan.model import Change, Plan, PlanError
+from reconciler.core.plan.model import COUNTED, Action, Change, Plan, PlanError, Resource
 from reconciler.core.plan.planner import HELD_BACK
 
 SENSITIVE = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 MASK = "(sensitive)"
-SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 
 
 def is_sensitive(field: str) -> bool:
@@ -94,7 +94,7 @@ def apply_error_view(error, file: str = "") -> ErrorView:
     """A change that failed during apply (``reconciler.service.control.apply.ApplyError``)."""
     what = f"{error.action} {error.resource} {error.cron}"
     headline = f"{file}: {what} failed" if file else f"{what} failed"
-    if error.resource == "task-definition":
+    if error.resource == Resource.TASK_DEFINITION:
         way_out = "crons that use it keep their task definition; the next pass tries again"
     else:
         way_out = "the rest of this cron's changes wait; the next pass tries again"
@@ -161,9 +161,9 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=()) -> str:
                      f"{change.cron}: {change.reason}")
         for field, before, after in change.diff:
             before, after = _value(field, before), _value(field, after)
-            if change.action == "create":
+            if change.action == Action.CREATE:
                 lines.append(f"    + {field} = {_show(after)}")
-            elif change.action == "delete":
+            elif change.action == Action.DELETE:
                 lines.append(f"    - {field} = {_show(before)}")
             else:
                 lines.append(f"    ~ {field}: {_show(before)} -> {_show(after)}")
@@ -199,7 +199,7 @@ def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=
     the text's summary line; ``errors`` holds every error of the pass (plan errors, failed
     changes, then errors of the whole pass); ``apply_errors`` details the failed changes."""
     views = error_views(plan, apply_errors, pass_errors)
-    counts = plan.counts() if plan else {"create": 0, "update": 0, "delete": 0}
+    counts = plan.counts() if plan else dict.fromkeys(COUNTED, 0)
     data = {
         "commit": plan.commit if plan else commit,
         "summary": {**counts, "errors": len(views),

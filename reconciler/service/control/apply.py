@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import Fence, LeaseLost
-from reconciler.core.plan.model import Change, Plan
+from reconciler.core.plan.model import Action, Change, Plan, Resource
 from reconciler.core.plan.planner import family_of
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError, PermanentError
@@ -38,8 +38,8 @@ PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("cronctl_ap
 @dataclass(frozen=True)
 class ApplyError:
     cron: str
-    resource: str
-    action: str
+    resource: Resource
+    action: Action
     message: str
 
 
@@ -64,25 +64,25 @@ class _Applier:
         self.schedule_since: dict[str, str] = {}
 
     def task_definition(self, change: Change) -> None:
-        if change.action == "create":
+        if change.action == Action.CREATE:
             self.td_arns[change.cron] = taskdefs.ensure(self.clients, change.desired)
-        elif change.action == "delete":
+        elif change.action == Action.DELETE:
             taskdefs.deregister_family(self.clients, change.cron)
 
     def schedule(self, change: Change) -> None:
-        if change.action in ("create", "update"):
+        if change.action in (Action.CREATE, Action.UPDATE):
             wanted = change.desired
             if wanted.backend == "rules":
                 rules.put(self.clients, self.settings.namespace, change.cron, wanted,
-                          existing=change.action == "update")
+                          existing=change.action == Action.UPDATE)
                 self._note_start(change)
                 return
-            if change.action == "create" and not self.group_ready:
+            if change.action == Action.CREATE and not self.group_ready:
                 schedules.ensure_group(self.clients, self.settings.namespace)
                 self.group_ready = True
-            schedules.put(self.clients, wanted, exists=change.action == "update")
+            schedules.put(self.clients, wanted, exists=change.action == Action.UPDATE)
             self._note_start(change)
-        elif change.action == "delete":
+        elif change.action == Action.DELETE:
             live = change.observed.current
             if live.backend == "rules":
                 rules.delete(self.clients, live.name)
@@ -91,12 +91,12 @@ class _Applier:
                                  live.name)
 
     def _note_start(self, change: Change) -> None:
-        before = change.observed.current.expression if change.action == "update" else None
+        before = change.observed.current.expression if change.action == Action.UPDATE else None
         if before != change.desired.expression:  # created, or a new expression
             self.schedule_since[change.cron] = datetime.now(UTC).isoformat(timespec="seconds")
 
     def registry(self, change: Change) -> None:
-        if change.action == "delete":
+        if change.action == Action.DELETE:
             registry.delete(self.clients, self.settings, change.cron, fence=self.fence)
             return
         item: RegistryItem = change.desired
@@ -137,12 +137,12 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
 def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Change],
            errors: list[ApplyError]) -> None:
     for change in plan.changes:
-        if change.resource == "task-definition" and change.action == "no-op":
+        if change.resource == Resource.TASK_DEFINITION and change.action == Action.NO_OP:
             applier.td_arns[change.cron] = change.observed.arn
-    td_creates = [c for c in plan.changes if c.resource == "task-definition"
-                  and c.action == "create"]
-    td_deletes = [c for c in plan.changes if c.resource == "task-definition"
-                  and c.action == "delete"]
+    td_creates = [c for c in plan.changes if c.resource == Resource.TASK_DEFINITION
+                  and c.action == Action.CREATE]
+    td_deletes = [c for c in plan.changes if c.resource == Resource.TASK_DEFINITION
+                  and c.action == Action.DELETE]
     for change in td_creates:
         try:
             applier.task_definition(change)
@@ -157,12 +157,12 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
     still_used: set[str] = set()
     for cron, changes in _by_cron(plan).items():
         for change in changes:
-            if change.action == "no-op":
-                if change.resource == "registry" and cron in applier.schedule_since:
+            if change.action == Action.NO_OP:
+                if change.resource == Resource.REGISTRY and cron in applier.schedule_since:
                     _record_schedule_start(applier, change, errors)
                 continue
             try:
-                handler = applier.schedule if change.resource == "schedule" else applier.registry
+                handler = applier.schedule if change.resource == Resource.SCHEDULE else applier.registry
                 handler(change)
                 applied.append(change)
             except LeaseLost:
@@ -197,13 +197,13 @@ def _record_schedule_start(applier: _Applier, change: Change,
     except LeaseLost:
         raise
     except CronctlError as exc:
-        errors.append(ApplyError(change.cron, change.resource, "update", str(exc)))
+        errors.append(ApplyError(change.cron, change.resource, Action.UPDATE, str(exc)))
 
 
 def _by_cron(plan: Plan) -> dict[str, list[Change]]:
     grouped: dict[str, list[Change]] = {}
     for change in plan.changes:
-        if change.resource != "task-definition":
+        if change.resource != Resource.TASK_DEFINITION:
             grouped.setdefault(change.cron, []).append(change)
     return grouped
 

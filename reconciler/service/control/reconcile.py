@@ -20,7 +20,7 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import UNFENCED, Fence
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
-from reconciler.core.plan.model import Change, Plan
+from reconciler.core.plan.model import Action, Change, Plan
 from reconciler.core.plan.planner import desired_state, make_plan
 from reconciler.errors import ConfigError, CronctlError, SourceError
 from reconciler.logs import get_logger
@@ -162,8 +162,8 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
 def _log(result: PassResult) -> None:
     counts = result.plan.counts() if result.plan else {}
     log.info("reconcile.pass", commit=result.commit, dry_run=result.dry_run,
-             create=counts.get("create", 0), update=counts.get("update", 0),
-             delete=counts.get("delete", 0), applied=len(result.applied),
+             create=counts.get(Action.CREATE, 0), update=counts.get(Action.UPDATE, 0),
+             delete=counts.get(Action.DELETE, 0), applied=len(result.applied),
              plan_errors=len(result.plan.errors) if result.plan else 0,
              apply_errors=len(result.apply_errors), errors=list(result.errors),
              duration_s=result.duration_s, aws_calls=sum(result.api_calls.values()),
