@@ -1,5 +1,5 @@
 """The daemon's status page: the pure rendering (tables of inputs -> assertions on the HTML),
-the answers of ``service.status_page`` (names checked before any lookup, 404, 405, 503,
+the answers of ``service.http.status_page`` (names checked before any lookup, 404, 405, 503,
 headers), and the real daemon's pages loaded in headless Chromium."""
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ class Endpoint(Protocol):
     webhook_secret: str | None
     metrics: Metrics | None
     max_body: int
-    # The status page (``service.status_page``): its answer to (method, path), None when
+    # The status page (``service.http.status_page``): its answer to (method, path), None when
     # the path is not one of its pages; None when the daemon serves no status page.
     status_pages: Callable[[str, str], Answer | None] | None
 

@@ -2,7 +2,7 @@
 
 Routes (``http.routes``): ``POST /sns`` (verified SNS messages), ``GET /healthz``,
 ``GET /readyz``, the status page ``GET /`` and ``GET /crons/<name>`` (with ``status_pages``:
-``service.status_page``) and, when a token and a callback are configured, ``POST /reconcile``
+``service.http.status_page``) and, when a token and a callback are configured, ``POST /reconcile``
 (the CI webhook); ``POST /v1/sync`` when a secret and a callback are configured (the GitHub
 webhook); ``GET /metrics`` when the daemon has metrics. SNS counts any 2xx-4xx answer as
 delivered, so refused input (malformed, forged, another topic, stale) gets a 400 and only a
@@ -422,7 +422,7 @@ class DaemonHttpServer:
     (which must only wake the reconcile loop, never run a pass itself) and a non-empty
     ``webhook_token``; ``POST /v1/sync`` only with ``on_reconcile`` and a non-empty
     ``webhook_secret``; ``GET /metrics`` only with ``metrics``. ``status_pages`` answers the
-    status page's paths before any other route (``service.status_page.StatusPages.answer``)."""
+    status page's paths before any other route (``service.http.status_page.StatusPages.answer``)."""
 
     def __init__(self, listen: str, verifier: SnsVerifier, on_notification: NotificationHandler,
                  on_subscription_confirmation: ConfirmationHandler, readiness: Readiness,

@@ -6,7 +6,7 @@ answer says ``Cache-Control: no-store``). A name is checked against ``NAME_PATTE
 anything is looked up; an unknown cron is a 404 page. When the tables cannot be read the
 answer is a 503 page saying why. The next run and the execution that gives a cron's state (a
 run in progress, also behind newer SKIPPED fires) are computed as ``cronctl status`` computes
-them (``core.status_render.next_run_of`` and ``current_execution``).
+them (``core.status.render.next_run_of`` and ``current_execution``).
 The pages carry no script, and their Content-Security-Policy allows none.
 """
 
