@@ -13,6 +13,7 @@ from reconciler.adapters.registry_read import RegistryReader
 from reconciler.core.executions.records import execution_id
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.control.reconcile import run_pass
+from reconciler.service.namespace import resolve
 from reconciler.settings import Settings
 from tests.support.ecs_events import tasks_started_by
 from tests.support.moto import REGION
@@ -92,6 +93,7 @@ def prepare_namespace(moto_url: str, root: Path, namespace: str = "chaos",
                         repo=str(repo))
     clients = AwsClients(settings)
     infra = bootstrap(clients, settings)
+    settings = resolve(clients, settings)   # what bootstrap recorded, as every command reads it
     result = run_pass(clients, settings, dry_run=False)
     assert result.ok, (result.errors, result.apply_errors)
     registry = RegistryReader(clients, settings)

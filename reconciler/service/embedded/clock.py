@@ -73,8 +73,12 @@ class LocalClock:
             known = self._next.get(item.name)
             anchor = self._rate_anchor(item)
             if known is None or known[0] != item.spec_hash:
-                self._next[item.name] = (item.spec_hash, self._after(spec, now, anchor))
-                continue
+                first = self._first_scheduler_rate_fire(item) if known is None else None
+                self._next[item.name] = (item.spec_hash,
+                                         first or self._after(spec, now, anchor))
+                if first is None:
+                    continue
+                known = self._next[item.name]
             due = known[1]
             while due is not None and due <= now and not self._stop.is_set():
                 message = json.dumps({"cron": item.name, "scheduled_at": scheduled_time_text(due)})
@@ -85,6 +89,22 @@ class LocalClock:
                 due = self._after(spec, due, anchor)
             self._next[item.name] = (item.spec_hash, due)
         return fired
+
+    def _first_scheduler_rate_fire(self, item: RegistryItem) -> datetime | None:
+        """EventBridge Scheduler starts a ``rate()`` schedule without a start date at once: its
+        first invocation is when it is created (Scheduler User Guide, "Schedule types"). So a
+        rate schedule put in place while this clock runs fires at its ``schedule_since``."""
+        if item.schedule_backend != "scheduler" or not item.schedule_since \
+                or not str(item.spec.get("schedule", "")).startswith("rate("):
+            return None
+        try:
+            since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        since = since.astimezone(UTC).replace(microsecond=0)
+        if self._anchor is None or since < self._anchor - timedelta(minutes=1):
+            return None
+        return since
 
     def _rate_anchor(self, item: RegistryItem) -> datetime | None:
         """A ``rate()`` fires from when its schedule was put in place, as on AWS (the
