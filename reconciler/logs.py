@@ -45,13 +45,23 @@ GENERIC_REASONS = frozenset({"Essential container in task exited"})
 
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is at the time of the write, not at configuration:
-    long-lived threads keep logging correctly when stderr is swapped (tests, daemons)."""
+    long-lived threads keep logging correctly when stderr is swapped (tests, daemons).
+
+    A line that cannot be written (the reader of a pipe is gone, the stream is closed) is
+    dropped: logging never raises into the code that logs, so a broken log stream cannot stop
+    a dispatch, a consumer or the daemon's shutdown."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        try:
+            return sys.stderr.write(text)
+        except (OSError, ValueError):
+            return 0
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()

@@ -137,3 +137,25 @@ def test_embedded_mode_runs_scheduled_crons_locally(aws, tmp_path, monkeypatch, 
         assert "tick" in capsys.readouterr().out.splitlines()
     finally:
         assert built.daemon.stop(budget_s=30)
+
+
+def test_serve_stops_on_sigterm_when_its_log_stream_is_gone(tmp_path):
+    """The reader of stderr died (a pipe to a pager or `tee` that was interrupted): logging
+    drops the lines, and SIGTERM still stops every component and the process (in embedded mode
+    the HTTP endpoint is stopped after several components that log)."""
+    (tmp_path / "crons.d").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CRONCTL_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "--embedded", "--repo", str(tmp_path),
+         "--listen", "127.0.0.1:0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: "daemon.ready" in process.stderr.readline(), timeout=60,
+                 message="the daemon to be ready")
+        process.stderr.close()          # the log stream's reader is gone
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) in (0, 1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

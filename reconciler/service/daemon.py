@@ -60,7 +60,12 @@ class Daemon:
         clean = True
         for component in reversed(self.components):
             remaining = max(0.5, deadline - time.monotonic())
-            stopped = component.stop(remaining)
+            try:
+                stopped = component.stop(remaining)
+            except Exception as exc:  # noqa: BLE001 - the other components must still stop
+                log.error("component stop failed", component=component_name(component),
+                          error=f"{type(exc).__name__}: {exc}")
+                stopped = False
             clean = clean and bool(stopped if stopped is not None else True)
             log.info("component stopped", component=component_name(component), clean=stopped)
         return clean
