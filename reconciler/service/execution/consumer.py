@@ -19,7 +19,6 @@ effect is a conditional write.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -38,6 +37,7 @@ from reconciler.core.json_bounds import loads_bounded
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.metrics import Metrics
+from reconciler.service.worker import Worker
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.consumer")
@@ -46,8 +46,10 @@ DELETE, KEEP = "delete", "keep"
 APPLY_ATTEMPTS = 5
 
 
-class EventConsumer:
+class EventConsumer(Worker):
     """Consumes ``<ns>-ecs-events``; ``start``/``stop`` run it on thread ``cronctl-consumer``."""
+
+    thread_name = "cronctl-consumer"
 
     def __init__(self, clients: AwsClients, settings: Settings,
                  on_terminal: Callable[[Execution], None] | None = None,
@@ -61,27 +63,15 @@ class EventConsumer:
         self._wait_time_s = wait_time_s
         self._batch_size = batch_size
         self._error_backoff_s = error_backoff_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # -- thread ---------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="cronctl-consumer", daemon=True)
-        self._thread.start()
-
     def stop(self, timeout: float = 30.0) -> bool:
         """Ask the thread to stop and wait; True when it has stopped within ``timeout``.
 
         A receive in progress finishes first, so allow ``wait_time_s`` plus a little.
         """
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return super().stop(timeout)
 
     def _loop(self) -> None:
         log.info("consumer.started")

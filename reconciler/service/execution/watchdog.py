@@ -20,7 +20,6 @@ and ``on_terminal`` runs once. Errors are logged and counted; the next sweep tri
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,13 +35,16 @@ from reconciler.logs import get_logger
 from reconciler.service.execution.consumer import finished
 from reconciler.service.execution.dispatch import DEFAULT_TIMEOUT_S, Dispatcher, RetryLater
 from reconciler.service.metrics import Metrics
+from reconciler.service.worker import Worker
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.watchdog")
 
 
-class Watchdog:
+class Watchdog(Worker):
     """Sweeps the open executions; ``start``/``stop`` run it on its own thread."""
+
+    thread_name = "cronctl-watchdog"
 
     def __init__(self, clients: AwsClients, settings: Settings, dispatcher: Dispatcher,
                  on_terminal: Callable[[Execution], None] | None = None,
@@ -59,26 +61,9 @@ class Watchdog:
         self.registry = RegistryReader(clients, settings)
         self.repairs: Counter[str] = Counter()
         self.sweeps = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # -- thread ---------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="cronctl-watchdog",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Ask the thread to stop and wait up to ``timeout``; True when it has stopped."""
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
     def _loop(self) -> None:
         log.info("watchdog.started", interval_s=self._settings.watchdog_interval_s,
                  grace_s=self._settings.grace_s)
