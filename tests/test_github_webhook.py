@@ -25,50 +25,25 @@ from reconciler.service.http.routes import (
     signature_refusal,
 )
 from reconciler.service.http.server import DaemonHttpServer
-from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from reconciler.service.wiring import build_daemon
 from reconciler.settings import from_environment
+from tests.support.endpoint import Trigger, endpoint_servers
 from tests.support.reconcile_env import prepare
-from tests.support.sns import CountingFetch, raw_exchange, status_of
+from tests.support.sns import raw_exchange, status_of
 from tests.support.waiting import wait_for
 
 VECTOR = json.loads((Path(__file__).parent / "fixtures" / "github"
                      / "webhook_signature_docs_example.json").read_text())
 SECRET = "gh-webhook-s3cret"
-TOPIC = "arn:aws:sns:us-east-1:123456789012:test-dispatch"
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
                    "repository": {"full_name": "acme/crons"}}).encode()
-
-
-class Trigger:
-    """Stands for ``ReconcileLoop.trigger``: counts calls, or fails when told to."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.calls = 0
-        self.error = error
-
-    def __call__(self) -> None:
-        if self.error is not None:
-            raise self.error
-        self.calls += 1
 
 
 @pytest.fixture
 def serve():
     """Start servers on free ports; stop them (and check they stopped) after the test."""
-    started: list[DaemonHttpServer] = []
-
-    def start(**kwargs) -> DaemonHttpServer:
-        verifier = SnsVerifier(TOPIC, CertificateStore(None, fetch=CountingFetch()))
-        server = DaemonHttpServer("127.0.0.1:0", verifier, lambda m: (200, "started"),
-                                  lambda topic, token: None, lambda: (True, "ready"), **kwargs)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        assert server.stop(timeout=10)
+    with endpoint_servers() as start:
+        yield start
 
 
 def signed(body: bytes, secret: str = SECRET, event: str = "push") -> dict[str, str]:

@@ -13,45 +13,20 @@ from structlog.testing import capture_logs
 from reconciler.service.control.reconcile_loop import ReconcileLoop
 from reconciler.service.http.routes import WebhookBodyError, bearer_refusal, webhook_commit
 from reconciler.service.http.server import DaemonHttpServer
-from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
+from tests.support.endpoint import Trigger, endpoint_servers
 from tests.support.reconcile_env import cron_yaml, live_state, prepare, write_crons
-from tests.support.sns import CountingFetch, raw_exchange, status_of
+from tests.support.sns import raw_exchange, status_of
 from tests.support.waiting import wait_for
 
 TOKEN = "s3cr3t-webhook-token"
-TOPIC = "arn:aws:sns:us-east-1:123456789012:test-dispatch"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-class Trigger:
-    """Stands for ``ReconcileLoop.trigger``: counts calls, or fails when told to."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.calls = 0
-        self.error = error
-
-    def __call__(self) -> None:
-        if self.error is not None:
-            raise self.error
-        self.calls += 1
 
 
 @pytest.fixture
 def serve():
     """Start servers on free ports; stop them (and check they stopped) after the test."""
-    started: list[DaemonHttpServer] = []
-
-    def start(**kwargs) -> DaemonHttpServer:
-        verifier = SnsVerifier(TOPIC, CertificateStore(None, fetch=CountingFetch()))
-        server = DaemonHttpServer("127.0.0.1:0", verifier, lambda m: (200, "started"),
-                                  lambda topic, token: None, lambda: (True, "ready"), **kwargs)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        assert server.stop(timeout=10)
+    with endpoint_servers() as start:
+        yield start
 
 
 def send(server: DaemonHttpServer, headers: dict[str, str] | None = None, body: bytes = b"",
