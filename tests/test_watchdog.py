@@ -191,9 +191,32 @@ def test_decide_table():
                          "started_at": "2026-01-01T11:58:30.000Z"}), repairs.Repair.NONE),
         (ex.Execution(**{**base.__dict__, "task_arn": "t", "status": "RUNNING",
                          "started_at": "2026-01-01T11:57:59.000Z"}), repairs.Repair.CHECK_TASK),
-        (ex.Execution(**{**base.__dict__, "status": "SUCCESS"}), repairs.Repair.NONE),
+        (ex.Execution(**{**base.__dict__, "status": "SUCCESS", "lock_released": True}),
+         repairs.Repair.NONE),
+        (ex.Execution(**{**base.__dict__, "status": "SUCCESS"}), repairs.Repair.RELEASE_LOCK),
     ]
     for record, expected in cases:
         # timeout 1 s + grace 120 s: a run started at 11:57:59 is overdue at 12:00:00
         got = repairs.decide(record, now, timeout_s=1, grace_s=120)
         assert got is expected, (record, got)
+
+
+def test_a_crash_between_a_final_state_and_its_lock_release_is_repaired_by_the_sweep(plane,
+                                                                                   settings):
+    """The consumer (or dispatch, or the watchdog) stored the final state and died before
+    releasing the lock: the run is still in the index of open runs, and the sweep frees it."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    store, locks = ExecutionStore(clients, settings), OverlapLocks(clients, settings)
+    run = Dispatcher(clients, settings).dispatch("hello", AT)
+    record = store.get(run.execution_id)
+    done = ex.Execution(**{**record.__dict__, "status": "SUCCESS", "exit_code": 0,
+                           "version": 4})
+    assert store.apply(done, record.version)          # ... and here the process was killed
+    assert locks.holder("hello") == run.execution_id
+    assert [e.execution_id for e in store.unfinished()] == [run.execution_id]
+    assert Watchdog(clients, settings, Dispatcher(clients, settings)).sweep() == {
+        "lock_released": 1}
+    assert locks.holder("hello") is None
+    assert store.unfinished() == []
+    assert store.get(run.execution_id).lock_released is True

@@ -11,8 +11,10 @@ Every write that decides something is conditional, so several dispatchers and co
 - a lock ``lock#<cron>`` is taken only when absent, expired, or held by ``expected_holder``,
   and released only by its holder.
 
-Open (non-terminal) records carry ``unfinished = "1"``, the key of the sparse index
-``unfinished`` that the watchdog queries; every write that makes a record terminal removes it.
+Records carry ``unfinished = "1"``, the key of the sparse index ``unfinished`` that the
+watchdog queries, from their creation until they are terminal *and* their overlap lock is
+released (``mark_lock_released`` removes it): a crash between storing a final state and
+releasing the lock leaves the run in the index, and the next sweep releases the lock.
 """
 
 from __future__ import annotations
@@ -99,9 +101,6 @@ class ExecutionStore:
             condition = "#version = :read_version"
             values[":read_version"] = {"N": str(read_version)}
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
-        if execution.terminal:
-            names["#unfinished"] = UNFINISHED
-            update += " REMOVE #unfinished"
         try:
             call_retrying(
                 self._ddb.update_item, TableName=self._table,
@@ -178,11 +177,13 @@ class ExecutionStore:
                 Key={"execution_id": {"S": execution_id}},
                 UpdateExpression="SET #status = :status, reason = :reason, stopped_at = :now, "
                                  "lock_released = :released "
-                                 "REMOVE claim_until, claimed_by, #unfinished",
+                                 "REMOVE claim_until, claimed_by"
+                                 + (", #unfinished" if lock_released else ""),
                 ConditionExpression="#status = :pending AND attribute_not_exists(#version) "
                                     "AND attribute_not_exists(task_arn)",
                 ExpressionAttributeNames={"#status": "status", "#version": "version",
-                                          "#unfinished": UNFINISHED},
+                                          **({"#unfinished": UNFINISHED} if lock_released
+                                             else {})},
                 ExpressionAttributeValues=to_attributes({
                     ":status": status, ":reason": reason, ":now": _now_iso(),
                     ":pending": PENDING, ":released": lock_released}))
@@ -191,10 +192,12 @@ class ExecutionStore:
         return True
 
     def mark_lock_released(self, execution_id: str) -> None:
-        """Note that the record's overlap lock is gone, so redeliveries need not release it."""
+        """Note that the record's overlap lock is gone (redeliveries need not release it) and
+        take the finished run out of the index of open runs."""
         call_retrying(self._ddb.update_item, TableName=self._table,
                       Key={"execution_id": {"S": execution_id}},
-                      UpdateExpression="SET lock_released = :yes",
+                      UpdateExpression="SET lock_released = :yes REMOVE #unfinished",
+                      ExpressionAttributeNames={"#unfinished": UNFINISHED},
                       ExpressionAttributeValues={":yes": {"BOOL": True}})
 
     def unfinished(self) -> list[Execution]:

@@ -51,7 +51,8 @@ DISPATCH_OUTCOMES = ("started", "skipped", "duplicate", "in_progress", "failed_t
 FINAL_STATUSES = ("SUCCESS", "FAILED", "TIMEOUT", "SKIPPED", "FAILED_TO_START", "LOST",
                   "MISSED")
 SQS_FAILURES = ("malformed", "contended", "transient", "error", "not_deleted")
-REPAIR_KINDS = ("resumed", "failed_to_start", "skipped", "recorded_from_ecs", "lost", "failed")
+REPAIR_KINDS = ("resumed", "failed_to_start", "skipped", "recorded_from_ecs", "lost",
+                "lock_released", "failed")
 
 # Seconds. A pass takes from under a second to minutes (thousands of crons, throttled APIs);
 # runs start seconds after their time, and minutes late when SNS or AWS had trouble.

@@ -10,6 +10,8 @@ repair:
   than the cron's timeout plus the grace period: ask ECS about that one task; its final state
   is recorded from ECS's answer exactly as the STOPPED event would have, or LOST when ECS no
   longer knows it;
+- ``RELEASE_LOCK``: terminal, but the process that stored the final state died before
+  releasing the overlap lock: release it;
 - ``NONE``: nothing to do yet.
 
 ``task_event`` turns one task of a DescribeTasks answer into the ``TaskEvent`` that the ECS
@@ -35,6 +37,7 @@ from reconciler.core.executions.records import (
 
 class Repair(enum.Enum):
     NONE = "none"
+    RELEASE_LOCK = "release_lock"
     RESUME = "resume"
     GIVE_UP = "give_up"
     CHECK_TASK = "check_task"
@@ -51,7 +54,9 @@ def overdue_at(record: Execution, timeout_s: float, grace_s: float) -> datetime 
 def decide(record: Execution, now: datetime, timeout_s: float, grace_s: float) -> Repair:
     """The repair ``record`` needs at ``now`` (see the module docstring)."""
     if record.terminal:
-        return Repair.NONE
+        # Still in the index of open runs: its final state was stored but its lock release
+        # was not (a crash in between).
+        return Repair.NONE if record.lock_released else Repair.RELEASE_LOCK
     if record.unstarted:
         if record.claimed(now.timestamp()):
             return Repair.NONE

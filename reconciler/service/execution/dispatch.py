@@ -232,12 +232,13 @@ class Dispatcher:
     def _give_up(self, record: ex.Execution, attempt: str, reason: str) -> DispatchOutcome:
         """FAILED_TO_START with ``reason``, and the lock released if the run held it."""
         if not self.executions.finish_unstarted(record.execution_id, ex.FAILED_TO_START,
-                                                reason):
+                                                reason, lock_released=False):
             current = self.executions.get(record.execution_id)
             return DispatchOutcome(DUPLICATE, record.execution_id,
                                    current.task_arn if current else None)
         self.metrics.execution_finished(ex.FAILED_TO_START)
         self.locks.release(record.cron, record.execution_id)
+        self.executions.mark_lock_released(record.execution_id)
         log.warning("dispatch.failed_to_start", cron=record.cron,
                     execution_id=record.execution_id, reason=reason)
         return DispatchOutcome(FAILED_TO_START, record.execution_id, reason=reason)
@@ -375,9 +376,11 @@ class Dispatcher:
 
     def _refused(self, cron: str, eid: str, locked: bool, reason: str) -> DispatchOutcome:
         """AWS refused for good: FAILED_TO_START with the reason, lock released."""
-        if self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason):
+        if self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason,
+                                            lock_released=not locked):
             self.metrics.execution_finished(ex.FAILED_TO_START)
         if locked:
             self.locks.release(cron, eid)
+            self.executions.mark_lock_released(eid)
         log.warning("dispatch.failed_to_start", cron=cron, execution_id=eid, reason=reason)
         return DispatchOutcome(FAILED_TO_START, eid, reason=reason)

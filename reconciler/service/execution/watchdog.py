@@ -32,7 +32,7 @@ from reconciler.core.executions import repairs
 from reconciler.core.executions.records import Execution, apply_event
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
-from reconciler.service.execution.consumer import finished
+from reconciler.service.execution.consumer import finished, release_lock
 from reconciler.service.execution.dispatch import DEFAULT_TIMEOUT_S, Dispatcher, RetryLater
 from reconciler.service.metrics import Metrics
 from reconciler.service.worker import Worker
@@ -110,6 +110,11 @@ class Watchdog(Worker):
         now = self._now()
         timeout_s = self._timeout_s(record.cron, timeouts)
         action = repairs.decide(record, now, timeout_s, self._settings.grace_s)
+        if action is repairs.Repair.RELEASE_LOCK:
+            release_lock(self.executions, self.locks, record)
+            log.info("watchdog.lock_released", cron=record.cron,
+                     execution_id=record.execution_id, status=record.status)
+            return "lock_released"
         if action in (repairs.Repair.RESUME, repairs.Repair.GIVE_UP):
             outcome = self._dispatcher.resume(record, source="watchdog")
             log.info("watchdog.resumed", cron=record.cron, execution_id=record.execution_id,
@@ -136,11 +141,6 @@ class Watchdog(Worker):
             updated = apply_event(record, repairs.task_event(task, (record.version or 0) + 1))
             if updated is None:
                 return None
-        if updated.terminal:
-            # Free the cron before storing the final state: the run stays in the index of open
-            # runs until that write, so a crash in between is repaired by the next sweep. (After
-            # it no sweep looks at the run again, and no event will be redelivered for it.)
-            self.locks.release(record.cron, record.execution_id)
         if not self.executions.apply(updated, record.version):
             return None            # an event or another replica got there first
         if updated.terminal and not record.terminal:
