@@ -26,6 +26,12 @@ MIN_LEASE_S, MAX_LEASE_S = 1.0, 45.0  # bounds of lease_s (failover stays within
 DEFAULT_RULES_QUOTA = 300  # EventBridge's default quota of rules per event bus
 LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
 BACKENDS = ("rules", "scheduler")
+MONITORS = ("none", "cronitor", "healthchecks")
+# The public services' endpoints (a self-hosted Healthchecks sets its own).
+MONITOR_URLS = {"cronitor": "https://cronitor.io/api", "healthchecks": "https://healthchecks.io"}
+MONITOR_PING_URLS = {"cronitor": "https://cronitor.link", "healthchecks": "https://hc-ping.com"}
+SLACK_API_URL = "https://slack.com/api"
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,31 @@ class NamespaceSettings:
     scheduler_role_arn: str | None = None  # default: role/<namespace>-scheduler
     log_group: str | None = None  # default: /cronctl/<namespace>
     rules_quota: int = DEFAULT_RULES_QUOTA
+    # The cron-monitoring service every cron with ``notifications`` gets a monitor at, and
+    # its endpoints (None: the public service's). The API key is not recorded (a secret):
+    # it is a NotificationSettings of each process.
+    monitor: str = "none"  # "none" | "cronitor" | "healthchecks"
+    monitor_url: str | None = None
+    monitor_ping_url: str | None = None
+
+    @property
+    def monitor_api_url(self) -> str | None:
+        """The monitoring service's management API base URL (None: no monitors)."""
+        if self.monitor == "none":
+            return None
+        return (self.monitor_url or MONITOR_URLS[self.monitor]).rstrip("/")
+
+    @property
+    def monitor_ping_base(self) -> str | None:
+        """The monitoring service's ping base URL (None: no monitors)."""
+        if self.monitor == "none":
+            return None
+        return (self.monitor_ping_url or MONITOR_PING_URLS[self.monitor]).rstrip("/")
 
     def __post_init__(self) -> None:
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"--monitor must be one of {', '.join(MONITORS)}, "
+                              f"got {self.monitor!r}")
         if self.rules_quota < 1:
             raise ConfigError(f"--rules-quota must be 1 or more, got {self.rules_quota}")
 
@@ -131,6 +160,8 @@ class NamespaceSettings:
             "default_task_role_arn": self.default_task_role_arn,
             "scheduler_role_arn": self.scheduler_role_arn, "log_group": self.log_group,
             "sidecar_image": self.sidecar_image, "rules_quota": self.rules_quota,
+            "monitor": self.monitor, "monitor_url": self.monitor_url,
+            "monitor_ping_url": self.monitor_ping_url,
         }
 
     def to_record(self) -> dict:
@@ -172,7 +203,22 @@ class DaemonSettings:
 
 @dataclass(frozen=True)
 class NotificationSettings:
-    """Room for the notifiers' settings (Slack, PagerDuty, monitors)."""
+    """Each process's secrets and endpoints of the monitoring service and the notifiers
+    (Slack, PagerDuty), and how long one call to them may take. Not recorded in the
+    namespace: secrets stay in the process's environment."""
+
+    monitor_api_key: str | None = field(default=None, repr=False)
+    slack_token: str | None = field(default=None, repr=False)  # Web API chat.postMessage
+    slack_webhook_url: str | None = field(default=None, repr=False)  # incoming webhook
+    slack_api_url: str = SLACK_API_URL
+    pagerduty_events_url: str = PAGERDUTY_EVENTS_URL
+    # One HTTP call to a monitoring service or a notifier: a ping never holds a dispatch
+    # longer than this; the alert sender retries with backoff.
+    notify_timeout_s: float = 3.0
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_token or self.slack_webhook_url)
 
 
 SOURCE_KEYS = tuple(f.name for f in fields(SourceSettings))
@@ -180,6 +226,7 @@ PLACEMENT_KEYS = ("cluster", "launch_type", "capacity_providers", "network",
                   "subnets", "security_groups", "assign_public_ip")
 NAMESPACE_KEYS = tuple(NamespaceSettings().flat())
 DAEMON_KEYS = tuple(f.name for f in fields(DaemonSettings))
+NOTIFICATION_KEYS = tuple(f.name for f in fields(NotificationSettings))
 
 
 def _namespace_from_flat(base: NamespaceSettings, values: Mapping) -> NamespaceSettings:
@@ -259,13 +306,16 @@ class Settings:
                  given: Mapping[str, str] | None = None, recorded_version: int | None = None,
                  **flat) -> None:
         unknown = set(flat) - set(SOURCE_KEYS) - set(NAMESPACE_KEYS) - set(PLACEMENT_KEYS) \
-            - set(DAEMON_KEYS)
+            - set(DAEMON_KEYS) - set(NOTIFICATION_KEYS)
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         source = source or SourceSettings()
         source = replace(source, **{k: v for k, v in flat.items() if k in SOURCE_KEYS})
         daemon = daemon or DaemonSettings()
         daemon = replace(daemon, **{k: v for k, v in flat.items() if k in DAEMON_KEYS})
+        notifications = notifications or NotificationSettings()
+        notifications = replace(notifications, **{k: v for k, v in flat.items()
+                                                  if k in NOTIFICATION_KEYS})
         ns = namespace_settings or NamespaceSettings()
         ns_flat = {k: v for k, v in flat.items() if k in NAMESPACE_KEYS or k in PLACEMENT_KEYS}
         if ns_flat:
@@ -273,7 +323,7 @@ class Settings:
         for name, value in (("namespace", namespace), ("region", region),
                             ("endpoint_url", endpoint_url), ("source", source),
                             ("namespace_settings", ns), ("daemon", daemon),
-                            ("notifications", notifications or NotificationSettings()),
+                            ("notifications", notifications),
                             ("max_deletes", max_deletes),
                             ("allow_mass_delete", allow_mass_delete),
                             ("given", dict(given or {})),
@@ -296,6 +346,15 @@ class Settings:
     scheduler_role_arn = _delegate("namespace_settings", "scheduler_role_arn")
     log_group = _delegate("namespace_settings", "log_group")
     rules_quota = _delegate("namespace_settings", "rules_quota")
+    monitor = _delegate("namespace_settings", "monitor")
+    monitor_url = _delegate("namespace_settings", "monitor_url")
+    monitor_ping_url = _delegate("namespace_settings", "monitor_ping_url")
+    monitor_api_key = _delegate("notifications", "monitor_api_key")
+    slack_token = _delegate("notifications", "slack_token")
+    slack_webhook_url = _delegate("notifications", "slack_webhook_url")
+    slack_api_url = _delegate("notifications", "slack_api_url")
+    pagerduty_events_url = _delegate("notifications", "pagerduty_events_url")
+    notify_timeout_s = _delegate("notifications", "notify_timeout_s")
     listen = _delegate("daemon", "listen")
     interval_s = _delegate("daemon", "interval_s")
     history_days = _delegate("daemon", "history_days")
@@ -410,6 +469,13 @@ def _choice(variable: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _url(variable: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise ConfigError(f"{variable} must be an http(s):// URL, got {raw!r}")
+    return value.rstrip("/")
+
+
 def _quota(raw: str) -> int:
     try:
         value = int(raw)
@@ -477,6 +543,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("rules_quota", "--rules-quota", "CRONCTL_RULES_QUOTA", str(DEFAULT_RULES_QUOTA),
            "rules quota of the event bus (rules backend: warns at 80%%, refuses past it)", True,
            _quota),
+    Option("monitor", "--monitor", "CRONCTL_MONITOR", "none",
+           "cron-monitoring service of the crons with notifications: none, cronitor or "
+           "healthchecks", True, _choice("CRONCTL_MONITOR", MONITORS)),
+    Option("monitor_url", "--monitor-url", "CRONCTL_MONITOR_URL", "the public service's",
+           "monitoring service's API base URL (a self-hosted Healthchecks: its site root)",
+           True, lambda raw: _url("CRONCTL_MONITOR_URL", raw)),
+    Option("monitor_ping_url", "--monitor-ping-url", "CRONCTL_MONITOR_PING_URL",
+           "the public service's", "monitoring service's ping base URL", True,
+           lambda raw: _url("CRONCTL_MONITOR_PING_URL", raw)),
+    Option("monitor_api_key", None, "CRONCTL_MONITOR_API_KEY", "none",
+           "monitoring service's API key (not recorded)"),
+    Option("slack_token", None, "CRONCTL_SLACK_TOKEN", "none",
+           "Slack bot token: alerts go by chat.postMessage to the cron's channel"),
+    Option("slack_webhook_url", None, "CRONCTL_SLACK_WEBHOOK_URL", "none",
+           "Slack incoming webhook URL, when there is no token (its channel is fixed)",
+           parse=lambda raw: _url("CRONCTL_SLACK_WEBHOOK_URL", raw)),
+    Option("slack_api_url", None, "CRONCTL_SLACK_API_URL", SLACK_API_URL,
+           "Slack Web API base URL", parse=lambda raw: _url("CRONCTL_SLACK_API_URL", raw)),
+    Option("pagerduty_events_url", None, "CRONCTL_PAGERDUTY_EVENTS_URL", PAGERDUTY_EVENTS_URL,
+           "PagerDuty Events API v2 endpoint",
+           parse=lambda raw: _url("CRONCTL_PAGERDUTY_EVENTS_URL", raw)),
+    Option("notify_timeout_s", None, "CRONCTL_NOTIFY_TIMEOUT_S", "3",
+           "seconds one call to the monitoring service or a notifier may take",
+           parse=lambda raw: _positive_seconds("CRONCTL_NOTIFY_TIMEOUT_S", raw)),
     Option("listen", "--listen", "CRONCTL_LISTEN", "127.0.0.1:8080", "HTTP listen address "
            "host:port"),
     Option("interval_s", "--interval", "CRONCTL_INTERVAL_S", "60",

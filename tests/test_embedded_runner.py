@@ -12,14 +12,15 @@ import pytest
 from reconciler.core.executions.records import Execution, apply_event, parse_task_event
 from reconciler.core.registry_model import RegistryItem
 from reconciler.service.embedded.runner import LocalTaskRunner, exit_code
+from tests.support.specs import make_spec
 from tests.support.waiting import wait_for
 
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/demo/0123456789abcdef"
 
 
 def _item(arguments: list[str], timeout_s: int = 60) -> RegistryItem:
-    spec = {"name": "job", "container": {"image": "busybox", "arguments": arguments},
-            "timeout_s": timeout_s}
+    spec = make_spec("job", container={"image": "busybox", "arguments": arguments},
+                     timeout_s=timeout_s)
     return RegistryItem(name="job", spec=spec, spec_hash="h", file="crons.d/job.yaml",
                         schedule_backend="rules", task_definition_arn="arn:td/job:1",
                         overrides={"containerOverrides": [{"name": "main",

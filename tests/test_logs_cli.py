@@ -20,6 +20,7 @@ from reconciler.service.embedded.runner import LocalTaskRunner
 from reconciler.service.execution.consumer import EventConsumer
 from reconciler.service.execution.dispatch import Dispatcher
 from tests.support.ecs_events import lifecycle, put_cron, send_events
+from tests.support.specs import make_spec
 from tests.support.waiting import wait_for
 
 NS = ["--namespace", "test"]
@@ -250,7 +251,7 @@ def test_runner_ships_stdout_and_stderr_to_the_awslogs_stream(plane, settings):
     ensure_log_group(clients, settings.log_group_name, 14, {})
     command = ["sh", "-c", "echo hello; echo err >&2; exit 3"]
     item = RegistryItem(
-        name="hello", spec={"timeout_s": 60, "container": {"image": "busybox"}}, spec_hash="x",
+        name="hello", spec=make_spec("hello", timeout_s=60), spec_hash="x",
         commit="0" * 40, file="crons.d/hello.yaml", schedule_backend="rules",
         task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/t:1",
         overrides={"containerOverrides": [{"name": "main", "command": command}]},
@@ -283,7 +284,7 @@ def test_runner_ships_lines_while_the_process_runs(plane, settings, tmp_path):
     command = ["sh", "-c", f"echo early; while [ ! -e {gate} ]; do sleep 0.05; done; "
                            "printf 'late\\nno newline'"]
     item = RegistryItem(
-        name="hello", spec={"timeout_s": 60, "container": {"image": "busybox"}}, spec_hash="x",
+        name="hello", spec=make_spec("hello", timeout_s=60), spec_hash="x",
         commit="0" * 40, file="crons.d/hello.yaml", schedule_backend="rules",
         task_definition_arn=None,
         overrides={"containerOverrides": [{"name": "main", "command": command}]},

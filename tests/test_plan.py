@@ -37,7 +37,7 @@ def in_sync(*specs: CronSpec, dep: Deployment = DEP) -> Observed:
             td.family, f"arn:aws:ecs:us-east-1:123456789012:task-definition/{td.family}:1",
             ours_tags("test"))
         registry[dc.spec.name] = RegistryItem(
-            name=dc.spec.name, spec=dc.spec.to_dict(), spec_hash=dc.spec.spec_hash(),
+            name=dc.spec.name, spec=dc.spec, spec_hash=dc.spec.spec_hash(),
             commit="c1", file=dc.spec.file, schedule_backend=dep.backend,
             schedule_arn=dc.schedule.arn, task_definition_arn=tds[td.family].arn,
             task_definition_hash=td.td_hash, overrides=dc.overrides)

@@ -47,7 +47,7 @@ def put_cron_as(clients, settings, name: str, td: str, *, timezone: str | None =
     """``put_cron`` with a time zone and the schedule's recorded start."""
     put_cron(clients, settings, name, td, schedule=schedule)
     item = registry_item(clients, settings, name)
-    spec = {**item.spec, "timezone": timezone} if timezone else item.spec
+    spec = replace(item.spec, timezone=timezone) if timezone else item.spec
     rewrite(clients, settings, replace(item, spec=spec, schedule_since=since))
 
 

@@ -23,6 +23,7 @@ from reconciler.core.registry_model import RegistryItem
 from reconciler.core.status import page
 from reconciler.errors import NotFound
 from reconciler.settings import Settings
+from tests.support.specs import make_spec
 
 NOW = datetime(2026, 11, 27, 10, 7, 30, tzinfo=UTC)
 TASK = "arn:aws:ecs:us-east-1:123456789012:task/test/0123456789abcdef0123456789abcdef"
@@ -284,8 +285,7 @@ class FakeExecutions:
 
 
 def _item(name: str, **spec) -> RegistryItem:
-    return RegistryItem(name=name, spec={"name": name, "schedule": "cron(*/5 * * * ? *)",
-                                         "timezone": "UTC", "suspend": False, **spec},
+    return RegistryItem(name=name, spec=make_spec(name, **spec),
                         spec_hash="h", file=f"crons.d/{name}.yaml", schedule_backend="rules",
                         commit="a" * 40)
 

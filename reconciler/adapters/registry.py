@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from reconciler.adapters.aws import AwsClients, call, call_retrying, retrying
 from reconciler.adapters.lease import Fence, LeaseLost
 from reconciler.core.registry_model import RegistryItem
-from reconciler.errors import Conflict, TransientError
+from reconciler.errors import Conflict, PermanentError, TransientError
 from reconciler.settings import Settings
 
 _serializer = TypeSerializer()
@@ -34,8 +34,11 @@ def _to_wire(item: dict) -> dict:
 def from_wire(item: dict) -> RegistryItem:
     """A DynamoDB item (wire format) as a RegistryItem."""
     data = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return RegistryItem.from_item(
-        {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()})
+    try:
+        return RegistryItem.from_item(
+            {k: int(v) if isinstance(v, Decimal) else v for k, v in data.items()})
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
 
 
 NAMESPACE_ITEM = "#namespace"

@@ -53,6 +53,9 @@ def add_aws_flags(parser: argparse.ArgumentParser) -> None:
         "default_task_role_arn": {"metavar": "ARN"},
         "scheduler_role_arn": {"metavar": "ARN"},
         "rules_quota": {"type": int, "metavar": "N"},
+        "monitor": {"choices": ["none", "cronitor", "healthchecks"]},
+        "monitor_url": {"metavar": "URL"},
+        "monitor_ping_url": {"metavar": "URL"},
     }
     for key in RECORDED:
         _add(group, key, **extra.get(key, {}))

@@ -44,11 +44,10 @@ def run(args: argparse.Namespace) -> int:
         for run in store.unfinished():  # one query: every open run of the namespace
             open_runs.setdefault(run.cron, []).append(run)
         for item in items:
-            spec = item.spec or {}
+            spec = item.spec
             latest = store.recent(item.name, 1)
             rows.append(status_render.CronSummary(
-                name=item.name, schedule=spec.get("schedule", "-"),
-                suspended=bool(spec.get("suspend")),
+                name=item.name, schedule=spec.schedule, suspended=spec.suspend,
                 next_run=status_render.next_run_of(spec, now, item.schedule_since),
                 last=status_render.current_execution([*latest, *open_runs.get(item.name, [])])))
     except CronctlError as exc:

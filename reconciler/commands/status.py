@@ -54,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     except CronctlError as exc:
         print(f"cronctl status: {exc}", file=sys.stderr)
         return 1
-    spec = item.spec or {}
+    spec = item.spec
     view = status_render.CronStatus(
-        name=item.name, schedule=spec.get("schedule", "-"), suspended=bool(spec.get("suspend")),
+        name=item.name, schedule=spec.schedule, suspended=spec.suspend,
         next_run=status_render.next_run_of(spec, datetime.now(UTC), item.schedule_since),
-        executions=executions, timezone=spec.get("timezone") or "UTC", open_runs=open_runs)
+        executions=executions, timezone=spec.timezone, open_runs=open_runs)
     if args.output == "json":
         print(json.dumps(status_render.status_json(view), indent=2))
     else:

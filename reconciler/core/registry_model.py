@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from reconciler.core.spec import CronSpec
+
 
 @dataclass(frozen=True)
 class RegistryItem:
     name: str
-    spec: dict                      # CronSpec.to_dict(): the canonical, defaults-applied spec
+    spec: CronSpec                  # the canonical, defaults-applied spec (stored as to_dict())
     spec_hash: str                  # sha256 of the canonical spec JSON
     file: str                       # path of the cron file in the repo
     schedule_backend: str           # "rules" | "scheduler"
@@ -31,17 +33,27 @@ class RegistryItem:
     # new expression); rate() fires count from it. None: not known (written before).
     schedule_since: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, CronSpec):
+            raise TypeError(f"RegistryItem.spec must be a CronSpec, got {type(self.spec).__name__}")
+
     def to_item(self) -> dict:
         """As a DynamoDB item for the resource-level client (nested JSON kept as strings)."""
         data = asdict(self)
-        data["spec"] = json.dumps(self.spec, sort_keys=True)
+        data["spec"] = json.dumps(self.spec.to_dict(), sort_keys=True)
         data["overrides"] = json.dumps(self.overrides, sort_keys=True)
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_item(cls, item: dict) -> RegistryItem:
         data = dict(item)
-        data["spec"] = json.loads(data.get("spec") or "{}")
+        try:
+            data["spec"] = CronSpec.from_dict(json.loads(data["spec"]),
+                                              file=data.get("file") or "")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"registry item {item.get('name')!r} has no readable spec ({exc}); the next "
+                "reconcile pass rewrites it") from None
         data["overrides"] = json.loads(data.get("overrides") or "{}")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -72,6 +72,7 @@ class Notifications:
     ran_longer_than_threshold_s: int | None = None
     slack: str | None = None
     pagerduty: str | None = None
+    alert_after: int = 1  # alert only after this many consecutive failed runs
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class CronSpec:
                 "ran_longer_than_threshold_s": self.notifications.ran_longer_than_threshold_s,
                 "slack": self.notifications.slack,
                 "pagerduty": self.notifications.pagerduty,
+                # Only when set: specs stored before it existed keep their hash.
+                **({"alert_after": self.notifications.alert_after}
+                   if self.notifications.alert_after != 1 else {}),
             },
             "docs": self.docs,
         }

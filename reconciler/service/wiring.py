@@ -20,6 +20,7 @@ from reconciler.service.http.server import DaemonHttpServer, parse_listen
 from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
 from reconciler.service.http.status_page import StatusPages
 from reconciler.service.metrics import Metrics
+from reconciler.service.monitoring.pings import Pinger
 from reconciler.service.namespace import resolve
 from reconciler.settings import Settings
 
@@ -39,6 +40,7 @@ class BuiltDaemon:
     settings: Settings
     summary: list[str]
     metrics: Metrics | None = None
+    pinger: Pinger | None = None
 
 
 def build_daemon(settings: Settings, embedded: bool = False,
@@ -80,6 +82,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
     settings = resolve(clients, settings, warn=lambda text: log.warning(
         "namespace.settings_not_recorded", message=text))
 
+    pinger = Pinger(settings, metrics)  # the monitor's pings: dispatch and run ends
     dispatcher = Dispatcher(clients, settings, metrics)
     loop = ReconcileLoop(clients, settings, metrics=metrics)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
@@ -116,7 +119,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
         routes += ", POST /v1/sync"
     summary.append(f"listening on {settings.listen} ({routes})")
     return BuiltDaemon(daemon, http, loop, consumer, dispatcher, watchdog, settings, summary,
-                       metrics)
+                       metrics, pinger)
 
 
 class _Subscriber:

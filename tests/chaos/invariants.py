@@ -126,7 +126,7 @@ def control_plane_violations(ns: ChaosNamespace) -> list[str]:
     items = registry.scan(ns.clients, ns.settings)
     for name, item in sorted(items.items()):
         rule = rules.get(f"{ns.name}-{name}")
-        schedule = (item.spec or {}).get("schedule")
+        schedule = item.spec.schedule
         if rule is None:
             problems.append(f"registry names {name}, which has no rule")
         elif rule.get("ScheduleExpression") != schedule:

@@ -193,7 +193,7 @@ def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
         "cpu": "256",
         "memory": "512",
     }
-    item = RegistryItem(name=name, spec=spec.to_dict(), spec_hash=spec.spec_hash(),
+    item = RegistryItem(name=name, spec=spec, spec_hash=spec.spec_hash(),
                         commit="0" * 40, file=spec.file, schedule_backend="rules",
                         task_definition_arn=task_definition_arn, overrides=overrides,
                         updated_at="2018-02-26T13:00:00Z")

@@ -234,7 +234,9 @@ def _build(document: dict, path: str, stem: str) -> CronSpec:
         concurrency=document.get("concurrency", "forbid"),
         suspend=document.get("suspend", False),
         notifications=Notifications(slack=notifications.get("slack"),
-                                    pagerduty=notifications.get("pagerduty"), **thresholds),
+                                    pagerduty=notifications.get("pagerduty"),
+                                    alert_after=notifications.get("alert-after", 1),
+                                    **thresholds),
         docs=(document.get("meta") or {}).get("docs"),
     )
 

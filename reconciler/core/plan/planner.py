@@ -280,7 +280,7 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 def registry_fields(item: RegistryItem, include_overrides: bool) -> dict[str, object]:
     """The compared fields of a registry item, flattened for a field diff."""
-    fields = flatten(item.spec, "spec")
+    fields = flatten(item.spec.to_dict(), "spec")
     fields.update({"file": item.file, "schedule_backend": item.schedule_backend,
                    "schedule_arn": item.schedule_arn,
                    "task_definition_arn": item.task_definition_arn or KNOWN_AFTER_APPLY})
@@ -294,7 +294,7 @@ def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool
     reg = observed.registry.get(name)
     live_td = observed.task_definitions.get(dc.task_definition.family)
     item = RegistryItem(
-        name=name, spec=dc.spec.to_dict(), spec_hash=dc.spec.spec_hash(), commit=commit,
+        name=name, spec=dc.spec, spec_hash=dc.spec.spec_hash(), commit=commit,
         file=dc.spec.file, schedule_backend=dc.schedule.backend, schedule_arn=dc.schedule.arn,
         task_definition_arn=live_td.arn if live_td else None,
         task_definition_hash=dc.task_definition.td_hash, overrides=dc.overrides)
@@ -302,7 +302,7 @@ def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool
         reason = ADOPTING if adopting else "new cron"
         return Change(name, Resource.REGISTRY, Action.CREATE, reason,
                       _diff({}, registry_fields(item, False)), desired=item)
-    spec_same = reg.spec == item.spec
+    spec_same = reg.spec.to_dict() == item.spec.to_dict()
     diff = _diff(registry_fields(reg, spec_same), registry_fields(item, spec_same))
     if not diff:
         return Change(name, Resource.REGISTRY, Action.NO_OP, "up to date", desired=item, observed=reg)

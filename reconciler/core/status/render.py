@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler.core.executions.records import PENDING, RUNNING, Execution, parse_time
 from reconciler.core.schedule import expressions as schedule_module
+from reconciler.core.spec import CronSpec
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 ID_WIDTH = 18  # the ID column shows 15 characters and "..."
@@ -122,7 +123,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 # -- the next run ------------------------------------------------------------------------
 
-def next_run_of(spec: dict, now: datetime, since: datetime | str | None) -> datetime | None:
+def next_run_of(spec: CronSpec, now: datetime, since: datetime | str | None) -> datetime | None:
     """The cron's next scheduled start after ``now`` (aware), in UTC; None when it has none:
     suspended (it starts nothing), an expression or zone that cannot be evaluated, or a
     ``rate()`` whose start is not known.
@@ -140,9 +141,9 @@ def next_run_of(spec: dict, now: datetime, since: datetime | str | None) -> date
     So the fires are ``since + k * interval``. Both services fire with one-minute precision
     (somewhere within the minute), so the start is taken to the minute.
     """
-    if spec.get("suspend"):
+    if spec.suspend:
         return None
-    expression, timezone = spec.get("schedule", ""), spec.get("timezone") or "UTC"
+    expression, timezone = spec.schedule, spec.timezone
     try:
         parsed = schedule_module.parse(expression)
         anchor = None

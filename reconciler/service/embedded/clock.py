@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.spec import CronSpec
 from reconciler.logs import get_logger
 
 log = get_logger("cronctl.embedded.clock")
@@ -67,7 +68,7 @@ class LocalClock:
         fired = 0
         for item in self._list_registry():
             spec = item.spec
-            if spec.get("suspend"):
+            if spec.suspend:
                 self._next.pop(item.name, None)
                 continue
             known = self._next.get(item.name)
@@ -95,7 +96,7 @@ class LocalClock:
         first invocation is when it is created (Scheduler User Guide, "Schedule types"). So a
         rate schedule put in place while this clock runs fires at its ``schedule_since``."""
         if item.schedule_backend != "scheduler" or not item.schedule_since \
-                or not str(item.spec.get("schedule", "")).startswith("rate("):
+                or not item.spec.schedule.startswith("rate("):
             return None
         try:
             since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
@@ -117,9 +118,9 @@ class LocalClock:
                 pass
         return self._anchor
 
-    def _after(self, spec: dict, moment: datetime,
+    def _after(self, spec: CronSpec, moment: datetime,
                anchor: datetime | None = None) -> datetime | None:
-        times = schedule.next_fire_times(spec["schedule"], spec.get("timezone") or "UTC",
+        times = schedule.next_fire_times(spec.schedule, spec.timezone,
                                          moment, 1, anchor=anchor or self._anchor)
         if not times:
             return None

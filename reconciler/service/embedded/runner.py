@@ -226,8 +226,9 @@ class LocalTaskRunner:
         """(command, extra environment, Docker container name)."""
         main = _main_override(item.overrides)
         env = {e["name"]: e["value"] for e in main.get("environment", [])}
-        command = main.get("command") or item.spec.get("container", {}).get("arguments")
-        image = item.spec.get("container", {}).get("image", "")
+        arguments = item.spec.container.arguments
+        command = main.get("command") or (list(arguments) if arguments is not None else None)
+        image = item.spec.container.image
         if self._use_docker:
             name = f"cronctl-{task_arn.rsplit('/', 1)[-1]}"
             flags = [f"--env={k}={v}" for k, v in env.items()]
@@ -241,7 +242,7 @@ class LocalTaskRunner:
         if item is None:
             return
         command, env, container = self._command(item, execution["task_arn"])
-        image = item.spec.get("container", {}).get("image", "")
+        image = item.spec.container.image
         task_def = item.task_definition_arn or ""
         base = dict(region=self._region, account=self._account, cluster_arn=self._cluster_arn,
                     task_arn=execution["task_arn"], task_definition_arn=task_def,
@@ -266,7 +267,7 @@ class LocalTaskRunner:
                 stopped_at=now, stop_code="TaskFailedToStart",
                 stopped_reason=f"CannotStartContainerError: {exc}"))
             return
-        timeout = int(item.spec.get("timeout_s", 86400))  # what the sidecar sleeps
+        timeout = item.spec.timeout_s  # what the sidecar sleeps
         run = _Running(execution["execution_id"], execution["cron"], execution["task_arn"],
                        task_def, process, now, now, time.monotonic() + timeout,
                        output=output, shipped_at=time.monotonic(), container=container)

@@ -46,7 +46,7 @@ from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.core.executions import records as ex
 from reconciler.core.json_bounds import loads_bounded
-from reconciler.core.spec import NAME_PATTERN
+from reconciler.core.spec import NAME_PATTERN, CronSpec
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
 from reconciler.service.metrics import Metrics
@@ -164,8 +164,8 @@ class Dispatcher:
         if item is None:
             log.warning("dispatch.unknown_cron", cron=cron, scheduled_at=scheduled_at)
             return DispatchOutcome(UNKNOWN_CRON, reason=f"no cron named {cron!r}")
-        spec = item.spec or {}
-        if spec.get("suspend") and not (trigger == "manual" and force):
+        spec = item.spec
+        if spec.suspend and not (trigger == "manual" and force):
             log.info("dispatch.suspended", cron=cron, scheduled_at=scheduled_at)
             return DispatchOutcome(SUSPENDED, reason="cron is suspended")
         now = datetime.now(UTC)
@@ -247,8 +247,8 @@ class Dispatcher:
                  resumed: bool) -> DispatchOutcome:
         """Steps 4 and 5 for a record this attempt has claimed."""
         cron, eid = record.cron, record.execution_id
-        spec = item.spec or {}
-        policy = spec.get("concurrency", "forbid")
+        spec = item.spec
+        policy = spec.concurrency
         try:
             blocked = self._take_lock(cron, eid, policy, force, self._hold_s(spec),
                                       resumed=resumed)
@@ -275,10 +275,9 @@ class Dispatcher:
         except (TransientError, PermanentError) as exc:   # the claim expires by itself
             log.warning("dispatch.unclaim_failed", execution_id=eid, error=str(exc))
 
-    def _hold_s(self, spec: dict) -> float:
+    def _hold_s(self, spec: CronSpec) -> float:
         """How long an overlap lock lasts: the cron's timeout plus the grace period."""
-        timeout = spec.get("timeout_s") or DEFAULT_TIMEOUT_S
-        return float(timeout) + self._settings.grace_s
+        return float(spec.timeout_s) + self._settings.grace_s
 
     def _take_lock(self, cron: str, eid: str, policy: str, force: bool, hold_s: float,
                    resumed: bool = False) -> str | None:

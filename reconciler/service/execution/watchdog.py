@@ -102,8 +102,7 @@ class Watchdog(Worker):
     def _timeout_s(self, cron: str, cache: dict[str, float]) -> float:
         if cron not in cache:
             item = self.registry.get(cron)
-            spec = item.spec if item else {}
-            cache[cron] = float(spec.get("timeout_s") or DEFAULT_TIMEOUT_S)
+            cache[cron] = float(item.spec.timeout_s if item else DEFAULT_TIMEOUT_S)
         return cache[cron]
 
     def _repair(self, record: Execution, timeouts: dict[str, float]) -> str | None:

@@ -94,10 +94,10 @@ class StatusPages:
                                                                            now))
 
     def _row(self, item: RegistryItem, now: datetime, last) -> status_page.CronRow:
-        spec = item.spec or {}
+        spec = item.spec
         return status_page.CronRow(
-            name=item.name, schedule=spec.get("schedule", "-"),
-            timezone=spec.get("timezone") or "UTC", suspended=bool(spec.get("suspend")),
+            name=item.name, schedule=spec.schedule, timezone=spec.timezone,
+            suspended=spec.suspend,
             next_run=next_run_of(spec, now, item.schedule_since), last=last)
 
     def _open_by_cron(self) -> dict[str, list[Execution]]:
@@ -127,7 +127,7 @@ class StatusPages:
         return status_page.CronPage(
             namespace=settings.namespace, now=now,
             cron=self._row(item, now, current),
-            executions=executions, docs=(item.spec or {}).get("docs"), file=item.file,
+            executions=executions, docs=item.spec.docs, file=item.file,
             commit=item.commit, log_group=settings.log_group_name,
             # Console links only for AWS itself, not for a local endpoint.
             console_region=None if settings.endpoint_url else settings.region,
