@@ -9,7 +9,8 @@ import sys
 from reconciler import __version__
 from reconciler.errors import CronctlError
 
-COMMANDS = ("validate", "bootstrap", "reconcile", "serve", "list", "status", "trigger", "logs")
+COMMANDS = ("validate", "bootstrap", "reconcile", "serve", "list", "status", "trigger", "logs",
+            "schedule")
 
 
 def build_parser() -> argparse.ArgumentParser:

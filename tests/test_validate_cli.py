@@ -77,7 +77,7 @@ def test_text_output_lists_crons_then_errors_then_a_summary(repo, capsys):
 def test_json_output(repo, capsys):
     assert main(["validate", "--output", "json"]) == 1
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"crons", "errors"}
+    assert set(document) == {"crons", "errors", "warnings"}
     assert [c["name"] for c in document["crons"]] == ["good", "other"]
     good = document["crons"][0]
     assert set(good) == {"name", "file", "schedule", "timezone", "description", "next_runs"}

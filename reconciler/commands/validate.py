@@ -7,15 +7,18 @@ import json
 import os
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from reconciler.adapters.gitsource.reader import read_directory, read_git
 from reconciler.commands.common import add_output_flag, add_source_flags, settings_from_args
+from reconciler.core.cronfile import yaml_lines
 from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.core.cronfile.loader import LoadResult, load_snapshot
 from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.core.cronfile.yaml_lines import Position
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule.timeline import fleet_timeline, offset_hint
 from reconciler.core.spec import CronSpec
 from reconciler.errors import SourceError
 
@@ -35,6 +38,11 @@ PATH is.
 
 Output (--output): text (for people), json ({"crons": [...], "errors": [...]}) or github
 (one ::error annotation per error, for GitHub Actions).
+
+Warnings (never failing): a minute of the next 24 hours that needs more task starts than
+RunTask accepts at once (its burst of 100) is named at the schedule line of each cron firing
+in it, with how late the last start would be and a suggested offset (`cronctl schedule`
+shows the whole timeline).
 
 Exit status: 0 when every file is valid, 1 when any is not or the source cannot be read.
 """
@@ -56,30 +64,63 @@ def run(args: argparse.Namespace) -> int:
         print("cronctl validate: PATH arguments and --repo/--ref exclude each other; "
               "use --path to choose the folder inside the repo", file=sys.stderr)
         return 2
-    settings = settings_from_args(args)
-    from_git = bool(args.repo or args.ref) or (
-        not args.paths and bool(os.environ.get("CRONCTL_REPO") or os.environ.get("CRONCTL_REF")))
     try:
-        if from_git:
-            snapshot = read_git(settings.repo, settings.ref, settings.path)
-            result = load_snapshot(snapshot, settings.path)
-        elif args.paths:
-            result = load_snapshot(read_paths(args.paths), cron_path="")
-        else:
-            result = load_snapshot(read_directory(".", [settings.path]), settings.path)
+        result, snapshot = load_source(args)
     except SourceError as error:
         print(f"cronctl validate: cannot read the cron files: {error}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
+    warnings = busy_minute_warnings(result, snapshot, now)
     if args.output == "json":
-        print(json.dumps(to_json(result, now), indent=2))
+        print(json.dumps({**to_json(result, now),
+                          "warnings": [w.to_dict() for w in warnings]}, indent=2))
     elif args.output == "github":
         for diagnostic in result.diagnostics:
             print(diagnostic.github())
+        for warning in warnings:
+            print(warning.github("warning"))
         print(summary(result), file=sys.stderr)
     else:
-        print(to_text(result, now))
+        print(to_text(result, now, warnings))
     return 0 if result.ok else 1
+
+
+def busy_minute_warnings(result: LoadResult, snapshot: Snapshot, now: datetime,
+                         window_s: int = 86400) -> list[Diagnostic]:
+    """A warning at the ``schedule`` line of each cron that fires in a minute of the next day
+    needing more task starts than RunTask's burst allows at once (``core.schedule.timeline``)."""
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    timeline = fleet_timeline(result.specs, start, start + timedelta(seconds=window_s))
+    files = {spec.name: spec.file for spec in result.specs}
+    warnings: list[Diagnostic] = []
+    for minute in timeline.over_burst():
+        hint = offset_hint(minute)
+        for cron in minute.crons:
+            file = files[cron]
+            data = snapshot.files.get(file)
+            position = Position(1, 1)
+            if data is not None:
+                position = yaml_lines.parse(data.decode("utf-8", "replace")).position(
+                    ("schedule",), key=True)
+            warnings.append(Diagnostic(file, position.line, position.column, "schedule", hint))
+    return sorted(set(warnings))
+
+
+def load_source(args: argparse.Namespace) -> tuple[LoadResult, Snapshot]:
+    """The cron files the flags name (PATHs, a commit, or the --path folder), loaded.
+    Raises ``SourceError`` when they cannot be read."""
+    settings = settings_from_args(args)
+    paths = getattr(args, "paths", None) or []
+    from_git = bool(args.repo or args.ref) or (
+        not paths and bool(os.environ.get("CRONCTL_REPO") or os.environ.get("CRONCTL_REF")))
+    if from_git:
+        snapshot = read_git(settings.repo, settings.ref, settings.path)
+        return load_snapshot(snapshot, settings.path), snapshot
+    if paths:
+        snapshot = read_paths(paths)
+        return load_snapshot(snapshot, cron_path=""), snapshot
+    snapshot = read_directory(".", [settings.path])
+    return load_snapshot(snapshot, settings.path), snapshot
 
 
 def read_paths(paths: list[str]) -> Snapshot:
@@ -134,7 +175,7 @@ def to_json(result: LoadResult, now: datetime) -> dict:
     }
 
 
-def to_text(result: LoadResult, now: datetime) -> str:
+def to_text(result: LoadResult, now: datetime, warnings: list[Diagnostic] = ()) -> str:
     """The ``--output text`` report: valid crons, then errors, then a summary line."""
     lines: list[str] = []
     for spec in result.specs:
@@ -152,6 +193,10 @@ def to_text(result: LoadResult, now: datetime) -> str:
                 f"  ({moment.astimezone(zone).isoformat()} {spec.timezone})"
             label = "next runs" if index == 0 else ""
             lines.append(f"  {label:<9}  {iso_utc(moment)}{local}")
+        lines.append("")
+    if warnings:
+        lines.append("warnings:")
+        lines += [str(warning) for warning in warnings]
         lines.append("")
     if result.diagnostics:
         lines.append("errors:")

@@ -25,11 +25,13 @@ class Diagnostic:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def github(self) -> str:
-        """A GitHub Actions workflow command that annotates the offending line."""
+    def github(self, level: str = "error") -> str:
+        """A GitHub Actions workflow command that annotates the offending line (``level``:
+        error or warning)."""
         msg = _escape_data(f"{self.field}: {self.message}" if self.field else self.message)
         file = _escape_data(self.file).replace(":", "%3A").replace(",", "%2C")
-        return f"::error file={file},line={max(self.line, 1)},col={max(self.column, 1)}::{msg}"
+        return (f"::{level} file={file},line={max(self.line, 1)},col={max(self.column, 1)}"
+                f"::{msg}")
 
 
 def _escape_data(text: str) -> str:
