@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"reconciler.commands.{name}").register(subparsers)
+    importlib.import_module("reconciler.commands.import_").register(subparsers)  # `import`
     return parser
 
 

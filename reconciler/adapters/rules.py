@@ -59,11 +59,17 @@ def observed(rule: dict, target: dict | None, tag_map: dict | None) -> ObservedS
 
 
 def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule,
-        existing: bool = False) -> str:
+        existing: bool = False, hand_over: bool = False) -> str:
     """Create or update the rule and its target (PutRule upserts); returns the rule ARN.
 
     PutRule assigns tags only when it creates the rule, so an ``existing`` rule is re-tagged
     with TagResource: the ownership tags survive edits made outside cronctl.
+
+    ``hand_over`` (an existing rule without our target: adopted, e.g. by ``cronctl import aws
+    --adopt``): its other targets (an ECS task started directly) are first turned into our
+    dispatch target in the same PutTargets call, so that from that call on every fire goes
+    through dispatch (a fire delivered twice starts one task: the execution id), and are then
+    removed: no fire between is lost or starts a task outside dispatch.
     """
     events = clients.client("events")
     tag_map = ours_tags(namespace, **{CRON_TAG: cron})
@@ -73,12 +79,21 @@ def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule,
         State=wanted.state, Description=wanted.description, Tags=tag_list)["RuleArn"]
     if existing:
         call_retrying(events.tag_resource, ResourceARN=arn, Tags=tag_list)
-    result = call_retrying(events.put_targets, Rule=wanted.name, Targets=[{
-        "Id": TARGET_ID, "Arn": wanted.target_arn,
-        "InputTransformer": {"InputPathsMap": json.loads(wanted.input_paths or "{}"),
-                             "InputTemplate": wanted.input}}])
+    dispatch = {"Arn": wanted.target_arn,
+                "InputTransformer": {"InputPathsMap": json.loads(wanted.input_paths or "{}"),
+                                     "InputTemplate": wanted.input}}
+    others = []
+    if hand_over:
+        targets = call_retrying(events.list_targets_by_rule, Rule=wanted.name)
+        others = [t["Id"] for t in targets.get("Targets", []) if t["Id"] != TARGET_ID]
+    result = call_retrying(events.put_targets, Rule=wanted.name, Targets=[
+        {"Id": target_id, **dispatch} for target_id in (TARGET_ID, *others)])
     if result.get("FailedEntryCount"):
         raise_failed(result)
+    if others:
+        result = call_retrying(events.remove_targets, Rule=wanted.name, Ids=others)
+        if result.get("FailedEntryCount"):
+            raise_failed(result)
     return arn
 
 

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("reconcile", help=HELP, description=DESCRIPTION)
     add_source_flags(parser)
     add_aws_flags(parser)
-    add_output_flag(parser)
+    add_output_flag(parser, ("text", "json", "markdown"))  # markdown: a pull-request comment
     parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when there are changes, 0 when none, 1 on error")
@@ -151,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
                                      result.errors, result.commit,
                                      warnings=(warning,) if warning else ()))
+    elif args.output == "markdown":
+        from datetime import UTC, datetime
+
+        from reconciler.core.plan.markdown import render_markdown
+
+        sys.stdout.write(render_markdown(result.plan, result.apply_errors, result.errors,
+                                         now=datetime.now(UTC), dry_run=args.dry_run))
     elif result.plan is not None:
         sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors))
         if not args.dry_run and result.plan.has_changes:

@@ -13,7 +13,8 @@ Rules the plan keeps:
   default role warns that the role must exist;
 - change order is the apply order: task-definition creates, then per cron its schedule
   create/update, the old backend's schedule delete, the registry write (or, for a removed
-  cron, schedule delete before registry delete), then task-definition deletes.
+  cron, schedule delete before registry delete), then task-definition deletes; a cron that
+  adopts a live schedule (tagged ours, no registry item) has its registry write first.
 """
 
 from __future__ import annotations
@@ -260,7 +261,12 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[
         changes.append(Change(name, Resource.SCHEDULE, Action.DELETE,
                               f"backend switch {other_backend} -> {wanted.backend}",
                               _diff(old.current.fields(), {}), observed=old))
-    changes.append(_registry_change(dc, observed, commit, adopting=live is not None))
+    registry_change = _registry_change(dc, observed, commit, adopting=live is not None)
+    if live is not None and reg is None:
+        # Adopting a live schedule: the registry item first, so that dispatch knows the cron
+        # before the schedule's target becomes the dispatch topic (no run lost between).
+        return [registry_change, *changes]
+    changes.append(registry_change)
     return changes
 
 

@@ -74,7 +74,9 @@ class _Applier:
             wanted = change.desired
             if wanted.backend == "rules":
                 rules.put(self.clients, self.settings.namespace, change.cron, wanted,
-                          existing=change.action == Action.UPDATE)
+                          existing=change.action == Action.UPDATE,
+                          hand_over=change.action == Action.UPDATE
+                          and change.observed.current.target_arn is None)
                 self._note_start(change)
                 return
             if change.action == Action.CREATE and not self.group_ready:
