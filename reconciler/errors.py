@@ -51,3 +51,7 @@ class SourceError(CronctlError):
 
 class ConfigError(CronctlError):
     """Settings or flags are wrong."""
+
+
+class NamespaceSettingsChanged(ConfigError):
+    """The namespace's recorded settings changed since this process read them."""

@@ -159,3 +159,45 @@ def test_serve_stops_on_sigterm_when_its_log_stream_is_gone(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_serve_rebuilds_its_components_when_the_namespace_settings_change(settings, tmp_path):
+    """`cronctl bootstrap` changing a recorded setting under a running daemon: the next pass
+    finds it, every component stops and is built again with the new settings, and passes go
+    on (no refusal until someone restarts the process)."""
+    (tmp_path / "crons.d").mkdir()
+    (tmp_path / "crons.d" / "tick.yaml").write_text(CRON)
+    base = settings.with_(cluster="test")
+    bootstrap(AwsClients(base), base)
+    env = {**os.environ, "CRONCTL_SQS_WAIT_S": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "serve", "--repo", str(tmp_path),
+         "--namespace", settings.namespace, "--listen", "127.0.0.1:0", "--interval", "3600"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reader = _LineReader(process.stderr)
+    try:
+        first = wait_for(lambda: reader.events("reconcile.pass"), timeout=30,
+                         message="the first pass")
+        assert first[0]["errors"] == []
+        changed = base.with_(sidecar_image="public.ecr.aws/docker/library/busybox:1.36",
+                             given={"sidecar_image": "--sidecar-image busybox:1.36"})
+        bootstrap(AwsClients(changed), changed)
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: reader.events("reconcile.settings_changed"), timeout=30,
+                 message="the pass that finds the settings changed")
+        passes = wait_for(lambda: [p for p in reader.events("reconcile.pass")[2:]
+                                   if p["errors"] == []], timeout=60,
+                          message="a pass of the rebuilt daemon")
+        # The new sidecar image is in a new shared task definition: applied, not refused.
+        assert passes[0]["create"] >= 1 and passes[0]["applied"] >= 1
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(10)
+    refused = [p for p in reader.events("reconcile.pass") if p["errors"]]
+    assert len(refused) == 1 and "changed since this process started" in refused[0]["errors"][0]
+    assert len(reader.events("daemon.ready")) == 2

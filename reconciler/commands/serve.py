@@ -86,15 +86,33 @@ def run(args: argparse.Namespace) -> int:
         print("cronctl serve: --history-days must be at least 1 (days execution records are "
               "kept)", file=sys.stderr)
         return 2
-    from reconciler.service.control.uncommitted import UncommittedWatcher
-    from reconciler.service.embedded.runner import LocalTaskRunner
     from reconciler.service.wiring import build_daemon
 
-    try:
-        built = build_daemon(settings, embedded=args.embedded)
-    except CronctlError as exc:
-        print(f"cronctl serve: {exc}", file=sys.stderr)
-        return 1
+    while True:
+        try:
+            built = build_daemon(settings, embedded=args.embedded)
+        except CronctlError as exc:
+            print(f"cronctl serve: {exc}", file=sys.stderr)
+            return 1
+        code = _serve(built, settings, args)
+        if code != 0:
+            # A component did not stop within the shutdown budget: exit now rather than wait
+            # for its thread, so the process always ends within the budget.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if not built.daemon.restart_requested:
+            return code
+        print("cronctl serve: the namespace's recorded settings changed; every component "
+              "stopped, building them again with the new settings", file=sys.stderr,
+              flush=True)
+
+
+def _serve(built, settings, args: argparse.Namespace) -> int:
+    """Print the start-up lines, run the daemon until a signal (or a restart request)."""
+    from reconciler.service.control.uncommitted import UncommittedWatcher
+    from reconciler.service.embedded.runner import LocalTaskRunner
+
     for line in built.summary:
         print(line, flush=True)
     components = built.daemon.components
@@ -110,11 +128,4 @@ def run(args: argparse.Namespace) -> int:
         line = _status_page_line(built.settings.listen)
         if line:
             print(line, flush=True)
-    code = built.daemon.run_until_signalled()
-    if code != 0:
-        # A component did not stop within the shutdown budget: exit now rather than wait
-        # for its thread, so the process always ends within the budget.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return built.daemon.run_until_signalled()

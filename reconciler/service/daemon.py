@@ -45,6 +45,12 @@ class Daemon:
     components: list[Component] = field(default_factory=list)
     on_reload: Callable[[], None] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    restart_requested: bool = False  # stopped to be built again (changed namespace settings)
+
+    def request_restart(self) -> None:
+        """Stop every component as on SIGTERM, for the caller to build the daemon again."""
+        self.restart_requested = True
+        self._stop.set()
 
     def start(self) -> None:
         for component in self.components:

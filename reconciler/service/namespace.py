@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from reconciler.adapters import registry
 from reconciler.adapters.aws import AwsClients
-from reconciler.errors import ConfigError, NotFound
+from reconciler.errors import ConfigError, NamespaceSettingsChanged, NotFound
 from reconciler.settings import NamespaceSettings, Settings, flag_text
 
 
@@ -76,7 +76,8 @@ def check_unchanged(settings: Settings, record: registry.NamespaceRecord | None)
         return
     now = record.version if record else 0
     if now != settings.recorded_version:
-        raise ConfigError(
+        raise NamespaceSettingsChanged(
             f"the settings of namespace {settings.namespace!r} changed since this process "
-            f"started (version {settings.recorded_version} -> {now}): nothing changed; restart "
-            "it (cronctl serve) to use them")
+            f"started (version {settings.recorded_version} -> {now}): nothing changed; "
+            "cronctl serve restarts its components with them, another command must be run "
+            "again")

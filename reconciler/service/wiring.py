@@ -111,6 +111,11 @@ def build_daemon(settings: Settings, embedded: bool = False,
         components = [emulator, *components,
                       *_embedded_components(clients, settings, topic_arn, http, clock_now)]
     daemon = Daemon(components=components, on_reload=loop.trigger)
+    if not embedded:
+        # Changed namespace settings (cronctl bootstrap): every component is built again
+        # with them (cronctl serve), instead of refusing to reconcile until a restart. The
+        # embedded mode's settings are its own bootstrap's: they do not change under it.
+        loop.on_settings_changed = daemon.request_restart
     routes = "POST /sns, GET /healthz, GET /readyz, GET / (status page)"
     routes += ", GET /metrics"
     if http.webhook_enabled:

@@ -22,7 +22,7 @@ from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
 from reconciler.core.plan.model import Action, Change, Plan
 from reconciler.core.plan.planner import desired_state, make_plan
-from reconciler.errors import ConfigError, CronctlError, SourceError
+from reconciler.errors import ConfigError, CronctlError, NamespaceSettingsChanged, SourceError
 from reconciler.logs import get_logger
 from reconciler.service.control.apply import ApplyError, apply_plan
 from reconciler.service.control.observe import observe
@@ -47,6 +47,8 @@ class PassResult:
     duration_s: float = 0.0
     dry_run: bool = False
     lease_lost: bool = False  # the pass stopped because this replica lost the leader lease
+    # the namespace's recorded settings changed since this process read them: nothing done
+    settings_changed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -121,12 +123,12 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
     writer by design (tests, benchmarks)."""
     started = time.monotonic()
     with clients.counter.scope() as calls:
-        commit, plan, applied, errors, apply_errors, lost = _pass(clients, settings, dry_run,
-                                                                  source, fence)
+        commit, plan, applied, errors, apply_errors, lost, changed = _pass(
+            clients, settings, dry_run, source, fence)
     result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
                         apply_errors=apply_errors, api_calls=dict(sorted(calls.items())),
                         duration_s=round(time.monotonic() - started, 3), dry_run=dry_run,
-                        lease_lost=lost is not None)
+                        lease_lost=lost is not None, settings_changed=changed)
     if lost is not None:
         log.error("reconcile.lease_lost", fence=repr(fence), error=str(lost),
                   applied_before=len(applied),
@@ -138,8 +140,10 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
 
 def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source,
           fence: Fence):
-    """The steps of a pass: (commit, plan, applied, errors, apply_errors, lease_lost)."""
+    """The steps of a pass: (commit, plan, applied, errors, apply_errors, lease_lost,
+    settings_changed)."""
     commit, plan, applied, errors, apply_errors, lost = None, None, (), (), (), None
+    changed = False
     try:
         if settings.scheduler not in BACKENDS:
             raise ConfigError(f"unknown scheduler {settings.scheduler!r}: use "
@@ -154,9 +158,11 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
                 errors = (f"LeaseLost: {lost}; pass stopped",)
     except SourceError as exc:
         errors = (f"source unreadable, nothing changed: {exc}",)
+    except NamespaceSettingsChanged as exc:
+        errors, changed = (str(exc),), True
     except CronctlError as exc:
         errors = (f"{type(exc).__name__}: {exc}",)
-    return commit, plan, applied, errors, apply_errors, lost
+    return commit, plan, applied, errors, apply_errors, lost, changed
 
 
 def _log(result: PassResult) -> None:

@@ -109,7 +109,8 @@ class ReconcileLoop:
 
     def __init__(self, clients: AwsClients, settings: Settings, *, owner_id: str | None = None,
                  pass_fn: Callable[..., PassResult] = run_pass,
-                 lease_s: float | None = None, metrics: Metrics | None = None) -> None:
+                 lease_s: float | None = None, metrics: Metrics | None = None,
+                 on_settings_changed: Callable[[], None] | None = None) -> None:
         self.clients = clients
         self.settings = settings
         self.owner_id = owner_id or replica_id("serve")
@@ -123,6 +124,9 @@ class ReconcileLoop:
         self._passed_generation: int | None = None  # generation the latest pass started with
         self._thread: threading.Thread | None = None
         self.last_result: PassResult | None = None
+        # Called once when a pass finds the namespace's recorded settings changed since
+        # start (``cronctl serve`` then rebuilds its components with them).
+        self.on_settings_changed = on_settings_changed
         self.passes = 0
         self.skipped = 0
         self.lost = 0  # passes stopped because the lease was lost
@@ -189,6 +193,12 @@ class ReconcileLoop:
             self.passes += 1
             if getattr(result, "lease_lost", False):
                 self.lost += 1
+            if getattr(result, "settings_changed", False) and self.on_settings_changed:
+                callback, self.on_settings_changed = self.on_settings_changed, None
+                log.warning("reconcile.settings_changed",
+                            message="the namespace's recorded settings changed: restarting "
+                                    "the daemon's components with them")
+                callback()
         except Exception as exc:  # noqa: BLE001 - a failing pass must not end the loop
             log.error("reconcile.pass_failed", error=f"{type(exc).__name__}: {exc}")
 
