@@ -150,10 +150,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
                                      result.errors, result.commit,
-                                     warnings=(warning,) if warning else ()))
+                                     warnings=(warning,) if warning else (),
+                                     skipped=result.skipped))
     elif result.plan is not None:
-        sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors))
+        sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors,
+                                     result.skipped))
         if not args.dry_run and result.plan.has_changes:
             print(f"Applied {len(result.applied)} of {len(result.plan.pending)} changes"
-                  f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}.")
+                  f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}"
+                  f"{f'; {len(result.skipped)} skipped' if result.skipped else ''}.")
     return exit_code(result, args.detailed_exitcode)
