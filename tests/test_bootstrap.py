@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from reconciler.adapters import sns
+from reconciler.adapters import registry, sns
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.infra.attributes import differing
 from reconciler.cli import main
@@ -177,6 +177,49 @@ def test_drifted_queue_rule_and_log_group_are_set_back(settings):
     assert {r.status for r in bootstrap(clients, settings).rows} == {"found"}
 
 
+def _role_policies(clients: AwsClients, role: str) -> dict:
+    iam = clients.client("iam")
+    inline = {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+              for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+    attached = [p["PolicyArn"] for p in
+                iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    return {"inline": inline, "attached": attached}
+
+
+def test_the_execution_role_may_read_the_secrets_crons_name(settings):
+    clients = AwsClients(settings)
+    bootstrap(clients, settings)
+    policies = _role_policies(clients, "test-task-execution")
+    statements = {s["Sid"]: s for s in policies["inline"]["read-secrets"]["Statement"]}
+    assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == {
+        "SsmParameters": ("ssm:GetParameters",
+                          "arn:aws:ssm:us-east-1:123456789012:parameter/*"),
+        "Secrets": ("secretsmanager:GetSecretValue",
+                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"),
+        "DecryptThroughThoseServicesOnly": ("kms:Decrypt",
+                                            "arn:aws:kms:us-east-1:123456789012:key/*")}
+    assert statements["DecryptThroughThoseServicesOnly"]["Condition"] == {"StringEquals": {
+        "kms:ViaService": ["ssm.us-east-1.amazonaws.com",
+                           "secretsmanager.us-east-1.amazonaws.com"]}}
+    assert all(s["Effect"] == "Allow" for s in statements.values())
+    second = bootstrap(clients, settings)
+    assert {r.status for r in second.rows} == {"found"}
+    assert _role_policies(clients, "test-task-execution") == policies
+
+
+def test_an_execution_role_made_before_gets_the_secrets_policy_once(settings):
+    clients = AwsClients(settings)
+    bootstrap(clients, settings)
+    iam = clients.client("iam")
+    iam.delete_role_policy(RoleName="test-task-execution", PolicyName="read-secrets")
+    second = bootstrap(clients, settings)
+    statuses = {(r.kind, r.name): r.status for r in second.rows}
+    assert statuses.pop(("iam-role", "test-task-execution")) == "updated"
+    assert set(statuses.values()) == {"found"}
+    assert "read-secrets" in iam.list_role_policies(RoleName="test-task-execution")["PolicyNames"]
+    assert {r.status for r in bootstrap(clients, settings).rows} == {"found"}
+
+
 def test_an_existing_named_cluster_is_used_as_it_is(settings):
     clients = AwsClients(settings)
     existing = clients.client("ecs").create_cluster(clusterName="shared")["cluster"]
@@ -186,6 +229,48 @@ def test_an_existing_named_cluster_is_used_as_it_is(settings):
     assert result.cluster_arn == existing["clusterArn"]
     cluster = clients.client("ecs").describe_clusters(clusters=["shared"], include=["TAGS"])
     assert cluster["clusters"][0].get("tags", []) == []  # not ours: left as it was
+
+
+def test_an_existing_cluster_without_a_provider_of_the_strategy_is_refused(settings):
+    clients = AwsClients(settings)
+    ecs = clients.client("ecs")
+    ecs.create_cluster(clusterName="shared", capacityProviders=["FARGATE"])
+    spot = settings.with_(cluster="shared", capacity_providers=("FARGATE_SPOT:2:1", "FARGATE"))
+    with pytest.raises(BootstrapError) as refused:
+        bootstrap(clients, spot)
+    assert str(refused.value) == (
+        "bootstrap stopped at ecs-cluster shared: cluster shared has no capacity provider "
+        "FARGATE_SPOT, which the capacity-provider strategy names (RunTask would refuse every "
+        "run): add it with `aws ecs put-cluster-capacity-providers --cluster shared "
+        "--capacity-providers FARGATE FARGATE_SPOT --default-capacity-provider-strategy '[]'` "
+        "(its current providers and default strategy kept), or choose providers it has "
+        "(--capacity-provider / CRONCTL_CAPACITY_PROVIDERS) or a launch type (--launch-type); "
+        "nothing recorded")
+    assert registry.read_namespace(clients, spot) is None  # no strategy recorded
+    # once the cluster has the provider, the same bootstrap records the strategy
+    ecs.put_cluster_capacity_providers(cluster="shared",
+                                       capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                       defaultCapacityProviderStrategy=[])
+    result = bootstrap(clients, spot)
+    assert ("ecs-cluster", "found") in {(r.kind, r.status) for r in result.rows}
+    assert [str(p) for p in result.settings.placement.capacity_providers] == [
+        "FARGATE_SPOT:2:1", "FARGATE:1:0"]
+
+
+def test_a_new_cluster_gets_the_fargate_providers_and_a_custom_one_is_refused(settings):
+    clients = AwsClients(settings)
+    spot = settings.with_(namespace="spot", cluster=None,
+                          capacity_providers=("FARGATE_SPOT", "FARGATE"))
+    result = bootstrap(clients, spot)
+    [cluster] = clients.client("ecs").describe_clusters(clusters=["spot"])["clusters"]
+    assert sorted(cluster["capacityProviders"]) == ["FARGATE", "FARGATE_SPOT"]
+    assert {r.status for r in bootstrap(clients, spot).rows} == {"found"}
+    assert result.settings.placement.capacity_providers == spot.capacity_providers
+    with pytest.raises(BootstrapError, match=(
+            "cluster test has no capacity provider my-asg, .* add it \\(create my-asg first: "
+            "`aws ecs create-capacity-provider`\\) with `aws ecs put-cluster-capacity-providers "
+            "--cluster test --capacity-providers FARGATE my-asg ")):
+        bootstrap(clients, settings.with_(capacity_providers=("FARGATE", "my-asg")))
 
 
 def test_an_ecs_task_state_change_of_the_cluster_arrives_in_the_queue(settings):
@@ -371,6 +456,18 @@ def test_confirm_subscription_returns_the_subscription_arn(settings):
     ("60", "60", True),
     ("60", "5", False),
     ("not json {", "not json {", True),
+    # policies: labels (Id, Sid), statement order, a lone statement, key order
+    ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sns:Publish",'
+     '"Principal":{"Service":["scheduler.amazonaws.com","events.amazonaws.com"]}}]}',
+     '{"Version":"2012-10-17","Id":"x","Statement":{"Sid":"s","Principal":{"Service":'
+     '["events.amazonaws.com","scheduler.amazonaws.com"]},"Action":["sns:Publish"],'
+     '"Effect":"Allow"}}', True),
+    ('{"Statement":[{"Effect":"Allow","Action":"a"},{"Effect":"Deny","Action":"b"}]}',
+     '{"Statement":[{"Action":["b"],"Effect":"Deny"},{"Action":"a","Effect":"Allow"}]}', True),
+    ('{"Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"q1"}]}',
+     '{"Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"q2"}]}', False),
+    ('{"Statement":[{"Effect":"Allow","Action":"a"}]}',
+     '{"Statement":[{"Effect":"Deny","Action":"a"}]}', False),
 ])
 def test_attribute_values_compare_as_aws_means_them(current, desired, same):
     assert (differing({"k": current}, {"k": desired}) == {}) is same

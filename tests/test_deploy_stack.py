@@ -240,6 +240,54 @@ def _bootstrap_writes(settings: Settings) -> set[str]:
             if not op.split(".")[1].startswith(reads)} - {"dynamodb.PutItem"}
 
 
+def _resolve(node, values: dict[str, str]):
+    """A template fragment with its ``Ref`` / ``Fn::GetAtt`` replaced by ``values``."""
+    if isinstance(node, dict):
+        if set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        if set(node) == {"Fn::GetAtt"}:
+            return values[".".join(node["Fn::GetAtt"])]
+        return {k: _resolve(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, values) for v in node]
+    return node
+
+
+def _apply_skipped_policies(clients: AwsClients, outputs: dict[str, str]) -> None:
+    """Set the policies of DispatchTopicPolicy and EcsEventsQueuePolicy (skipped by the
+    emulator) as CloudFormation would, from the template's documents."""
+    resources = _template("cloudformation.yaml")["Resources"]
+    queue_url = outputs["QueueUrl"]
+    values = {
+        "DispatchTopic": outputs["TopicArn"], "AWS::AccountId": clients.identity()[1],
+        "EcsEventsQueue.Arn": clients.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"],
+        "EcsEventsRule.Arn": clients.client("events").describe_rule(
+            Name=f"{NAMESPACE}-ecs-events")["Arn"]}
+    topic_policy = _resolve(resources["DispatchTopicPolicy"]["Properties"]["PolicyDocument"],
+                            values)
+    queue_policy = _resolve(resources["EcsEventsQueuePolicy"]["Properties"]["PolicyDocument"],
+                            values)
+    clients.client("sns").set_topic_attributes(
+        TopicArn=outputs["TopicArn"], AttributeName="Policy",
+        AttributeValue=json.dumps(topic_policy))
+    clients.client("sqs").set_queue_attributes(
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(queue_policy)})
+
+
+def _record_attribute_writes(clients: AwsClients) -> list[tuple[str, str]]:
+    """The topic and queue attributes written through ``clients``, as they are written."""
+    writes: list[tuple[str, str]] = []
+    clients.client("sns").meta.events.register(
+        "before-parameter-build.sns.SetTopicAttributes",
+        lambda params, **_: writes.append(("sns.SetTopicAttributes", params["AttributeName"])))
+    clients.client("sqs").meta.events.register(
+        "before-parameter-build.sqs.SetQueueAttributes",
+        lambda params, **_: writes.extend(("sqs.SetQueueAttributes", name)
+                                          for name in sorted(params["Attributes"])))
+    return writes
+
+
 @pytest.mark.parametrize("backend", ["rules", "scheduler"])
 def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, repo, backend,
                                                                      monkeypatch):
@@ -283,13 +331,29 @@ def test_a_daemon_configured_from_the_stacks_runs_a_cron_end_to_end(settings, re
                             ("SchedulerRoleArn", "scheduler.amazonaws.com")):
         assert _daemon_may_pass(test_clients, outputs[output], service), output
 
+    # The topic's and the queue's policies, as the template writes them (the emulator skips
+    # those two resources): equivalent to bootstrap's, not identical (no Id, ...).
+    _apply_skipped_policies(test_clients, outputs)
+
     # `cronctl bootstrap` with the outputs as its variables (the README's step after deploying)
     # records the namespace's settings and creates nothing else: no role, no table, no queue.
-    booted = bootstrap(AwsClients(cli), cli)
+    # It finds the topic's and the queue's policies as it wants them: it rewrites neither; of
+    # the topic it sets only the delivery policy, which a stack cannot give a topic
+    # (AWS::SNS::Topic has no such property: the daemon stack's subscription carries it).
+    boot_clients = AwsClients(cli)
+    writes = _record_attribute_writes(boot_clients)
+    booted = bootstrap(boot_clients, cli)
     assert {(r.kind, r.status) for r in booted.rows if r.status == "created"} == {
         ("namespace-settings", "created")}
     assert not [r for r in booted.rows if r.kind == "iam-role"]
     assert booted.settings == on_ecs.namespace_settings
+    statuses = {(r.kind, r.name): r.status for r in booted.rows}
+    assert statuses[("sqs-queue", f"{NAMESPACE}-ecs-events")] == "found"
+    assert statuses[("sqs-queue", f"{NAMESPACE}-ecs-events-dlq")] == "found"
+    assert writes == [("sns.SetTopicAttributes", "DeliveryPolicy")]
+    again = bootstrap(boot_clients, cli)
+    assert {r.status for r in again.rows} == {"found"}
+    assert writes == [("sns.SetTopicAttributes", "DeliveryPolicy")]
 
     # The daemon, as ECS starts it (and, for the test: a free port, short SQS polls, the
     # emulator's SNS certificates): its environment agrees with the recorded settings.

@@ -121,20 +121,20 @@ def spec(schedule: str, timezone: str = "UTC", suspend: bool = False) -> CronSpe
 
 
 @pytest.mark.parametrize("cron, now, since, expected", [
-    # rate(): fires at since + k * interval (the start taken to the minute), not from now.
+    # rate(): fires at since + k * interval (to the second, as the embedded clock), not from now.
     pytest.param(spec("rate(5 minutes)"), "2026-12-01 16:10:00", "2026-12-01T16:03:25+00:00",
-                 "2026-12-01 16:13:00", id="rate counted from the schedule's creation"),
+                 "2026-12-01 16:13:25", id="rate counted from the schedule's creation"),
     pytest.param(spec("rate(5 minutes)"), "2026-12-01 16:13:00", "2026-12-01T16:03:25+00:00",
-                 "2026-12-01 16:18:00", id="rate: strictly after now"),
+                 "2026-12-01 16:13:25", id="rate: since + k x interval, to the second"),
     pytest.param(spec("rate(5 minutes)"), "2026-12-01 16:04:10", "2026-12-01T16:03:59Z",
-                 "2026-12-01 16:08:00", id="rate: first fire one interval after creation"),
+                 "2026-12-01 16:08:59", id="rate: one interval after the creation fire"),
     pytest.param(spec("rate(1 hour)"), "2026-12-01 10:00:00", "2026-11-30T22:17:40Z",
-                 "2026-12-01 10:17:00", id="rate(1 hour) keeps its minute past the hour"),
+                 "2026-12-01 10:17:40", id="rate(1 hour) keeps its minute past the hour"),
     pytest.param(spec("rate(1 day)", "Europe/Berlin"), "2026-12-01 08:00:00",
-                 "2026-10-20T07:45:10Z", "2026-12-02 07:45:00",
+                 "2026-10-20T07:45:10Z", "2026-12-02 07:45:10",
                  id="rate(1 day): 24 h steps, the zone and DST play no part"),
     pytest.param(spec("rate(7 minutes)"), "2026-12-01 16:10:00",
-                 datetime(2026, 12, 1, 17, 3, 30, tzinfo=UTC), "2026-12-01 17:03:00",
+                 datetime(2026, 12, 1, 17, 3, 30, tzinfo=UTC), "2026-12-01 17:03:30",
                  id="rate created after now (clock skew): its start"),
     pytest.param(spec("rate(5 minutes)"), "2026-12-01 16:10:00", None, None,
                  id="rate with no recorded start: unknown, not guessed"),

@@ -201,7 +201,9 @@ def test_a_stalled_leader_that_lost_the_lease_writes_nothing_more(settings, monk
         pause.resume.set()                                   # A wakes up
         result_a = wait_for(lambda: a.lost and a.last_result, timeout=20,
                             message="A's pass to end")
-        assert result_a.lease_lost and result_a.errors[0].startswith("LeaseLost: ")
+        assert result_a.lease_lost
+        assert result_a.errors[0].startswith("this replica lost the leader lease: ")
+        assert "LeaseLost" not in result_a.errors[0]
         assert not a.lease.held
 
         state = live_state(clients_b, settings)

@@ -9,12 +9,13 @@ import re
 
 import pytest
 
+from reconciler.core.plan.dependencies import with_dependencies
 from reconciler.core.plan.model import Change, Plan, PlanError
 from reconciler.core.plan.planner import HELD_BACK
 from reconciler.core.plan.render import is_sensitive, plain_message, render_json, render_text
-from reconciler.service.control.apply import ApplyError
+from reconciler.service.control.apply import ApplyError, Skipped
 
-PLAN = Plan(commit="abc123", changes=(
+PLAN = Plan(commit="abc123", changes=with_dependencies((
     Change("a", "schedule", "create", "new cron",
            (("expression", None, "cron(0 5 * * ? *)"),)),
     Change("a", "registry", "update", "spec changed", (
@@ -23,7 +24,7 @@ PLAN = Plan(commit="abc123", changes=(
         ("overrides.containerOverrides.main.environment.api_token", "t1", "t2"))),
     Change("b", "schedule", "delete", "file removed", (("state", "ENABLED", None),)),
     Change("c", "schedule", "no-op", "up to date"),
-), errors=(PlanError("d", "crons.d/d.yaml", HELD_BACK),))
+), "test"), errors=(PlanError("d", "crons.d/d.yaml", HELD_BACK),))
 
 
 def _new(cron: str) -> tuple[Change, ...]:
@@ -155,22 +156,27 @@ def test_error_blocks_name_the_file_and_the_way_out(name):
 
 
 def test_failed_changes_and_pass_errors_are_blocks_without_class_names():
-    plan = Plan(commit=None, changes=(
+    plan = Plan(commit=None, changes=with_dependencies((
         Change("a", "schedule", "create", "new cron"),
         Change("a", "registry", "create", "new cron",
-               desired=type("Item", (), {"file": "crons.d/a.yaml"})())))
+               desired=type("Item", (), {"file": "crons.d/a.yaml"})())), "test"))
     failed = ApplyError("a", "schedule", "create",
-                        "PermanentError: PutRule: AccessDeniedException: no")
+                        "PermanentError: PutRule: AccessDeniedException: no", "a/schedule/create")
+    skipped = (Skipped(plan.changes[1], "a/schedule/create"),)
     text = render_text(plan, (failed,), ("LeaseLost: leader lease generation 3 of x was taken "
-                                         "over by another replica; pass stopped",))
+                                         "over by another replica; pass stopped",), skipped)
+    assert "Skipped: a/registry/create: it depends on a/schedule/create, which failed; the " \
+           "next pass tries again\n" in text
     assert "Error: crons.d/a.yaml: create schedule a failed\n" \
            "  PutRule: AccessDeniedException: no\n" \
-           "  To fix: the rest of this cron's changes wait; the next pass tries again.\n" in text
+           "  To fix: the changes that depend on it wait; the next pass tries again.\n" in text
     assert "Error: leader lease generation 3 of x was taken over by another replica; " \
            "pass stopped\n" in text
     assert "LeaseLost" not in text and "PermanentError" not in text
     assert text.splitlines()[-1] == "Plan: 2 to create, 0 to update, 0 to delete. 2 errors."
-    data = json.loads(render_json(plan, {}, (failed,), ("ConfigError: unknown scheduler",)))
+    data = json.loads(render_json(plan, {}, (failed,), ("ConfigError: unknown scheduler",),
+                                  skipped=skipped))
+    assert data["skipped"] == [{"id": "a/registry/create", "after": "a/schedule/create"}]
     assert [e["message"] for e in data["errors"]] == [
         "crons.d/a.yaml: create schedule a failed: PutRule: AccessDeniedException: no",
         "unknown scheduler"]
@@ -216,9 +222,12 @@ def test_json_shape_masks_and_omits_no_ops():
     data = json.loads(render_json(PLAN, {"events.PutRule": 2}))
     assert data["commit"] == "abc123"
     assert [c["cron"] for c in data["changes"]] == ["a", "a", "b"]
-    assert data["changes"][0] == {"cron": "a", "resource": "schedule", "action": "create",
+    assert data["changes"][0] == {"id": "a/schedule/create", "depends_on": [],
+                                  "cron": "a", "resource": "schedule", "action": "create",
                                   "reason": "new cron",
                                   "diff": {"expression": [None, "cron(0 5 * * ? *)"]}}
+    assert (data["changes"][1]["id"], data["changes"][1]["depends_on"]) == (
+        "a/registry/update", ["a/schedule/create"])
     assert data["changes"][1]["diff"]["spec.container.env.DB_PASSWORD"] == \
         ["(sensitive)", "(sensitive)"]
     assert data["errors"] == [{

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from structlog.testing import capture_logs
 
 from reconciler.cli import main
 from reconciler.service.control.reconcile import run_pass
@@ -164,9 +165,12 @@ def test_bootstrapped_namespace_rule_is_left_alone(env):
 def test_unknown_scheduler_backend_is_refused_before_anything_changes(env):
     clients, settings, root = env
     write_crons(root, THREE)
-    result = run_pass(clients, settings.with_(scheduler="cron"), dry_run=False)
+    with capture_logs() as logs:
+        result = run_pass(clients, settings.with_(scheduler="cron"), dry_run=False)
     assert not result.ok and result.plan is None
-    assert result.errors == ("ConfigError: unknown scheduler 'cron': use rules or scheduler",)
+    assert result.errors == ("unknown scheduler 'cron': use rules or scheduler",)
+    line = next(entry for entry in logs if entry["event"] == "reconcile.pass")
+    assert line["errors"] == ["unknown scheduler 'cron': use rules or scheduler"]
     assert live_state(clients, settings)["registry"] == {}
 
 

@@ -3,6 +3,8 @@ the next pass converges to exactly what a clean apply makes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reconciler.service.control.reconcile import run_pass
@@ -149,3 +151,54 @@ def test_a_failure_during_a_backend_switch_with_edits_and_deletes_converges(
         assert len(inactive_revisions(clients)) == 1  # gamma's busybox definition only
         settled = run_pass(clients, switched, dry_run=True)
         assert not settled.plan.has_changes, (fail_at, injector.failed, settled.plan)
+
+
+def test_a_failed_change_skips_exactly_the_changes_that_depend_on_it(aws, reference):
+    """alpha and beta move to a new task definition whose registration fails: their registry
+    updates wait for it, and the old definition's delete waits for them; gamma's edit and the
+    schedules (which depend on no task definition) are applied."""
+    settings, clean, _ = reference
+    root = Path(settings.repo)
+    reset_moto(aws)
+    clients = prepare(settings)
+    assert run_pass(clients, settings, dry_run=False).ok
+    before = live_state(clients, settings)
+    write_crons(root, {
+        "alpha": cron_yaml("cron(0 6 * * ? *)", "python", env={"A": "1"}),
+        "beta": cron_yaml("rate(5 minutes)", "python"),
+        "gamma": cron_yaml("cron(*/10 * * * ? *)", "busybox", env={"G": "2"}),
+    })
+    ecs = clients.client("ecs")
+
+    def refuse_python(params, **_kwargs):
+        if params["containerDefinitions"][0]["image"] == "python":
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "ClientException", "Message": "no"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}},
+                              "RegisterTaskDefinition")
+
+    ecs.meta.events.register("before-parameter-build.ecs.RegisterTaskDefinition", refuse_python)
+    try:
+        result = run_pass(clients, settings, dry_run=False)
+    finally:
+        ecs.meta.events.unregister("before-parameter-build.ecs.RegisterTaskDefinition",
+                                   refuse_python)
+    python = next(c.cron for c in result.plan.pending
+                  if c.resource == "task-definition" and c.action == "create")
+    perl = next(c.cron for c in result.plan.pending
+                if c.resource == "task-definition" and c.action == "delete")
+    assert [e.change_id for e in result.apply_errors] == [f"{python}/task-definition/create"]
+    assert [(s.change.id, s.after) for s in result.skipped] == [
+        ("alpha/registry/update", f"{python}/task-definition/create"),
+        ("beta/registry/update", f"{python}/task-definition/create"),
+        (f"{perl}/task-definition/delete", f"{python}/task-definition/create")]
+    assert sorted(c.id for c in result.applied) == [
+        "alpha/schedule/update", "gamma/registry/update"]
+    state = live_state(clients, settings)
+    assert state["rules"]["test-alpha"]["expression"] == "cron(0 6 * * ? *)"
+    assert state["registry"]["alpha"] == before["registry"]["alpha"]  # still on perl
+    assert state["registry"]["beta"] == before["registry"]["beta"]
+    assert state["registry"]["gamma"] != before["registry"]["gamma"]
+    assert perl in state["task_definitions"]  # the old definition is still registered
+    assert run_pass(clients, settings, dry_run=False).ok  # the next pass converges
+    assert not run_pass(clients, settings, dry_run=True).plan.has_changes

@@ -289,7 +289,7 @@ def test_next_run_of_a_rate_counts_from_the_recorded_start(plane, settings, caps
     before = datetime.now(UTC)
     next_run = moment(status_json("beat", capsys)["next_run"])
     after = datetime.now(UTC)
-    anchor = datetime(2020, 1, 1, 9, 14, tzinfo=UTC)  # the start, to the minute
+    anchor = datetime(2020, 1, 1, 9, 14, 42, tzinfo=UTC)  # the start, as the clock counts
     assert (next_run - anchor) % timedelta(minutes=7) == timedelta(0)
     assert before < next_run <= after + timedelta(minutes=7)
     # a start nobody recorded (an item written before) is not guessed
@@ -336,7 +336,7 @@ def test_apply_records_when_the_schedule_got_its_expression(control_plane, capsy
     since = moment(registry_item(clients, settings, "beat").schedule_since)
     assert started <= since <= datetime.now(UTC)
     next_run = moment(status_json("beat", capsys)["next_run"])
-    assert (next_run - since.replace(second=0)) % timedelta(minutes=7) == timedelta(0)
+    assert (next_run - since) % timedelta(minutes=7) == timedelta(0)  # to the second
 
     # another change (the registry item is rewritten, the schedule keeps its expression): kept
     _stamp_old(clients, settings, "beat")
@@ -354,3 +354,51 @@ def test_apply_records_when_the_schedule_got_its_expression(control_plane, capsy
     started, result = reconcile("rate(9 minutes)", env={"A": "1"})
     assert [(c.resource, c.action) for c in result.applied] == [("schedule", "create")]
     assert moment(registry_item(clients, settings, "beat").schedule_since) >= started
+
+
+# -- a run the embedded runner made without Docker: status says the image was not used ------
+
+def test_status_says_when_a_run_did_not_use_its_image(plane, settings, capsys):
+    from reconciler.adapters.executions import ExecutionStore, started_pending
+    from reconciler.adapters.registry_read import RegistryReader
+    from reconciler.service.embedded.runner import LocalTaskRunner
+    from tests.support.waiting import wait_for
+
+    clients, td = plane
+    put_cron(clients, settings, "local", td)
+    put_cron(clients, settings, "on-ecs", td)
+    run = Dispatcher(clients, settings).handle_sns_message(
+        {"Type": "Notification", "Message": json.dumps({"cron": "local", "scheduled_at": AT})})
+    eid = json.loads(run[1])["execution_id"]
+    sqs = clients.client("sqs")
+    runner = LocalTaskRunner(
+        list_started=lambda: started_pending(clients, settings.executions_table),
+        registry_get=RegistryReader(clients, settings).get,
+        send_event=lambda event: send_events(sqs, settings, [event]), region="us-east-1",
+        account="123456789012", cluster_arn="arn:cluster/test", poll_s=0.05,
+        use_docker=False, note_execution=ExecutionStore(clients, settings).add_note)
+    runner.start()
+    try:
+        store = ExecutionStore(clients, settings)
+
+        def finished():
+            consume_all(clients, settings)
+            return (record := store.get(eid)) and record.terminal and record
+
+        record = wait_for(finished, timeout=20, message="the local run to end")
+    finally:
+        assert runner.stop(timeout=10)
+    assert record.status == "SUCCESS"
+    note = ("ran as a local process on the embedded daemon's machine: the image "
+            "public.ecr.aws/docker/library/busybox:stable was not used (no Docker engine "
+            "answered)")
+    capsys.readouterr()
+    assert cli.main(["status", "local", *NS]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"Note: {eid[:15]}... {note}"
+    assert status_json("local", capsys)["executions"][0]["note"] == note
+    # a run on ECS (or with Docker) has no note
+    run_to_the_end(clients, settings, "on-ecs")
+    assert cli.main(["status", "on-ecs", *NS]) == 0
+    assert "Note:" not in capsys.readouterr().out
+    assert "note" not in status_json("on-ecs", capsys)["executions"][0]

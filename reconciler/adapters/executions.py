@@ -112,6 +112,18 @@ class ExecutionStore:
             return False
         return True
 
+    def add_note(self, execution_id: str, note: str) -> None:
+        """Note on the record how its run was made (``Execution.note``); nothing else changes,
+        and no other write removes it."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="SET note = :note",
+                          ConditionExpression="attribute_exists(execution_id)",
+                          ExpressionAttributeValues={":note": {"S": note}})
+        except Conflict:
+            pass  # the record is gone (expired): nothing to note
+
     def set_task(self, execution_id: str, task_arn: str) -> bool:
         """Record the task ARN that RunTask (or ListTasks) returned; the claim ends with it.
 

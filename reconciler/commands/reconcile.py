@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
                                      result.errors, result.commit,
-                                     warnings=(warning,) if warning else ()))
+                                     warnings=(warning,) if warning else (),
+                                     skipped=result.skipped))
     elif args.output == "markdown":
         from datetime import UTC, datetime
 
@@ -159,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_markdown(result.plan, result.apply_errors, result.errors,
                                          now=datetime.now(UTC), dry_run=args.dry_run))
     elif result.plan is not None:
-        sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors))
+        sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors,
+                                     result.skipped))
         if not args.dry_run and result.plan.has_changes:
             print(f"Applied {len(result.applied)} of {len(result.plan.pending)} changes"
-                  f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}.")
+                  f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}"
+                  f"{f'; {len(result.skipped)} skipped' if result.skipped else ''}.")
     return exit_code(result, args.detailed_exitcode)

@@ -202,9 +202,14 @@ def task_definition_hash(spec: CronSpec, dep: Deployment) -> str:
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 
 
+def family_of(namespace: str, td_hash: str) -> str:
+    """The shared task definition's family: ``<ns>-td-<first 16 hex of its hash>``."""
+    return f"{namespace}-td-{td_hash[:16]}"
+
+
 def desired_task_definition(spec: CronSpec, dep: Deployment) -> DesiredTaskDefinition:
     td_hash = task_definition_hash(spec, dep)
-    family = f"{dep.namespace}-td-{td_hash[:16]}"
+    family = family_of(dep.namespace, td_hash)
     main = {
         "name": MAIN_CONTAINER,
         "image": spec.container.image,

@@ -288,7 +288,7 @@ def _ensure_roles(run: _Run, clients: AwsClients, settings: Settings, partition:
     if settings.execution_role_arn in (None, execution):
         name = f"{ns}-task-execution"
         arn, status = run.step("iam-role", name, lambda: iam.ensure_execution_role(
-            clients, name, partition, tags))
+            clients, name, partition, settings.region, account, tags))
         run.record("iam-role", name, arn, status)
         settings = settings.with_(execution_role_arn=arn)
     scheduler = default_scheduler_role(account, ns, partition)

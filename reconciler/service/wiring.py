@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reconciler.adapters import ecs_tasks, sns, sqs
 from reconciler.adapters.aws import AwsClients, CallCounter
-from reconciler.adapters.executions import started_pending
+from reconciler.adapters.executions import ExecutionStore, started_pending
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
@@ -167,5 +167,6 @@ def _embedded_components(clients: AwsClients, settings: Settings, topic_arn: str
                                  clients, group, stream, lines),
                              log_group=settings.log_group_name, stream_prefix=settings.namespace,
                              describe_stopping=lambda arns: ecs_tasks.stopping_reasons(
-                                 clients, settings.cluster_name, arns))
+                                 clients, settings.cluster_name, arns),
+                             note_execution=ExecutionStore(clients, settings).add_note)
     return [_Subscriber(clients, topic_arn, http), clock, runner]

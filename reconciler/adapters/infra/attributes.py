@@ -2,8 +2,9 @@
 
 AWS hands back JSON documents (queue policies, redrive policies, event patterns) re-serialised:
 key order, whitespace, one-element lists collapsed to a scalar and numbers quoted may all differ
-from what was sent. ``canonical`` maps a value to a form where those differences vanish, so an
-unchanged resource is reported "found" and never rewritten.
+from what was sent, and a stack (deploy/cloudformation.yaml) writes equivalent policies with
+other labels (``Id``, ``Sid``). ``canonical`` maps a value to a form where those differences
+vanish, so an unchanged resource is reported "found" and never rewritten.
 """
 
 from __future__ import annotations
@@ -25,15 +26,31 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+def _policy(document: dict) -> dict:
+    """A policy document (queue, topic, IAM) without the labels that do not change what it
+    allows: its ``Id`` and its statements' ``Sid``; a lone statement as a list of one. The
+    rest (statements in any order, a single value or a list of one, key order) is left to
+    ``_normalise``."""
+    statements = document["Statement"]
+    if not isinstance(statements, list):
+        statements = [statements]
+    statements = [{k: v for k, v in s.items() if k != "Sid"} if isinstance(s, dict) else s
+                  for s in statements]
+    return {**{k: v for k, v in document.items() if k != "Id"}, "Statement": statements}
+
+
 def canonical(value: Any) -> Any:
-    """A comparable form of an attribute value; strings holding a JSON object are parsed."""
+    """A comparable form of an attribute value; strings holding a JSON object are parsed, and
+    a policy document is compared by what it allows (``_policy``)."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("{"):
             try:
-                return _normalise(json.loads(text))
+                value = json.loads(text)
             except ValueError:
                 return value
+    if isinstance(value, dict) and "Statement" in value:
+        value = _policy(value)
     return _normalise(value)
 
 

@@ -1,7 +1,11 @@
 """IAM: the namespace's default roles, made by bootstrap when no role ARN is configured.
 
 - ``<ns>-task-execution``: trusted by ``ecs-tasks.amazonaws.com``, with the AWS managed policy
-  ``AmazonECSTaskExecutionRolePolicy`` attached (pull images, write awslogs);
+  ``AmazonECSTaskExecutionRolePolicy`` attached (pull images, write awslogs) and the inline
+  policy ``read-secrets`` (``secrets_policy``: what ECS needs for ``container.secrets``, as its
+  developer guide's "Required IAM permissions for Amazon ECS secrets" says: the account's SSM
+  parameters and Secrets Manager secrets in the region, and ``kms:Decrypt`` only through those
+  two services), added to an existing role by the next bootstrap;
 - ``<ns>-scheduler``: trusted by ``scheduler.amazonaws.com`` (this account only), allowed
   ``sns:Publish`` on the namespace's topic.
 
@@ -14,12 +18,33 @@ from __future__ import annotations
 import json
 
 from reconciler.adapters.aws import AwsClients, call_retrying
+from reconciler.adapters.infra.attributes import canonical
 from reconciler.errors import NotFound
 
 EXECUTION_POLICY = "AmazonECSTaskExecutionRolePolicy"
 EXECUTION_ACTIONS = ("ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
                      "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
                      "logs:CreateLogStream", "logs:PutLogEvents")
+
+
+SECRETS_POLICY = "read-secrets"
+
+
+def secrets_policy(partition: str, region: str, account: str) -> dict:
+    """Read the values ``container.secrets`` names (ECS ``valueFrom``): any SSM parameter and
+    Secrets Manager secret of the account in the region; KMS keys of the account only when
+    SSM or Secrets Manager decrypts with them (``kms:ViaService``)."""
+    prefix = f"arn:{partition}"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "SsmParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
+         "Resource": f"{prefix}:ssm:{region}:{account}:parameter/*"},
+        {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": f"{prefix}:secretsmanager:{region}:{account}:secret:*"},
+        {"Sid": "DecryptThroughThoseServicesOnly", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": f"{prefix}:kms:{region}:{account}:key/*",
+         "Condition": {"StringEquals": {"kms:ViaService": [
+             f"ssm.{region}.amazonaws.com", f"secretsmanager.{region}.amazonaws.com"]}}},
+    ]}
 
 
 def trust_policy(service: str, account: str | None = None) -> dict:
@@ -52,23 +77,46 @@ def _ensure(clients: AwsClients, name: str, trust: dict, description: str,
                              Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())]
                              )["Role"]
         return role["Arn"], "created"
-    current = role.get("AssumeRolePolicyDocument")
-    if isinstance(current, str):
-        from urllib.parse import unquote
-
-        current = json.loads(unquote(current))
-    if current != trust:
+    current = _document(role.get("AssumeRolePolicyDocument"))
+    if canonical(current) != canonical(trust):
         call_retrying(iam.update_assume_role_policy, RoleName=name,
                       PolicyDocument=json.dumps(trust))
         return role["Arn"], "updated"
     return role["Arn"], "found"
 
 
-def ensure_execution_role(clients: AwsClients, name: str, partition: str,
-                          tags: dict[str, str]) -> tuple[str, str]:
-    """The task execution role ``name``; ``(arn, created|found|updated)``."""
+def _document(value) -> dict | None:
+    """A policy document as IAM returns it (URL-encoded JSON, or already parsed)."""
+    if isinstance(value, str):
+        from urllib.parse import unquote
+
+        return json.loads(unquote(value))
+    return value
+
+
+def _ensure_inline(clients: AwsClients, role: str, policy: str, wanted: dict) -> bool:
+    """Put the inline ``policy`` on ``role`` unless it allows the same already; True when put."""
+    iam = clients.client("iam")
+    try:
+        current = _document(call_retrying(iam.get_role_policy, RoleName=role,
+                                          PolicyName=policy)["PolicyDocument"])
+    except NotFound:
+        current = None
+    if current is not None and canonical(current) == canonical(wanted):
+        return False
+    call_retrying(iam.put_role_policy, RoleName=role, PolicyName=policy,
+                  PolicyDocument=json.dumps(wanted))
+    return True
+
+
+def ensure_execution_role(clients: AwsClients, name: str, partition: str, region: str,
+                          account: str, tags: dict[str, str]) -> tuple[str, str]:
+    """The task execution role ``name`` with its policies; ``(arn, created|found|updated)``."""
     arn, status = _ensure(clients, name, trust_policy("ecs-tasks.amazonaws.com"),
-                          "cronctl: ECS task execution (images, awslogs)", tags)
+                          "cronctl: ECS task execution (images, awslogs, secrets)", tags)
+    if _ensure_inline(clients, name, SECRETS_POLICY, secrets_policy(partition, region, account)) \
+            and status == "found":
+        status = "updated"
     iam = clients.client("iam")
     policy_arn = f"arn:{partition}:iam::aws:policy/service-role/{EXECUTION_POLICY}"
     attached = call_retrying(iam.list_attached_role_policies,
@@ -91,20 +139,6 @@ def ensure_scheduler_role(clients: AwsClients, name: str, account: str, topic_ar
     """The role EventBridge Scheduler assumes to publish to ``topic_arn``."""
     arn, status = _ensure(clients, name, trust_policy("scheduler.amazonaws.com", account),
                           "cronctl: EventBridge Scheduler publishes to the dispatch topic", tags)
-    iam = clients.client("iam")
-    wanted = publish_policy(topic_arn)
-    try:
-        current = call_retrying(iam.get_role_policy, RoleName=name,
-                                PolicyName="publish")["PolicyDocument"]
-    except NotFound:
-        current = None
-    if isinstance(current, str):
-        from urllib.parse import unquote
-
-        current = json.loads(unquote(current))
-    if current != wanted:
-        call_retrying(iam.put_role_policy, RoleName=name, PolicyName="publish",
-                      PolicyDocument=json.dumps(wanted))
-        if status == "found":
-            status = "updated"
+    if _ensure_inline(clients, name, "publish", publish_policy(topic_arn)) and status == "found":
+        status = "updated"
     return arn, status

@@ -111,6 +111,9 @@ class Execution:
     claim_until: float | None = None
     start_deadline: str | None = None
     lock_released: bool | None = None
+    # How the run was made, when it differs from AWS's: the embedded runner without Docker
+    # notes that it ran the command as a local process, without the image (``cronctl status``).
+    note: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -98,7 +98,9 @@ class DesiredState:
 @dataclass(frozen=True)
 class Change:
     """One change to one resource. ``desired`` is what create/update writes (DesiredSchedule,
-    DesiredTaskDefinition or RegistryItem); ``observed`` is what update/delete acts on."""
+    DesiredTaskDefinition or RegistryItem); ``observed`` is what update/delete acts on.
+    ``id`` (``<cron>/<resource>/<action>``) and ``depends_on`` (the ids of the changes that
+    must succeed first) are set by the planner (``core/plan/dependencies.py``)."""
 
     cron: str
     resource: Resource
@@ -107,6 +109,11 @@ class Change:
     diff: tuple[tuple[str, object, object], ...] = ()
     desired: DesiredSchedule | DesiredTaskDefinition | RegistryItem | None = None
     observed: ObservedSchedule | ObservedTaskDefinition | RegistryItem | None = None
+    id: str = ""
+    depends_on: tuple[str, ...] = ()
+    # a change of a cron whose live schedule (tagged ours) is taken over with no registry
+    # item: its registry item is written first (``dependencies.RULES``)
+    adopting: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,28 @@ Rules the plan keeps:
   (without one nothing changes); the rules backend warns at 80% of the rules quota and, past
   it, creates no new rule (those crons are kept as they are); the Scheduler backend on its
   default role warns that the role must exist;
-- change order is the apply order: task-definition creates, then per cron its schedule
-  create/update, the old backend's schedule delete, the registry write (or, for a removed
-  cron, schedule delete before registry delete), then task-definition deletes; a cron that
-  adopts a live schedule (tagged ours, no registry item) has its registry write first.
+- every change names the changes it waits for (``depends_on``, from the table of rules in
+  ``dependencies.py``); apply runs them in that order, never re-deriving it. The listed order
+  is one such order: task-definition creates, then per cron its schedule create/update, the
+  old backend's schedule delete, the registry write (or, for a removed cron, schedule delete
+  before registry delete), then task-definition deletes; a cron that adopts a live
+  schedule (tagged ours, no registry item) has its registry write first.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from reconciler.core.desired import (
     Deployment,
     DesiredCron,
     desired_cron,
+    family_of,
     is_ours,
     rule_name,
     timezone_problem,
 )
+from reconciler.core.plan.dependencies import with_dependencies
 from reconciler.core.plan.model import (
     Action,
     Change,
@@ -121,10 +127,6 @@ def _scheduler_role_warning(desired: DesiredState) -> list[str]:
             "--scheduler-role-arn / CRONCTL_SCHEDULER_ROLE_ARN"]
 
 
-def family_of(namespace: str, td_hash: str) -> str:
-    return f"{namespace}-td-{td_hash[:16]}"
-
-
 def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     """``settings`` needs ``namespace``, ``max_deletes`` (None: 10% of the registry's crons,
     at least 3) and ``allow_mass_delete``."""
@@ -182,7 +184,7 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     for name in sorted(per_cron):
         changes.extend(per_cron[name])
     changes.extend(td_deletes)
-    return Plan(commit=desired.commit, changes=tuple(changes), errors=tuple(errors),
+    return Plan(commit=desired.commit, changes=with_dependencies(changes, ns), errors=tuple(errors),
                 held_back=frozenset(desired.held_back), warnings=tuple(warnings))
 
 
@@ -265,7 +267,7 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[
     if live is not None and reg is None:
         # Adopting a live schedule: the registry item first, so that dispatch knows the cron
         # before the schedule's target becomes the dispatch topic (no run lost between).
-        return [registry_change, *changes]
+        return [replace(c, adopting=True) for c in (registry_change, *changes)]
     changes.append(registry_change)
     return changes
 

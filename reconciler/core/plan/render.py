@@ -91,13 +91,14 @@ def plan_error_view(error: PlanError) -> ErrorView:
 
 
 def apply_error_view(error, file: str = "") -> ErrorView:
-    """A change that failed during apply (``reconciler.service.control.apply.ApplyError``)."""
+    """A change that failed during apply (``reconciler.service.control.apply.ApplyError``);
+    the changes that depend on it are listed as skipped."""
     what = f"{error.action} {error.resource} {error.cron}"
     headline = f"{file}: {what} failed" if file else f"{what} failed"
     if error.resource == Resource.TASK_DEFINITION:
         way_out = "crons that use it keep their task definition; the next pass tries again"
     else:
-        way_out = "the rest of this cron's changes wait; the next pass tries again"
+        way_out = "the changes that depend on it wait; the next pass tries again"
     return ErrorView(error.cron, file, headline, (plain_message(error.message),), way_out)
 
 
@@ -148,10 +149,17 @@ def summary_line(plan: Plan | None, errors: int) -> str:
     return f"{line} {_plural(errors, 'error')}." if errors else line
 
 
-def render_text(plan: Plan | None, apply_errors=(), pass_errors=()) -> str:
+def skipped_line(skipped) -> str:
+    """A change apply did not try (``reconciler.service.control.apply.Skipped``)."""
+    return (f"Skipped: {skipped.change.id}: it depends on {skipped.after}, which failed; "
+            "the next pass tries again")
+
+
+def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=()) -> str:
     """Terraform-style: one block per change, per-field ``before -> after``, an ``Error:``
-    block per error (what, where, the way out), then the summary line, which counts exactly
-    the changes listed above it, by action."""
+    block per error (what, where, the way out), a ``Skipped:`` line per change not tried
+    because one it depends on failed, then the summary line, which counts exactly the
+    changes listed above it, by action."""
     lines: list[str] = []
     if plan is not None and plan.commit:
         lines.append(f"Commit {plan.commit}")
@@ -174,6 +182,9 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=()) -> str:
     for view in views:
         lines.append("")
         lines.extend(error_text(view))
+    if skipped:
+        lines.append("")
+        lines.extend(skipped_line(item) for item in skipped)
     lines.append("")
     lines.append(summary_line(plan, len(views)))
     return "\n".join(lines).lstrip("\n") + "\n"
@@ -181,6 +192,7 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=()) -> str:
 
 def change_to_dict(change: Change) -> dict:
     return {
+        "id": change.id, "depends_on": list(change.depends_on),
         "cron": change.cron, "resource": change.resource, "action": change.action,
         "reason": change.reason,
         "diff": {field: [_value(field, before), _value(field, after)]
@@ -194,7 +206,7 @@ def _error_dict(view: ErrorView) -> dict:
 
 
 def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=(),
-                 pass_errors=(), commit: str | None = None) -> dict:
+                 pass_errors=(), commit: str | None = None, skipped=()) -> dict:
     """The JSON form; no-ops are left out of ``changes``. ``summary`` has the same counts as
     the text's summary line; ``errors`` holds every error of the pass (plan errors, failed
     changes, then errors of the whole pass); ``apply_errors`` details the failed changes."""
@@ -211,15 +223,17 @@ def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=
     if apply_errors:
         data["apply_errors"] = [{"cron": e.cron, "resource": e.resource, "action": e.action,
                                  "message": plain_message(e.message)} for e in apply_errors]
+    if skipped:
+        data["skipped"] = [{"id": item.change.id, "after": item.after} for item in skipped]
     return data
 
 
 def render_json(plan: Plan | None, api_calls: dict | None = None, apply_errors=(),
                 pass_errors: tuple[str, ...] = (), commit: str | None = None,
-                warnings: tuple[str, ...] = ()) -> str:
+                warnings: tuple[str, ...] = (), skipped=()) -> str:
     """The JSON document; a pass that stopped before planning (``plan`` None, e.g. an
     unreadable source) still gives one, with no changes and its ``pass_errors``."""
-    data = plan_to_dict(plan, api_calls, apply_errors, pass_errors, commit)
+    data = plan_to_dict(plan, api_calls, apply_errors, pass_errors, commit, skipped)
     warnings = (*warnings, *(plan.warnings if plan else ()))
     if warnings:
         data["warnings"] = list(warnings)

@@ -138,8 +138,9 @@ def next_run_of(spec: CronSpec, now: datetime, since: datetime | str | None) -> 
       (cronctl sets none) it begins invoking its target at once, i.e. at creation (Scheduler
       User Guide, "Schedule types", rate-based schedules,
       https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html).
-    So the fires are ``since + k * interval``. Both services fire with one-minute precision
-    (somewhere within the minute), so the start is taken to the minute.
+    So the fires are ``since + k * interval`` (the second ``since`` records kept: the same
+    times the embedded clock fires at). Both services fire somewhere within the minute, so
+    the time is shown to the minute's precision at best.
     """
     if spec.suspend:
         return None
@@ -150,7 +151,7 @@ def next_run_of(spec: CronSpec, now: datetime, since: datetime | str | None) -> 
         if isinstance(parsed, schedule_module.RateExpression):
             if since is None:
                 return None  # counted from a start nobody recorded: unknown, not guessed
-            anchor = _as_datetime(since).astimezone(UTC).replace(second=0, microsecond=0)
+            anchor = _as_datetime(since).astimezone(UTC).replace(microsecond=0)
         times = schedule_module.next_fire_times(expression, timezone, now, 1, anchor=anchor)
     except (schedule_module.ScheduleError, ValueError, TypeError):
         return None
@@ -213,6 +214,8 @@ def execution_json(execution: Execution, timezone: str | None = None) -> dict:
         "exit_code": execution.exit_code,
         "trigger": execution.trigger,
     }
+    if execution.note:
+        data["note"] = execution.note
     if _zone(timezone) is not None:
         for key in ("scheduled_at", "started_at", "stopped_at"):
             data[f"{key}_local"] = local_iso(data[key], timezone, "milliseconds")
@@ -272,6 +275,7 @@ def status_text(view: CronStatus) -> str:
         lines += table(["ID", "Started At", "Duration", "Status", "Exit Code"], rows)
     else:
         lines.append("(none)")
+    lines += [f"Note: {short_id(e.execution_id)} {e.note}" for e in view.executions if e.note]
     return "\n".join(lines) + "\n"
 
 

@@ -1,11 +1,12 @@
 """Apply: execute a Plan, recording each change in the registry as soon as it succeeds.
 
-Order (the plan's): task definitions first (found by family before registering, so a retry
-adds no revision), then per cron the new schedule, the old backend's schedule, the registry
-item, and last the deregistration of task definitions no cron uses any more. Every resource is
+Order: the plan's dependencies (``Change.depends_on``, ``core/plan/dependencies.py``), never
+re-derived here: a change runs after every change it depends on, and is skipped (reported with
+the failed change it waits for) when one of them failed or was skipped. Task definitions are
+found by family before registering, so a retry adds no revision. Every resource is
 tagged as ours when created, so a crash at any point leaves state that the next observe
 recognises (a schedule without registry item is adopted; a registry item without schedule gets
-its schedule back) and the next pass converges. A failure on one cron does not stop others.
+its schedule back) and the next pass converges. A failure stops only its dependents.
 
 Every write goes through ``fence`` (``reconciler.adapters.lease``): AWS control-plane writes
 are preceded by its local check, registry writes are conditional on the lease in DynamoDB.
@@ -23,8 +24,9 @@ from datetime import UTC, datetime
 from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import Fence, LeaseLost
+from reconciler.core.desired import family_of
+from reconciler.core.plan.dependencies import execution_order
 from reconciler.core.plan.model import Action, Change, Plan, Resource
-from reconciler.core.plan.planner import family_of
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError, PermanentError
 from reconciler.settings import Settings
@@ -41,6 +43,16 @@ class ApplyError:
     resource: Resource
     action: Action
     message: str
+    change_id: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A change not tried because a change it depends on (directly or not) failed: ``after``
+    is the id of that failed change."""
+
+    change: Change
+    after: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class ApplyResult:
     applied: tuple[Change, ...]
     errors: tuple[ApplyError, ...]
     lease_lost: LeaseLost | None = None  # set when the apply stopped there (nothing after)
+    skipped: tuple[Skipped, ...] = ()
 
 
 class _Applier:
@@ -56,7 +69,6 @@ class _Applier:
         self.settings = settings
         self.fence = fence
         self.td_arns: dict[str, str] = {}
-        self.failed_families: set[str] = set()
         self.group_ready = False
         self.report: Callable[[], None] = lambda: None  # progress, after each change
         # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
@@ -103,8 +115,6 @@ class _Applier:
             return
         item: RegistryItem = change.desired
         family = family_of(self.settings.namespace, item.task_definition_hash or "")
-        if family in self.failed_families:
-            raise PermanentError(f"task definition {family} could not be registered")
         arn = self.td_arns.get(family) or item.task_definition_arn
         if arn is None:
             raise PermanentError(f"task definition {family} is not available")
@@ -123,6 +133,7 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
     applied before."""
     applied: list[Change] = []
     errors: list[ApplyError] = []
+    skipped: list[Skipped] = []
     try:
         fence.check()
         applier = _Applier(clients, settings, fence)
@@ -130,61 +141,45 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
         if report is not None:
             done, total = itertools.count(1), len(plan.pending)
             applier.report = lambda: report(next(done), total)
-        _apply(applier, settings, plan, applied, errors)
+        _apply(applier, plan, applied, errors, skipped)
     except LeaseLost as exc:
-        return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc)
-    return ApplyResult(applied=tuple(applied), errors=tuple(errors))
+        return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc,
+                           skipped=tuple(skipped))
+    return ApplyResult(applied=tuple(applied), errors=tuple(errors), skipped=tuple(skipped))
 
 
-def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Change],
-           errors: list[ApplyError]) -> None:
+def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[ApplyError],
+           skipped: list[Skipped]) -> None:
     for change in plan.changes:
         if change.resource == Resource.TASK_DEFINITION and change.action == Action.NO_OP:
             applier.td_arns[change.cron] = change.observed.arn
-    td_creates = [c for c in plan.changes if c.resource == Resource.TASK_DEFINITION
-                  and c.action == Action.CREATE]
-    td_deletes = [c for c in plan.changes if c.resource == Resource.TASK_DEFINITION
-                  and c.action == Action.DELETE]
-    for change in td_creates:
-        try:
-            applier.task_definition(change)
-            applied.append(change)
-        except LeaseLost:
-            raise
-        except CronctlError as exc:
-            applier.failed_families.add(change.cron)
-            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
-        finally:
+    handlers = {Resource.TASK_DEFINITION: applier.task_definition,
+                Resource.SCHEDULE: applier.schedule, Resource.REGISTRY: applier.registry}
+    failed: dict[str, str] = {}  # change id -> the failed change it is (or waits for)
+    for change in execution_order(plan.changes):
+        blocker = next((failed[dep] for dep in change.depends_on if dep in failed), None)
+        if change.action == Action.NO_OP:
+            if blocker is None and change.resource == Resource.REGISTRY \
+                    and change.cron in applier.schedule_since:
+                _record_schedule_start(applier, change, errors)
+            continue
+        if blocker is not None:
+            failed[change.id] = blocker
+            skipped.append(Skipped(change, blocker))
             applier.report()
-    still_used: set[str] = set()
-    for cron, changes in _by_cron(plan).items():
-        for change in changes:
-            if change.action == Action.NO_OP:
-                if change.resource == Resource.REGISTRY and cron in applier.schedule_since:
-                    _record_schedule_start(applier, change, errors)
-                continue
-            try:
-                handler = applier.schedule if change.resource == Resource.SCHEDULE else applier.registry
-                handler(change)
-                applied.append(change)
-            except LeaseLost:
-                raise
-            except CronctlError as exc:
-                errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
-                still_used |= _families_of(settings, changes)
-                break  # the rest of this cron waits for the next pass
-            finally:
-                applier.report()
-    for change in td_deletes:
-        if change.cron in still_used:
             continue
         try:
-            applier.task_definition(change)
+            handler = handlers.get(change.resource)
+            if handler is None:
+                raise PermanentError(f"apply has no handler for {change.resource} changes")
+            handler(change)
             applied.append(change)
         except LeaseLost:
             raise
         except CronctlError as exc:
-            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc)))
+            failed[change.id] = change.id
+            errors.append(ApplyError(change.cron, change.resource, change.action, str(exc),
+                                     change.id))
         finally:
             applier.report()
 
@@ -200,21 +195,3 @@ def _record_schedule_start(applier: _Applier, change: Change,
         raise
     except CronctlError as exc:
         errors.append(ApplyError(change.cron, change.resource, Action.UPDATE, str(exc)))
-
-
-def _by_cron(plan: Plan) -> dict[str, list[Change]]:
-    grouped: dict[str, list[Change]] = {}
-    for change in plan.changes:
-        if change.resource != Resource.TASK_DEFINITION:
-            grouped.setdefault(change.cron, []).append(change)
-    return grouped
-
-
-def _families_of(settings: Settings, changes: list[Change]) -> set[str]:
-    """Task definition families a cron's registry item refers to (before and after)."""
-    families = set()
-    for change in changes:
-        for item in (change.desired, change.observed):
-            if isinstance(item, RegistryItem) and item.task_definition_hash:
-                families.add(family_of(settings.namespace, item.task_definition_hash))
-    return families

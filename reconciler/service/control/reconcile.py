@@ -24,7 +24,7 @@ from reconciler.core.plan.model import Action, Change, Plan
 from reconciler.core.plan.planner import desired_state, make_plan
 from reconciler.errors import ConfigError, CronctlError, NamespaceSettingsChanged, SourceError
 from reconciler.logs import get_logger
-from reconciler.service.control.apply import ApplyError, apply_plan
+from reconciler.service.control.apply import ApplyError, Skipped, apply_plan
 from reconciler.service.control.observe import observe
 from reconciler.settings import Settings
 
@@ -47,6 +47,7 @@ class PassResult:
     duration_s: float = 0.0
     dry_run: bool = False
     lease_lost: bool = False  # the pass stopped because this replica lost the leader lease
+    skipped: tuple[Skipped, ...] = ()  # changes not tried: a change they depend on failed
     # the namespace's recorded settings changed since this process read them: nothing done
     settings_changed: bool = False
 
@@ -123,10 +124,11 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
     writer by design (tests, benchmarks)."""
     started = time.monotonic()
     with clients.counter.scope() as calls:
-        commit, plan, applied, errors, apply_errors, lost, changed = _pass(
+        commit, plan, applied, errors, apply_errors, lost, skipped, changed = _pass(
             clients, settings, dry_run, source, fence)
     result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
-                        apply_errors=apply_errors, api_calls=dict(sorted(calls.items())),
+                        apply_errors=apply_errors, skipped=skipped,
+                        api_calls=dict(sorted(calls.items())),
                         duration_s=round(time.monotonic() - started, 3), dry_run=dry_run,
                         lease_lost=lost is not None, settings_changed=changed)
     if lost is not None:
@@ -141,8 +143,10 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
 def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source,
           fence: Fence):
     """The steps of a pass: (commit, plan, applied, errors, apply_errors, lease_lost,
-    settings_changed)."""
-    commit, plan, applied, errors, apply_errors, lost = None, None, (), (), (), None
+    skipped, settings_changed). Errors are worded for a reader: never an exception's class
+    name."""
+    commit, plan, applied, errors, apply_errors, lost, skipped = (None, None, (), (), (), None,
+                                                                  ())
     changed = False
     try:
         if settings.scheduler not in BACKENDS:
@@ -154,15 +158,16 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
         if not dry_run:
             result = apply_plan(clients, settings, plan, fence=fence)
             applied, apply_errors, lost = result.applied, result.errors, result.lease_lost
+            skipped = result.skipped
             if lost is not None:
-                errors = (f"LeaseLost: {lost}; pass stopped",)
+                errors = (f"this replica lost the leader lease: {lost}; pass stopped",)
     except SourceError as exc:
         errors = (f"source unreadable, nothing changed: {exc}",)
     except NamespaceSettingsChanged as exc:
         errors, changed = (str(exc),), True
     except CronctlError as exc:
-        errors = (f"{type(exc).__name__}: {exc}",)
-    return commit, plan, applied, errors, apply_errors, lost, changed
+        errors = (str(exc),)
+    return commit, plan, applied, errors, apply_errors, lost, skipped, changed
 
 
 def _log(result: PassResult) -> None:
@@ -171,6 +176,7 @@ def _log(result: PassResult) -> None:
              create=counts.get(Action.CREATE, 0), update=counts.get(Action.UPDATE, 0),
              delete=counts.get(Action.DELETE, 0), applied=len(result.applied),
              plan_errors=len(result.plan.errors) if result.plan else 0,
-             apply_errors=len(result.apply_errors), errors=list(result.errors),
+             apply_errors=len(result.apply_errors), skipped=len(result.skipped),
+             errors=list(result.errors),
              duration_s=result.duration_s, aws_calls=sum(result.api_calls.values()),
              aws_calls_by_operation=result.api_calls)

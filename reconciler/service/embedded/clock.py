@@ -95,28 +95,18 @@ class LocalClock:
         """EventBridge Scheduler starts a ``rate()`` schedule without a start date at once: its
         first invocation is when it is created (Scheduler User Guide, "Schedule types"). So a
         rate schedule put in place while this clock runs fires at its ``schedule_since``."""
-        if item.schedule_backend != "scheduler" or not item.schedule_since \
-                or not item.spec.schedule.startswith("rate("):
+        if item.schedule_backend != "scheduler" or not item.spec.schedule.startswith("rate("):
             return None
-        try:
-            since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        since = since.astimezone(UTC).replace(microsecond=0)
-        if self._anchor is None or since < self._anchor - timedelta(minutes=1):
+        since = _since(item)
+        if since is None or self._anchor is None or since < self._anchor - timedelta(minutes=1):
             return None
         return since
 
     def _rate_anchor(self, item: RegistryItem) -> datetime | None:
-        """A ``rate()`` fires from when its schedule was put in place, as on AWS (the
-        registry's ``schedule_since``, to the minute); else from when this clock started."""
-        if item.schedule_since:
-            try:
-                since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
-                return since.astimezone(UTC).replace(second=0, microsecond=0)
-            except ValueError:
-                pass
-        return self._anchor
+        """A ``rate()`` fires at ``since + k * interval``, ``since`` being when its schedule
+        was put in place (the registry's ``schedule_since``, to the second: the times
+        ``cronctl status`` shows), as on AWS; else from when this clock started."""
+        return _since(item) or self._anchor
 
     def _after(self, spec: CronSpec, moment: datetime,
                anchor: datetime | None = None) -> datetime | None:
@@ -125,3 +115,14 @@ class LocalClock:
         if not times:
             return None
         return times[0] if times[0] > moment else moment + timedelta(minutes=1)
+
+
+def _since(item: RegistryItem) -> datetime | None:
+    """The registry's ``schedule_since`` (UTC, to the second); None when absent or unreadable."""
+    if not item.schedule_since:
+        return None
+    try:
+        since = datetime.fromisoformat(item.schedule_since.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return since.astimezone(UTC).replace(microsecond=0)

@@ -91,6 +91,12 @@ LOCAL_PROCESS_NOTE = ("no Docker engine answered: each task's command runs as a 
                       "on this machine, without its image")
 
 
+def run_note(image: str) -> str:
+    """What ``cronctl status`` says of a run the runner made without Docker."""
+    return (f"ran as a local process on the embedded daemon's machine: the image {image} was "
+            "not used (no Docker engine answered)")
+
+
 class LocalTaskRunner:
     def __init__(self, *, list_started: Callable[[], list[dict]],
                  registry_get: Callable[[str], RegistryItem | None],
@@ -100,13 +106,16 @@ class LocalTaskRunner:
                  log_group: str | None = None, stream_prefix: str | None = None,
                  logs_every_s: float = 5.0,
                  describe_stopping: Callable[[list[str]], dict[str, str]] | None = None,
-                 stop_grace_s: float = 30.0) -> None:
+                 stop_grace_s: float = 30.0,
+                 note_execution: Callable[[str, str], None] | None = None) -> None:
         """``put_logs(group, stream, lines)`` receives each task's output lines (in order);
         without it (or without ``log_group``/``stream_prefix``) the output is discarded.
         ``describe_stopping(task_arns)`` answers which of them StopTask asked to stop
         (ARN -> the reason given); ``stop_grace_s`` is ECS's stop timeout (SIGTERM, then
-        SIGKILL)."""
+        SIGKILL). ``note_execution(execution_id, note)`` records on the execution that its
+        command ran as a local process, without its image (``run_note``)."""
         self._list_started = list_started
+        self._note_execution = note_execution
         self._registry_get = registry_get
         self._send_event = send_event
         self._region, self._account, self._cluster_arn = region, account, cluster_arn
@@ -278,8 +287,17 @@ class LocalTaskRunner:
         else:
             log.info("task started", runner=self.mode, cron=run.cron,
                      execution_id=run.execution_id, image_not_used=image)
+            self._note(run.execution_id, image)
         self._send_event(task_state_change(**base, version=2, last_status="RUNNING",
                                            desired_status="RUNNING", started_at=now))
+
+    def _note(self, execution_id: str, image: str) -> None:
+        if self._note_execution is None:
+            return
+        try:
+            self._note_execution(execution_id, run_note(image))
+        except Exception:  # noqa: BLE001 - a note must not stop the run
+            log.exception("noting the run failed", execution_id=execution_id)
 
     def _ship_output(self, run: _Running, final: bool) -> None:
         """Send the output's new complete lines (all of it when ``final``) to the log stream.
