@@ -320,3 +320,20 @@ def test_history_days_sets_the_expiry_of_execution_records(plane, settings):
     record = ExecutionStore(clients, settings).get(outcome.execution_id)
     created = ex.parse_time(record.created_at).timestamp()
     assert record.expires_at == pytest.approx(created + 7 * 86400, abs=2)
+
+
+def test_a_warmed_dispatcher_makes_its_first_dispatch_without_the_network_lookup(plane,
+                                                                               settings):
+    """The daemon looks the default VPC's network up when it is built: the first dispatch
+    then makes only the calls of any other (no EC2 call)."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    dispatcher = Dispatcher(clients, settings)
+    with clients.counter.scope() as warm_calls:
+        dispatcher.warm()
+    assert any(op.startswith("ec2.") for op in warm_calls)
+    with clients.counter.scope() as calls:
+        outcome = dispatcher.dispatch("hello", AT)
+    assert outcome.status == "started"
+    assert not [op for op in calls if op.startswith("ec2.")], calls
+    assert calls.get("ecs.RunTask") == 1

@@ -84,6 +84,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
 
     pinger = Pinger(settings, metrics)  # the monitor's pings: dispatch and run ends
     dispatcher = Dispatcher(clients, settings, metrics)
+    dispatcher.warm()  # the default VPC's network, looked up now, not on the first dispatch
     loop = ReconcileLoop(clients, settings, metrics=metrics)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
     http = DaemonHttpServer(

@@ -128,6 +128,16 @@ class Dispatcher:
                 self._network = default_network(self._clients)
             return self._network
 
+    def warm(self) -> None:
+        """Look up what the first dispatch would otherwise look up (the default VPC's
+        network), so that it costs what any other does. Best effort: on failure the first
+        dispatch looks it up again."""
+        try:
+            self.network()
+        except (TransientError, PermanentError) as exc:
+            log.warning("dispatch.network_lookup_failed", error=str(exc),
+                        message="the first dispatch looks the default VPC up again")
+
     def handle_sns_message(self, message: dict) -> tuple[int, str]:
         """HTTP status and body for a verified SNS notification; its outcome is counted.
 
