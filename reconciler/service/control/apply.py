@@ -1,8 +1,9 @@
 """Apply: execute a Plan, recording each change in the registry as soon as it succeeds.
 
 Order (the plan's): task definitions first (found by family before registering, so a retry
-adds no revision), then per cron the new schedule, the old backend's schedule, the registry
-item, and last the deregistration of task definitions no cron uses any more. Every resource is
+adds no revision), then per cron the new schedule, the old backend's schedule, its monitor at
+the monitoring service (a failure there holds back nothing else of the cron: the registry item
+then records the monitor as it is), the registry item, and last the deregistration of task definitions no cron uses any more. Every resource is
 tagged as ours when created, so a crash at any point leaves state that the next observe
 recognises (a schedule without registry item is adopted; a registry item without schedule gets
 its schedule back) and the next pass converges. A failure on one cron does not stop others.
@@ -24,9 +25,11 @@ from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import Fence, LeaseLost
 from reconciler.core.plan.model import Action, Change, Plan, Resource
+from reconciler.core.plan.monitors import MonitorRecord
 from reconciler.core.plan.planner import family_of
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError, PermanentError
+from reconciler.service.monitoring.monitors import MonitorWriter
 from reconciler.settings import Settings
 
 # ``progress(done, total)`` after each change is tried (applied or failed): the argument of
@@ -62,6 +65,28 @@ class _Applier:
         # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
         # recorded as the registry's ``schedule_since``, from which AWS counts a rate().
         self.schedule_since: dict[str, str] = {}
+        self.monitors = MonitorWriter(settings)
+        # cron -> what its registry item records of its monitor, when this apply changed it
+        # (created: the new id; a failed create: none; a failed delete: still the old one).
+        self.monitor_records: dict[str, MonitorRecord] = {}
+
+    def monitor(self, change: Change) -> None:
+        """Create, update or delete a monitor at the monitoring service (fenced like every
+        other write)."""
+        self.fence.check()
+        if change.action == Action.CREATE:
+            self.monitor_records[change.cron] = MonitorRecord(change.desired.provider)
+            made = self.monitors.create(change.desired)
+            self.monitor_records[change.cron] = MonitorRecord(made.provider, made.id,
+                                                              made.ping_url)
+        elif change.action == Action.UPDATE:
+            self.monitors.update(change.observed.id, change.desired)
+        elif change.action == Action.DELETE:
+            live = change.observed
+            self.monitor_records[change.cron] = MonitorRecord(live.provider, live.id,
+                                                              live.ping_url)
+            self.monitors.delete(live.provider, live.id)
+            self.monitor_records[change.cron] = MonitorRecord()
 
     def task_definition(self, change: Change) -> None:
         if change.action == Action.CREATE:
@@ -109,9 +134,12 @@ class _Applier:
         since = self.schedule_since.get(change.cron)
         if since is None and isinstance(change.observed, RegistryItem):
             since = change.observed.schedule_since  # the schedule kept its start
-        registry.put(self.clients, self.settings,
-                     replace(item, task_definition_arn=arn, schedule_since=since),
-                     fence=self.fence)
+        item = replace(item, task_definition_arn=arn, schedule_since=since)
+        record = self.monitor_records.get(change.cron)
+        if record is not None:
+            item = replace(item, monitor_provider=record.provider if record.id else None,
+                           monitor_id=record.id, monitor_ping_url=record.ping_url)
+        registry.put(self.clients, self.settings, item, fence=self.fence)
 
 
 def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fence,
@@ -128,7 +156,10 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
         if report is not None:
             done, total = itertools.count(1), len(plan.pending)
             applier.report = lambda: report(next(done), total)
-        _apply(applier, settings, plan, applied, errors)
+        try:
+            _apply(applier, settings, plan, applied, errors)
+        finally:
+            applier.monitors.close()
     except LeaseLost as exc:
         return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc)
     return ApplyResult(applied=tuple(applied), errors=tuple(errors))
@@ -162,13 +193,17 @@ def _apply(applier: _Applier, settings: Settings, plan: Plan, applied: list[Chan
                     _record_schedule_start(applier, change, errors)
                 continue
             try:
-                handler = applier.schedule if change.resource == Resource.SCHEDULE else applier.registry
+                handler = {Resource.SCHEDULE: applier.schedule,
+                           Resource.MONITOR: applier.monitor}.get(change.resource,
+                                                                  applier.registry)
                 handler(change)
                 applied.append(change)
             except LeaseLost:
                 raise
             except CronctlError as exc:
                 errors.append(ApplyError(cron, change.resource, change.action, str(exc)))
+                if change.resource == Resource.MONITOR and not _removing(changes):
+                    continue  # a monitor's failure holds back nothing else of the cron
                 still_used |= _families_of(settings, changes)
                 break  # the rest of this cron waits for the next pass
             finally:
@@ -198,6 +233,12 @@ def _record_schedule_start(applier: _Applier, change: Change,
         raise
     except CronctlError as exc:
         errors.append(ApplyError(change.cron, change.resource, Action.UPDATE, str(exc)))
+
+
+def _removing(changes: list[Change]) -> bool:
+    """The cron is being removed (its registry item deleted): a monitor that could not be
+    deleted keeps the item, so the next pass finds and deletes it."""
+    return any(c.resource == Resource.REGISTRY and c.action == Action.DELETE for c in changes)
 
 
 def _by_cron(plan: Plan) -> dict[str, list[Change]]:
