@@ -222,7 +222,7 @@ def test_json_shape_masks_and_omits_no_ops():
     data = json.loads(render_json(PLAN, {"events.PutRule": 2}))
     assert data["commit"] == "abc123"
     assert [c["cron"] for c in data["changes"]] == ["a", "a", "b"]
-    assert data["changes"][0] == {"id": "a/schedule/create", "depends_on": [],
+    assert data["changes"][0] == {"id": "a/schedule/create", "depends_on": [], "after": [],
                                   "cron": "a", "resource": "schedule", "action": "create",
                                   "reason": "new cron",
                                   "diff": {"expression": [None, "cron(0 5 * * ? *)"]}}

@@ -86,7 +86,8 @@ def test_serve_process_reconciles_on_sighup_and_stops_on_sigterm(settings, tmp_p
             process.wait(timeout=10)
         reader.join(10)
     stopped = [e["component"] for e in reader.events("component stopped")]
-    assert sorted(stopped) == ["DaemonHttpServer", "EventConsumer", "ReconcileLoop", "Watchdog"]
+    assert sorted(stopped) == ["DaemonHttpServer", "EventConsumer", "PingSender", "ReconcileLoop",
+                              "Watchdog"]
 
 
 def test_serve_refuses_a_bad_listen_address(settings, capsys):

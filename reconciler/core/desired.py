@@ -51,6 +51,8 @@ class Deployment:
     partition: str = "aws"
     fargate: bool = True              # tasks run on Fargate (launch type or capacity provider)
     rules_quota: int = 300            # rules per event bus (the rules backend's ceiling)
+    monitor: str = "none"             # the cron-monitoring service: none|cronitor|healthchecks
+    year: int | None = None           # this year: daylight-saving changes checked from it
 
     @property
     def topic_arn(self) -> str:

@@ -32,6 +32,12 @@ class RegistryItem:
     # ISO-8601 UTC: when the schedule got its current expression (created, or updated with a
     # new expression); rate() fires count from it. None: not known (written before).
     schedule_since: str | None = None
+    # The cron's monitor at the namespace's monitoring service (None: none): the service
+    # ("cronitor" | "healthchecks"), its id there (Healthchecks check UUID, Cronitor key) and
+    # the ping URL the service gave it (Healthchecks). Items written before have none.
+    monitor_provider: str | None = None
+    monitor_id: str | None = None
+    monitor_ping_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, CronSpec):

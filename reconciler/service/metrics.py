@@ -26,6 +26,8 @@ Series (counters are exposed with ``_total``; label values known in advance star
   ``time`` to its handling);
 - ``cronctl_watchdog_repairs_total{kind}``: ``resumed``, ``failed_to_start``, ``skipped``,
   ``recorded_from_ecs``, ``lost``, and ``failed`` (a repair that raised; retried next sweep);
+- ``cronctl_monitor_pings_total{kind=start|finish,result=ok|failed|dropped}``: pings of the
+  monitoring service (``service/monitoring/pings.py``; ``dropped``: the queue was full);
 - the standard ``process_*`` series of the daemon's process.
 """
 
@@ -51,6 +53,8 @@ DISPATCH_OUTCOMES = ("started", "skipped", "duplicate", "in_progress", "failed_t
 FINAL_STATUSES = ("SUCCESS", "FAILED", "TIMEOUT", "SKIPPED", "FAILED_TO_START", "LOST",
                   "MISSED")
 SQS_FAILURES = ("malformed", "contended", "transient", "error", "not_deleted")
+PING_KINDS = ("start", "finish")
+PING_RESULTS = ("ok", "failed", "dropped")
 REPAIR_KINDS = ("resumed", "failed_to_start", "skipped", "recorded_from_ecs", "lost",
                 "lock_released", "failed")
 
@@ -112,6 +116,12 @@ class Metrics:
         self.watchdog_repairs = Counter(
             "cronctl_watchdog_repairs", "Repairs made by the watchdog, by kind.", ["kind"],
             registry=r)
+        self.monitor_pings = Counter(
+            "cronctl_monitor_pings", "Pings of the monitoring service, by kind and result.",
+            ["kind", "result"], registry=r)
+        for kind in PING_KINDS:
+            for result in PING_RESULTS:
+                self.monitor_pings.labels(kind, result)
         for labels, values in ((self.reconcile_passes, PASS_RESULTS),
                                (self.dispatches, DISPATCH_OUTCOMES),
                                (self.executions_finished, FINAL_STATUSES),
@@ -183,6 +193,10 @@ class Metrics:
         for kind, count in counts.items():
             if count:
                 self.watchdog_repairs.labels(kind).inc(count)
+
+    # -- monitoring service -------------------------------------------------------------------
+    def monitor_ping(self, kind: str, result: str) -> None:
+        self.monitor_pings.labels(kind, result).inc()
 
     # -- exposition ---------------------------------------------------------------------------
     def exposition(self) -> tuple[str, str]:

@@ -83,7 +83,7 @@ def build_daemon(settings: Settings, embedded: bool = False,
         "namespace.settings_not_recorded", message=text))
 
     pinger = Pinger(settings, metrics)  # the monitor's pings: dispatch and run ends
-    dispatcher = Dispatcher(clients, settings, metrics)
+    dispatcher = Dispatcher(clients, settings, metrics, pinger=pinger)
     dispatcher.warm()  # the default VPC's network, looked up now, not on the first dispatch
     loop = ReconcileLoop(clients, settings, metrics=metrics)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
@@ -105,8 +105,9 @@ def build_daemon(settings: Settings, embedded: bool = False,
     # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
     # dispatches finish), then the watchdog (its repairs are conditional writes, each whole
     # or not at all), then polling stops (no message is deleted before its effect is
-    # stored), then the reconcile loop.
-    components: list[Component] = [loop, consumer, watchdog, http]
+    # stored), then the reconcile loop, and last the ping sender (so the runs' last pings
+    # are still queued and sent while the others stop).
+    components: list[Component] = [pinger.sender, loop, consumer, watchdog, http]
     if embedded:
         # The emulator (already running) is first, so it stops last.
         components = [emulator, *components,

@@ -3,8 +3,10 @@
 Every change gets a stable id, ``<cron>/<resource>/<action>`` (a task definition's "cron" is
 its family), and ``depends_on``: the ids of the changes it waits for, computed by
 ``with_dependencies`` from one table of rules (``RULES``). Apply runs the changes in
-``execution_order`` and skips the dependents of a change that failed. A new kind of resource
-needs only its rows in the table.
+``execution_order`` and skips the dependents of a change that failed. A rule that is not
+``blocking`` only orders: its prerequisites go in ``after``, and their failure holds nothing
+back (a monitor's, for the registry item that records it). A new kind of resource needs only
+its rows in the table.
 
 Schedules target the namespace's topic, not a task definition: they wait for no task
 definition (a fire before the registry item exists is refused by dispatch, as always).
@@ -46,6 +48,9 @@ class Rule:
     why: str
     # the rule holds only for changes whose ``adopting`` is this (None: for every change)
     adopting: bool | None = None
+    # False: only an order (``Change.after``): a failure of the prerequisite does not hold
+    # the dependent back
+    blocking: bool = True
 
 
 RULES: tuple[Rule, ...] = (
@@ -62,6 +67,13 @@ RULES: tuple[Rule, ...] = (
     Rule(Resource.REGISTRY, frozenset({CREATE, UPDATE}), Resource.TASK_DEFINITION,
          frozenset({CREATE}), Link.DESIRED_FAMILY,
          "the registry item records the ARN of the task definition it runs"),
+    Rule(Resource.REGISTRY, frozenset({CREATE, UPDATE, NO_OP}), Resource.MONITOR, WRITES,
+         Link.SAME_CRON, "the registry item records the cron's monitor (its ID and ping URL) "
+         "as this apply left it; a monitor's failure holds back nothing else of the cron",
+         blocking=False),
+    Rule(Resource.REGISTRY, frozenset({DELETE}), Resource.MONITOR, frozenset({DELETE}),
+         Link.SAME_CRON, "a removed cron's registry item goes once its monitor is deleted: "
+         "a monitor that could not be deleted keeps the item, and the next pass retries"),
     Rule(Resource.TASK_DEFINITION, frozenset({DELETE}), Resource.REGISTRY,
          frozenset({UPDATE, DELETE}), Link.OBSERVED_FAMILY,
          "a task definition is deregistered once no registry item refers to it"),
@@ -108,6 +120,7 @@ def with_dependencies(changes: tuple[Change, ...] | list[Change], namespace: str
     out = []
     for index, change in enumerate(changes):
         needs: dict[str, None] = {}
+        after: dict[str, None] = {}
         for rule, by_key in zip(rules, providers, strict=True):
             if change.resource != rule.resource or change.action not in rule.actions:
                 continue
@@ -116,8 +129,9 @@ def with_dependencies(changes: tuple[Change, ...] | list[Change], namespace: str
             for key in sorted(_keys(change, rule.link, namespace)):
                 for other in by_key.get(key, ()):
                     if other != ids[index]:
-                        needs[other] = None
-        out.append(replace(change, id=ids[index], depends_on=tuple(needs)))
+                        (needs if rule.blocking else after)[other] = None
+        out.append(replace(change, id=ids[index], depends_on=tuple(needs),
+                           after=tuple(k for k in after if k not in needs)))
     return tuple(out)
 
 
@@ -131,11 +145,12 @@ def execution_order(changes: tuple[Change, ...]) -> tuple[Change, ...]:
     waiting = {}
     dependents: dict[str, list[int]] = {}
     for i, change in enumerate(changes):
-        for dep in change.depends_on:
+        prerequisites = (*change.depends_on, *change.after)
+        for dep in prerequisites:
             if dep not in index:
                 raise ValueError(f"change {change.id} depends on {dep}, which is not planned")
             dependents.setdefault(dep, []).append(i)
-        waiting[i] = len(set(change.depends_on))
+        waiting[i] = len(set(prerequisites))
     ready = [i for i, count in waiting.items() if count == 0]
     heapq.heapify(ready)
     order: list[Change] = []

@@ -16,6 +16,7 @@ from reconciler.core.desired import (
     DesiredTaskDefinition,
     is_ours,
 )
+from reconciler.core.monitors.model import DesiredMonitor, MonitorObservation, ObservedMonitor
 from reconciler.core.registry_model import RegistryItem
 
 
@@ -25,6 +26,7 @@ class Resource(StrEnum):
     SCHEDULE = "schedule"  # an EventBridge rule or a Scheduler schedule
     TASK_DEFINITION = "task-definition"
     REGISTRY = "registry"
+    MONITOR = "monitor"  # a monitor at the namespace's cron-monitoring service
 
 
 class Action(StrEnum):
@@ -78,6 +80,7 @@ class Observed:
     rules: dict[str, ObservedSchedule] = field(default_factory=dict)
     schedules: dict[str, ObservedSchedule] = field(default_factory=dict)
     task_definitions: dict[str, ObservedTaskDefinition] = field(default_factory=dict)
+    monitors: MonitorObservation = field(default_factory=MonitorObservation)
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,13 @@ class Change:
     action: Action
     reason: str
     diff: tuple[tuple[str, object, object], ...] = ()
-    desired: DesiredSchedule | DesiredTaskDefinition | RegistryItem | None = None
-    observed: ObservedSchedule | ObservedTaskDefinition | RegistryItem | None = None
+    desired: DesiredSchedule | DesiredTaskDefinition | RegistryItem | DesiredMonitor | None = None
+    observed: (ObservedSchedule | ObservedTaskDefinition | RegistryItem | ObservedMonitor
+               | None) = None
     id: str = ""
     depends_on: tuple[str, ...] = ()
+    # ids of changes that run first but whose failure does not hold this one back
+    after: tuple[str, ...] = ()
     # a change of a cron whose live schedule (tagged ours) is taken over with no registry
     # item: its registry item is written first (``dependencies.RULES``)
     adopting: bool = False

@@ -14,9 +14,11 @@ Rules the plan keeps:
 - every change names the changes it waits for (``depends_on``, from the table of rules in
   ``dependencies.py``); apply runs them in that order, never re-deriving it. The listed order
   is one such order: task-definition creates, then per cron its schedule create/update, the
-  old backend's schedule delete, the registry write (or, for a removed cron, schedule delete
-  before registry delete), then task-definition deletes; a cron that adopts a live
-  schedule (tagged ours, no registry item) has its registry write first.
+  old backend's schedule delete, its monitor, the registry write (or, for a removed cron,
+  schedule and monitor deletes before the registry delete), then task-definition deletes; a
+  cron that adopts a live schedule (tagged ours, no registry item) has its registry write
+  first;
+- monitors at the namespace's monitoring service follow ``plan/monitors.py``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from reconciler.core.plan.model import (
     PlanError,
     Resource,
 )
+from reconciler.core.plan.monitors import MonitorPlanner, MonitorRecord
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import CronSpec
 
@@ -139,6 +142,7 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     blocked, errors, warnings = _rules_quota_check(desired, observed)
     warnings += _scheduler_role_warning(desired)
     kept: set[str] = set(blocked)
+    monitors = MonitorPlanner(observed, desired.deployment, ns)
     per_cron: dict[str, list[Change]] = {}
     td_users: dict[str, list[DesiredCron]] = {}
 
@@ -160,12 +164,13 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
             kept.add(name)
             continue
         td_users.setdefault(dc.task_definition.family, []).append(dc)
-        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit)
+        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit, monitors)
 
     desired_names = {dc.spec.name for dc in desired.crons}
-    gone = sorted(_known_crons(observed, ns) - desired_names - kept)
+    known = _known_crons(observed, ns) | monitors.owned_crons()
+    gone = sorted(known - desired_names - kept)
     for name in gone:
-        per_cron[name] = _removal_changes(name, observed, ns)
+        per_cron[name] = _removal_changes(name, observed, ns, monitors)
     deleting = [name for name in gone if per_cron[name]]
     limit = settings.max_deletes
     if limit is None:
@@ -184,6 +189,7 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     for name in sorted(per_cron):
         changes.extend(per_cron[name])
     changes.extend(td_deletes)
+    errors += monitors.errors
     return Plan(commit=desired.commit, changes=with_dependencies(changes, ns), errors=tuple(errors),
                 held_back=frozenset(desired.held_back), warnings=tuple(warnings))
 
@@ -234,7 +240,8 @@ def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem 
     return f"drift: {kind} edited outside cronctl"
 
 
-def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[Change]:
+def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit,
+                  monitors: MonitorPlanner) -> list[Change]:
     name, wanted = dc.spec.name, dc.schedule
     reg = observed.registry.get(name)
     live = _schedules_of(observed, wanted.backend).get(wanted.name)
@@ -263,7 +270,10 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit) -> list[
         changes.append(Change(name, Resource.SCHEDULE, Action.DELETE,
                               f"backend switch {other_backend} -> {wanted.backend}",
                               _diff(old.current.fields(), {}), observed=old))
-    registry_change = _registry_change(dc, observed, commit, adopting=live is not None)
+    monitor_changes, record = monitors.for_cron(dc.spec, reg)
+    changes.extend(monitor_changes)
+    registry_change = _registry_change(dc, observed, commit, adopting=live is not None,
+                                       monitor=record)
     if live is not None and reg is None:
         # Adopting a live schedule: the registry item first, so that dispatch knows the cron
         # before the schedule's target becomes the dispatch topic (no run lost between).
@@ -292,20 +302,26 @@ def registry_fields(item: RegistryItem, include_overrides: bool) -> dict[str, ob
     fields.update({"file": item.file, "schedule_backend": item.schedule_backend,
                    "schedule_arn": item.schedule_arn,
                    "task_definition_arn": item.task_definition_arn or KNOWN_AFTER_APPLY})
+    if item.monitor_provider:
+        fields["monitor"] = f"{item.monitor_provider} {item.monitor_id or KNOWN_AFTER_APPLY}"
     if include_overrides:
         fields.update(flatten(item.overrides, "overrides"))
     return fields
 
 
-def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool) -> Change:
+def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool,
+                     monitor: MonitorRecord | None = None) -> Change:
     name = dc.spec.name
+    monitor = monitor or MonitorRecord()
     reg = observed.registry.get(name)
     live_td = observed.task_definitions.get(dc.task_definition.family)
     item = RegistryItem(
         name=name, spec=dc.spec, spec_hash=dc.spec.spec_hash(), commit=commit,
         file=dc.spec.file, schedule_backend=dc.schedule.backend, schedule_arn=dc.schedule.arn,
         task_definition_arn=live_td.arn if live_td else None,
-        task_definition_hash=dc.task_definition.td_hash, overrides=dc.overrides)
+        task_definition_hash=dc.task_definition.td_hash, overrides=dc.overrides,
+        monitor_provider=monitor.provider, monitor_id=monitor.id,
+        monitor_ping_url=monitor.ping_url)
     if reg is None:
         reason = ADOPTING if adopting else "new cron"
         return Change(name, Resource.REGISTRY, Action.CREATE, reason,
@@ -322,6 +338,8 @@ def _registry_change(dc: DesiredCron, observed: Observed, commit, adopting: bool
         reason = "task definition replaced"
     elif reg.file != item.file:
         reason = "file moved"
+    elif (reg.monitor_provider, reg.monitor_id) != (item.monitor_provider, item.monitor_id):
+        reason = "monitor changed"
     else:
         reason = "overrides changed"
     return Change(name, Resource.REGISTRY, Action.UPDATE, reason, diff, desired=item, observed=reg)
@@ -336,7 +354,8 @@ def _known_crons(observed: Observed, ns: str) -> set[str]:
     return names
 
 
-def _removal_changes(name: str, observed: Observed, ns: str) -> list[Change]:
+def _removal_changes(name: str, observed: Observed, ns: str,
+                     monitors: MonitorPlanner) -> list[Change]:
     reg = observed.registry.get(name)
     reason = "file removed" if reg else "orphan: tagged as ours, no cron file"
     changes = []
@@ -346,6 +365,7 @@ def _removal_changes(name: str, observed: Observed, ns: str) -> list[Change]:
         if live is not None and live.owned_as(name, ns, reg):
             changes.append(Change(name, Resource.SCHEDULE, Action.DELETE, reason,
                                   _diff(live.current.fields(), {}), observed=live))
+    changes.extend(monitors.for_removed(name, reg, reason))
     if reg is not None:
         changes.append(Change(name, Resource.REGISTRY, Action.DELETE, reason,
                               _diff(registry_fields(reg, False), {}), observed=reg))

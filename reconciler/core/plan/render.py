@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from reconciler.core.plan.model import COUNTED, Action, Change, Plan, PlanError, Resource
+from reconciler.core.plan.monitors import MONITOR_REFUSED, MONITORS_UNREAD
 from reconciler.core.plan.planner import HELD_BACK
 
 SENSITIVE = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
@@ -77,7 +78,13 @@ def plan_error_view(error: PlanError) -> ErrorView:
              else "correct its file and commit it (`cronctl validate` lists every error)")
             + "; until then its resources on AWS stay as they are"))
     headline = f"{where}: {error.message}" if where else error.message
-    if "is not managed by cronctl" in error.message:
+    if error.message.startswith(MONITOR_REFUSED):
+        way_out = ("its schedule and task definition are reconciled; its monitor is left as it "
+                   "is until the schedule can be expressed at the monitoring service")
+    elif error.message.startswith(MONITORS_UNREAD):
+        way_out = ("schedules and task definitions are reconciled; monitors are left as they "
+                   "are and the next pass tries again")
+    elif "is not managed by cronctl" in error.message:
         way_out = ("cronctl never changes what it does not manage: rename the cron (`name:` or "
                    "the file's name) and commit, or remove that resource yourself")
     elif error.message.startswith("timezone "):
@@ -97,6 +104,8 @@ def apply_error_view(error, file: str = "") -> ErrorView:
     headline = f"{file}: {what} failed" if file else f"{what} failed"
     if error.resource == Resource.TASK_DEFINITION:
         way_out = "crons that use it keep their task definition; the next pass tries again"
+    elif error.resource == Resource.MONITOR:
+        way_out = "the cron's other resources are reconciled; the next pass tries again"
     else:
         way_out = "the changes that depend on it wait; the next pass tries again"
     return ErrorView(error.cron, file, headline, (plain_message(error.message),), way_out)
@@ -192,7 +201,7 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=()) 
 
 def change_to_dict(change: Change) -> dict:
     return {
-        "id": change.id, "depends_on": list(change.depends_on),
+        "id": change.id, "depends_on": list(change.depends_on), "after": list(change.after),
         "cron": change.cron, "resource": change.resource, "action": change.action,
         "reason": change.reason,
         "diff": {field: [_value(field, before), _value(field, after)]

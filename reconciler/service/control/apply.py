@@ -2,8 +2,10 @@
 
 Order: the plan's dependencies (``Change.depends_on``, ``core/plan/dependencies.py``), never
 re-derived here: a change runs after every change it depends on, and is skipped (reported with
-the failed change it waits for) when one of them failed or was skipped. Task definitions are
-found by family before registering, so a retry adds no revision. Every resource is
+the failed change it waits for) when one of them failed or was skipped; ``Change.after`` only
+orders (a monitor's failure holds back nothing else of its cron: the registry item then
+records the monitor as it is). Task definitions are found by family before registering, so a
+retry adds no revision. Every resource is
 tagged as ours when created, so a crash at any point leaves state that the next observe
 recognises (a schedule without registry item is adopted; a registry item without schedule gets
 its schedule back) and the next pass converges. A failure stops only its dependents.
@@ -27,8 +29,10 @@ from reconciler.adapters.lease import Fence, LeaseLost
 from reconciler.core.desired import family_of
 from reconciler.core.plan.dependencies import execution_order
 from reconciler.core.plan.model import Action, Change, Plan, Resource
+from reconciler.core.plan.monitors import MonitorRecord
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError, PermanentError
+from reconciler.service.monitoring.monitors import MonitorWriter
 from reconciler.settings import Settings
 
 # ``progress(done, total)`` after each change is tried (applied or failed): the argument of
@@ -74,6 +78,28 @@ class _Applier:
         # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
         # recorded as the registry's ``schedule_since``, from which AWS counts a rate().
         self.schedule_since: dict[str, str] = {}
+        self.monitors = MonitorWriter(settings)
+        # cron -> what its registry item records of its monitor, when this apply changed it
+        # (created: the new id; a failed create: none; a failed delete: still the old one).
+        self.monitor_records: dict[str, MonitorRecord] = {}
+
+    def monitor(self, change: Change) -> None:
+        """Create, update or delete a monitor at the monitoring service (fenced like every
+        other write)."""
+        self.fence.check()
+        if change.action == Action.CREATE:
+            self.monitor_records[change.cron] = MonitorRecord(change.desired.provider)
+            made = self.monitors.create(change.desired)
+            self.monitor_records[change.cron] = MonitorRecord(made.provider, made.id,
+                                                              made.ping_url)
+        elif change.action == Action.UPDATE:
+            self.monitors.update(change.observed.id, change.desired)
+        elif change.action == Action.DELETE:
+            live = change.observed
+            self.monitor_records[change.cron] = MonitorRecord(live.provider, live.id,
+                                                              live.ping_url)
+            self.monitors.delete(live.provider, live.id)
+            self.monitor_records[change.cron] = MonitorRecord()
 
     def task_definition(self, change: Change) -> None:
         if change.action == Action.CREATE:
@@ -121,9 +147,12 @@ class _Applier:
         since = self.schedule_since.get(change.cron)
         if since is None and isinstance(change.observed, RegistryItem):
             since = change.observed.schedule_since  # the schedule kept its start
-        registry.put(self.clients, self.settings,
-                     replace(item, task_definition_arn=arn, schedule_since=since),
-                     fence=self.fence)
+        item = replace(item, task_definition_arn=arn, schedule_since=since)
+        record = self.monitor_records.get(change.cron)
+        if record is not None:
+            item = replace(item, monitor_provider=record.provider if record.id else None,
+                           monitor_id=record.id, monitor_ping_url=record.ping_url)
+        registry.put(self.clients, self.settings, item, fence=self.fence)
 
 
 def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fence,
@@ -141,7 +170,10 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
         if report is not None:
             done, total = itertools.count(1), len(plan.pending)
             applier.report = lambda: report(next(done), total)
-        _apply(applier, plan, applied, errors, skipped)
+        try:
+            _apply(applier, plan, applied, errors, skipped)
+        finally:
+            applier.monitors.close()
     except LeaseLost as exc:
         return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc,
                            skipped=tuple(skipped))
@@ -154,7 +186,8 @@ def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[Ap
         if change.resource == Resource.TASK_DEFINITION and change.action == Action.NO_OP:
             applier.td_arns[change.cron] = change.observed.arn
     handlers = {Resource.TASK_DEFINITION: applier.task_definition,
-                Resource.SCHEDULE: applier.schedule, Resource.REGISTRY: applier.registry}
+                Resource.SCHEDULE: applier.schedule, Resource.REGISTRY: applier.registry,
+                Resource.MONITOR: applier.monitor}
     failed: dict[str, str] = {}  # change id -> the failed change it is (or waits for)
     for change in execution_order(plan.changes):
         blocker = next((failed[dep] for dep in change.depends_on if dep in failed), None)

@@ -8,7 +8,8 @@ Per pass: one registry Scan (paged), ListRules(NamePrefix=<ns>-) with one ListTa
 rule and ListTagsForResource only for rules the registry does not account for; ListSchedules
 of the group ``<ns>`` with one GetSchedule per schedule and the group's tags only when a
 schedule is not in the registry; ListTaskDefinitionFamilies(<ns>-td-) with one
-DescribeTaskDefinition (tags included) per family.
+DescribeTaskDefinition (tags included) per family; the namespace's monitors at its
+monitoring service (``service/monitoring/monitors.py``: one list, when it has one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reconciler.adapters import registry, rules, schedules, taskdefs
 from reconciler.adapters.aws import AwsClients
 from reconciler.core.plan.model import Observed, ObservedSchedule
 from reconciler.errors import ConfigError, NotFound
+from reconciler.service.monitoring.monitors import observe_monitors
 from reconciler.service.namespace import check_unchanged
 from reconciler.settings import Settings
 
@@ -37,6 +39,7 @@ def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
         rules=_observe_rules(clients, settings, known_arns),
         schedules=_observe_schedules(clients, settings, account, known_arns),
         task_definitions=taskdefs.observe(clients, settings.namespace),
+        monitors=observe_monitors(settings, items),
     )
 
 

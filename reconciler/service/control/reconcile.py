@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from reconciler.adapters.aws import AwsClients
@@ -75,7 +76,8 @@ def deployment(settings: Settings, account: str, partition: str = "aws") -> Depl
         log_group=settings.log_group_name, execution_role_arn=settings.execution_role_arn,
         default_task_role_arn=settings.default_task_role_arn,
         scheduler_role_arn=settings.scheduler_role_arn, partition=partition,
-        fargate=settings.placement.fargate, rules_quota=settings.rules_quota)
+        fargate=settings.placement.fargate, rules_quota=settings.rules_quota,
+        monitor=settings.monitor, year=datetime.now(UTC).year)
 
 
 def _snapshot(settings: Settings, source: Source) -> Snapshot:

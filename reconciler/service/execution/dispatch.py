@@ -20,7 +20,8 @@ The execution record is the intent. One dispatch:
    non-terminal execution holds it, ``replace`` stops the holder's task (or ends a holder
    that has not started) and takes the lock over, ``allow`` takes no lock;
 5. RunTask (``startedBy`` = ``clientToken`` = execution id, idempotent on AWS for 24 hours)
-   and records the task ARN.
+   and records the task ARN, then queues the monitor's start ping (``pinger``: never waits
+   for the monitoring service).
 
 Failures: throttling, 5xx, capacity and DynamoDB trouble raise ``TransientError`` after the
 adapters' retries; the claim is dropped and SNS gets a 503, so it delivers again (bootstrap
@@ -50,6 +51,7 @@ from reconciler.core.spec import NAME_PATTERN, CronSpec
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
 from reconciler.service.metrics import Metrics
+from reconciler.service.monitoring.pings import NoPings
 from reconciler.settings import NetworkSettings, Settings
 
 log = get_logger("cronctl.dispatch")
@@ -108,10 +110,12 @@ class Dispatcher:
     """Starts cron runs; safe to call concurrently from many threads and replicas."""
 
     def __init__(self, clients: AwsClients, settings: Settings,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, pinger=None) -> None:
         self._clients = clients
         self._settings = settings
         self.metrics = metrics or Metrics(process=False)
+        # The monitor's start ping once RunTask answered (queued: never holds the dispatch).
+        self.pinger = pinger or NoPings()
         self.registry = RegistryReader(clients, settings)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
@@ -228,7 +232,8 @@ class Dispatcher:
         if task_arn is not None:
             # Started by an attempt that died before recording it: the run has started,
             # whatever its start deadline, the lock or the registry say by now.
-            return self._recorded(stored.cron, eid, task_arn, resumed=True, found=True)
+            return self._recorded(stored.cron, eid, task_arn, resumed=True, found=True,
+                                  item=item)
         if item is None:
             item = self.registry.get(stored.cron)
         if item is None:
@@ -354,10 +359,11 @@ class Dispatcher:
         if scheduled_at:
             self.metrics.started_late(
                 (datetime.now(UTC) - ex.parse_time(scheduled_at)).total_seconds())
-        return self._recorded(cron, eid, result.task_arn, resumed=resumed, found=False)
+        return self._recorded(cron, eid, result.task_arn, resumed=resumed, found=False,
+                              item=item)
 
     def _recorded(self, cron: str, eid: str, task_arn: str, *, resumed: bool,
-                  found: bool) -> DispatchOutcome:
+                  found: bool, item=None) -> DispatchOutcome:
         """Record the run's task ARN (the claim ends with it)."""
         try:
             recorded = self.executions.set_task(eid, task_arn)
@@ -369,7 +375,21 @@ class Dispatcher:
                 return self._superseded(cron, eid, task_arn)
         log.info("dispatch.started", cron=cron, execution_id=eid, task_arn=task_arn,
                  resumed=resumed, found_running=found)
+        self._ping_start(cron, eid, task_arn, item)
         return DispatchOutcome(STARTED, eid, task_arn, resumed=resumed or None)
+
+    def _ping_start(self, cron: str, eid: str, task_arn: str, item) -> None:
+        """The monitor's start ping (queued; a cron without a monitor pings nothing)."""
+        if isinstance(self.pinger, NoPings):
+            return
+        try:
+            item = item or self.registry.get(cron)
+            if item is not None:
+                self.pinger.start(item, ex.Execution(execution_id=eid, cron=cron,
+                                                     scheduled_at="", task_arn=task_arn))
+        except Exception as exc:  # the run has started: a ping never changes that
+            log.warning("dispatch.start_ping_failed", cron=cron, execution_id=eid,
+                        error=str(exc))
 
     def _superseded(self, cron: str, eid: str, task_arn: str) -> DispatchOutcome:
         """The record moved on while RunTask was under way (given up at its start deadline,
