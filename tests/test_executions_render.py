@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from reconciler.core.executions.records import Execution
+from reconciler.core.spec import CronSpec
 from reconciler.core.status import render
+from tests.support.specs import make_spec
 
 DESIGN_EXAMPLE = """\
 Name     = my-cron-job
@@ -114,8 +116,8 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def spec(schedule: str, timezone: str = "UTC", suspend: bool = False) -> dict:
-    return {"schedule": schedule, "timezone": timezone, "suspend": suspend}
+def spec(schedule: str, timezone: str = "UTC", suspend: bool = False) -> CronSpec:
+    return make_spec("job", schedule=schedule, timezone=timezone, suspend=suspend)
 
 
 @pytest.mark.parametrize("cron, now, since, expected", [
@@ -152,7 +154,7 @@ def spec(schedule: str, timezone: str = "UTC", suspend: bool = False) -> dict:
                  id="unknown zone"),
     pytest.param(spec("rate(5 minutes)"), "2026-12-01 16:10:00", "yesterday", None,
                  id="unreadable start"),
-    pytest.param({}, "2026-12-01 16:10:00", None, None, id="no schedule"),
+    pytest.param(spec(""), "2026-12-01 16:10:00", None, None, id="empty schedule"),
 ])
 def test_next_run_of(cron, now, since, expected):
     assert render.next_run_of(cron, utc(now), since) == (utc(expected) if expected else None)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler.adapters.gitsource.reader import read_directory, read_git
 from reconciler.commands.common import add_output_flag, add_source_flags, settings_from_args
+from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.core.cronfile.loader import LoadResult, load_snapshot
 from reconciler.core.cronfile.snapshot import Snapshot
@@ -71,14 +72,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"cronctl validate: cannot read the cron files: {error}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
+    # Validate reads no namespace: the Slack settings checked are this process's
+    # (CRONCTL_SLACK_TOKEN / CRONCTL_SLACK_WEBHOOK_URL), as the daemon's would be.
+    warnings = slack_warnings(result.specs, settings.slack_configured)
     if args.output == "json":
-        print(json.dumps(to_json(result, now), indent=2))
+        document = to_json(result, now)
+        if warnings:
+            document["warnings"] = warnings
+        print(json.dumps(document, indent=2))
     elif args.output == "github":
         for diagnostic in result.diagnostics:
             print(diagnostic.github())
+        files = {spec.name: spec.file for spec in result.specs}
+        for warning in warnings:
+            name = warning.split(":", 1)[0].removeprefix("cron ")
+            print(f"::warning file={files.get(name, '')}::{warning}")
         print(summary(result), file=sys.stderr)
     else:
-        print(to_text(result, now))
+        text = to_text(result, now)
+        if warnings:
+            text = text.replace(summary(result), "warnings:\n" + "\n".join(
+                f"  {w}" for w in warnings) + "\n\n" + summary(result))
+        print(text)
     return 0 if result.ok else 1
 
 

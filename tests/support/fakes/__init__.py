@@ -1,0 +1,1 @@
+"""Local HTTP fakes of third-party services, shaped exactly like their documented APIs."""
