@@ -355,6 +355,7 @@ class Settings:
     slack_api_url = _delegate("notifications", "slack_api_url")
     pagerduty_events_url = _delegate("notifications", "pagerduty_events_url")
     notify_timeout_s = _delegate("notifications", "notify_timeout_s")
+    slack_configured = _delegate("notifications", "slack_configured")
     listen = _delegate("daemon", "listen")
     interval_s = _delegate("daemon", "interval_s")
     history_days = _delegate("daemon", "history_days")

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from reconciler.core.alerts.routing import pagerduty_problem
 from reconciler.core.cronfile.cron_fields import (
     env_value_problem,
     name_problem,
@@ -182,6 +183,9 @@ def _field_problems(document: dict, stem: str) -> list[FieldProblem]:
     if isinstance(notifications, dict):
         durations += [(("notifications", key), notifications[key])
                       for key in _THRESHOLDS if key in notifications]
+        pagerduty = notifications.get("pagerduty")
+        if isinstance(pagerduty, str) and (message := pagerduty_problem(pagerduty)):
+            problems.append(FieldProblem(("notifications", "pagerduty"), message))
     for path, value in durations:
         try:
             parse_duration(value)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.desired import (
     Deployment,
     DesiredCron,
@@ -141,6 +142,9 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
                     held_back=frozenset(desired.held_back))
     blocked, errors, warnings = _rules_quota_check(desired, observed)
     warnings += _scheduler_role_warning(desired)
+    # (settings without notifier settings, e.g. a plan computed elsewhere: nothing to warn)
+    warnings += slack_warnings([c.spec for c in desired.crons],
+                               getattr(settings, "slack_configured", True))
     kept: set[str] = set(blocked)
     monitors = MonitorPlanner(observed, desired.deployment, ns)
     per_cron: dict[str, list[Change]] = {}
