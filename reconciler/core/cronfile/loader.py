@@ -25,7 +25,13 @@ from reconciler.core.cronfile.schema_errors import CONTAINER_KEYS, FieldProblem,
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position, parse
 from reconciler.core.schedule import expressions as schedule
-from reconciler.core.spec import DEFAULT_TIMEOUT_S, ContainerSpec, CronSpec, Notifications
+from reconciler.core.spec import (
+    DEFAULT_TIMEOUT_S,
+    ContainerSpec,
+    CronSpec,
+    Notifications,
+    Replaces,
+)
 
 MAX_FILE_BYTES = 256 * 1024
 CRON_SUFFIXES = (".yaml", ".yml")
@@ -242,6 +248,8 @@ def _build(document: dict, path: str, stem: str) -> CronSpec:
                                     alert_after=notifications.get("alert-after", 1),
                                     **thresholds),
         docs=(document.get("meta") or {}).get("docs"),
+        replaces=Replaces(rule=document["replaces"]["rule"]) if "replaces" in document
+        else None,
     )
 
 
