@@ -84,18 +84,33 @@ INVALID = [
      "day-of-week: # can't be used in a list (3#1,6#3); AWS allows only one n#k expression"),
     ("cron(60 12 * * ? *)", "minute: 60 is out of range 0-59"),
     ("cron(0 12 * * ? 2300)", "year: 2300 is out of range 1970-2199"),
-    ("at(2030-01-01T00:00:00)", "one-time at() schedules are not supported"),
+    # one-time at(yyyy-mm-ddThh:mm:ss), Scheduler's grammar exactly
+    ("at(2030-02-30T00:00:00)", "at(): 2030-02-30 is not a date (the month has no day 30)"),
+    ("at(2030-13-01T00:00:00)", "at(): month must be 01-12, got 13"),
+    ("at(2030-01-01T24:00:00)", "at(): 24:00:00 is not a time of day"),
+    ("at(2030-01-01T12:60:00)", "at(): 12:60:00 is not a time of day"),
+    ("at(2030-01-01T12:00)", "at(): seconds are required (hh:mm:ss)"),
+    ("at(2030-01-01)", "at(): a time is required after the date"),
+    ("at(2030-01-01 12:00:00)", "at(): separate the date and the time with T, not a space"),
+    ("at(2030-01-01T12:00:00Z)", "at(): no time zone offset or Z"),
+    ("at(2030-01-01T12:00:00+01:00)", "at(): no time zone offset or Z"),
+    ("at(2030-01-01T12:00:00.5)", "at(): fractions of a second are not allowed"),
+    ("at(2300-01-01T12:00:00)", "at(): year must be 1970-2199, got 2300"),
+    ("at(30-01-01T12:00:00)", "at(): '30-01-01T12:00:00' is not a date and time"),
+    ("at( 2030-01-01T12:00:00 )", "at(): no spaces allowed directly inside the parentheses"),
+    ("at()", "at() needs a date and time"),
+    ("AT(2030-01-01T12:00:00)", "write at(...) in lower case, not AT(...)"),
     # garbage, empty, parentheses, whitespace
     ("", "schedule expression is empty"),
     ("   ", "schedule expression is empty"),
-    ("every day", "schedule expression must be cron(...) or rate(...), got 'every day'"),
-    ("*/5 * * * *", "schedule expression must be cron(...) or rate(...)"),
+    ("every day", "schedule expression must be cron(...), rate(...) or at(...), got 'every day'"),
+    ("*/5 * * * *", "schedule expression must be cron(...), rate(...) or at(...)"),
     ("cron 0 12 * * ? *", "cron needs parentheses, e.g. cron(0 12 * * ? *)"),
     ("rate 5 minutes", "rate needs parentheses, e.g. rate(5 minutes)"),
     ("cron(0 12 * * ? *", "cron( is missing its closing parenthesis"),
     ("cron(0 12 * * ? *) UTC", "cron(...): unexpected text after the closing parenthesis"),
     ("rate(5 minutes)x", "rate(...): unexpected text after the closing parenthesis"),
-    ("at 2030-01-01", "one-time at() schedules are not supported"),
+    ("at 2030-01-01", "at needs parentheses, e.g. at(2026-12-24T18:00:00)"),
     ("cronjob(0 12 * * ? *)", "unknown schedule type 'cronjob'"),
     ("Cron(0 12 * * ? *)", "write cron(...) in lower case, not Cron(...)"),
     ("RATE(5 minutes)", "write rate(...) in lower case"),
@@ -188,11 +203,13 @@ def test_every_expression_aws_rejected_is_rejected(example: dict) -> None:
     assert schedule.validate(example["expression"]) != []
 
 
-def test_aws_accepted_one_time_schedule_is_deliberately_unsupported() -> None:
+def test_aws_accepted_one_time_schedule_is_accepted() -> None:
+    """AWS accepts an at() in the past; cronctl's refusal of a past time is the plan's and
+    validate's (they know the time), not the grammar's."""
     accepted = [e["expression"] for e in EXAMPLES if e["expression"].startswith("at(")
                 and e["valid"] is True]
     assert accepted == ["at(2022-12-31T23:59:59)"]
-    assert schedule.validate(accepted[0]) == ["one-time at() schedules are not supported"]
+    assert schedule.validate(accepted[0]) == []
 
 
 def test_docs_wrapping_hour_range_example_is_accepted() -> None:

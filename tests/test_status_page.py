@@ -572,6 +572,28 @@ def test_overview_in_chromium(fleet, chromium, tmp_path):
     assert "<th>Alert</th>" not in dom                          # no alerting yet
 
 
+def test_overview_shows_the_next_hours_timeline_in_chromium(fleet, chromium, tmp_path):
+    """Below the crons: every fire of the next hour (``fleet_timeline``), suspended crons left
+    out, each linking to its cron; the busiest minutes; server-rendered, no script."""
+    built, _ = fleet
+    dom = load(chromium, f"{built.http.url}/", tmp_path / "status-timeline.png")
+    section = dom[dom.index('<section class="timeline">'):]
+    fires = re.findall(r'<tr data-fire="([^"]+)"><td class="nowrap"><time datetime="([^"]+)"',
+                       section)
+    by_cron: dict[str, list[str]] = {}
+    for cron, moment in fires:
+        by_cron.setdefault(cron, []).append(moment)
+    # */5 and rate(5 minutes) fire 12 times in any hour; the 07:30 Berlin report at most once;
+    # paused is suspended: never
+    assert len(by_cron["hello"]) == 12 and len(by_cron["heartbeat"]) == 12
+    assert "paused" not in by_cron
+    assert len(by_cron.get("nightly-report", [])) <= 1
+    assert [m for _, m in fires] == sorted(m for _, m in fires)
+    assert f"<h2>Next hour: {len(fires)} runs scheduled</h2>" in section
+    assert '<a href="/crons/hello">hello</a>' in section
+    assert "<script" not in dom
+
+
 def test_cron_page_in_chromium(fleet, chromium, tmp_path):
     built, runs = fleet
     dom = load(chromium, f"{built.http.url}/crons/nightly-report", tmp_path / "cron-page.png")

@@ -278,3 +278,33 @@ def test_a_name_with_a_trailing_newline_is_an_error_on_one_line(repo, capsys):
         "::error file=crons.d/nl.yaml,line=1,col=7::name: name 'hello\\n' is not valid: "
         "lower-case letters, digits and '-', starting and ending with a letter or digit, at "
         "most 64 characters"]
+
+
+def test_one_time_and_window_crons_in_validate(tmp_path, monkeypatch, capsys):
+    """A future at() shows its one run; a past one is an error at the schedule line; an
+    active window is shown and next runs fall inside it."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("CRONCTL_PATH", "CRONCTL_REPO", "CRONCTL_REF"):
+        monkeypatch.delenv(name, raising=False)
+    soon = datetime.now(UTC) + timedelta(days=3)
+    start = (datetime.now(UTC) + timedelta(days=10)).date()
+    write(tmp_path, {
+        "crons.d/launch.yaml": f'schedule: "at({soon:%Y-%m-%d}T18:00:00)"\n'
+                               "container:\n  image: x\n",
+        "crons.d/old.yaml": "container:\n  image: x\n"
+                            'schedule: "at(2020-01-01T00:00:00)"\n',
+        "crons.d/season.yaml": 'schedule: "cron(0 5 * * ? *)"\ncontainer:\n  image: x\n'
+                               f"active:\n  from: {start}\n  until: {start + timedelta(days=1)}\n",
+    })
+    assert main(["validate"]) == 1
+    out = capsys.readouterr().out
+    assert f"  runs       once, at 18:00 on {soon:%Y-%m-%d}" in out
+    assert f"  next runs  {soon:%Y-%m-%d}T18:00:00Z" in out
+    assert re.search(r"^crons\.d/old\.yaml:3:\d+: schedule: at\(2020-01-01T00:00:00\) \(UTC\) "
+                     r"is in the past", out, re.M)
+    assert f"  active     from {start} until {start + timedelta(days=1)} (UTC)" in out
+    assert f"  next runs  {start}T05:00:00Z" in out
+    assert f"{start + timedelta(days=1)}T05:00:00Z" in out
+    assert f"{start + timedelta(days=2)}T05:00:00Z" not in out   # outside the window

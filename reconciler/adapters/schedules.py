@@ -6,8 +6,10 @@ cronctl (``managed-by=cronctl``, ``cronctl:namespace``), and from the registry.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from reconciler.adapters.aws import AwsClients, call_retrying
-from reconciler.core.desired import CRON_TAG, DesiredSchedule, ours_tags
+from reconciler.core.desired import CRON_TAG, DesiredSchedule, ours_tags, utc_text
 from reconciler.core.plan.model import ObservedSchedule
 from reconciler.errors import Conflict, NotFound
 
@@ -62,6 +64,17 @@ def ensure_group(clients: AwsClients, namespace: str) -> None:
         return
 
 
+def _date(value: object, *, future_only: bool = False) -> str | None:
+    """A StartDate/EndDate as ``utc_text``; a StartDate already passed reads as None (it
+    constrains nothing any more, and the desired state leaves passed starts out)."""
+    if not isinstance(value, datetime):
+        return None
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if future_only and moment <= datetime.now(UTC):
+        return None
+    return utc_text(moment)
+
+
 def observed(raw: dict, group_tag_map: dict | None) -> ObservedSchedule:
     target = raw.get("Target") or {}
     current = DesiredSchedule(
@@ -70,7 +83,11 @@ def observed(raw: dict, group_tag_map: dict | None) -> ObservedSchedule:
         timezone=raw.get("ScheduleExpressionTimezone") or "UTC",
         state=raw.get("State", ""), description=raw.get("Description", ""),
         target_arn=target.get("Arn"), input=target.get("Input"),
-        role_arn=target.get("RoleArn"))
+        role_arn=target.get("RoleArn"),
+        start_date=_date(raw.get("StartDate"), future_only=True),
+        end_date=_date(raw.get("EndDate")),
+        after_completion=raw.get("ActionAfterCompletion") if raw.get("ActionAfterCompletion")
+        not in (None, "", "NONE") else None)
     tags = None
     if group_tag_map is not None:
         tags = {**group_tag_map, CRON_TAG: raw["Name"]}
@@ -78,6 +95,15 @@ def observed(raw: dict, group_tag_map: dict | None) -> ObservedSchedule:
 
 
 def _arguments(wanted: DesiredSchedule) -> dict:
+    """CreateSchedule/UpdateSchedule arguments (an update replaces every field: the window
+    and completion fields are sent each time, absent ones left out)."""
+    extra: dict = {}
+    if wanted.start_date:
+        extra["StartDate"] = datetime.fromisoformat(wanted.start_date)
+    if wanted.end_date:
+        extra["EndDate"] = datetime.fromisoformat(wanted.end_date)
+    if wanted.after_completion:
+        extra["ActionAfterCompletion"] = wanted.after_completion
     return {
         "Name": wanted.name, "GroupName": wanted.group,
         "ScheduleExpression": wanted.expression,
@@ -86,6 +112,7 @@ def _arguments(wanted: DesiredSchedule) -> dict:
         "FlexibleTimeWindow": {"Mode": "OFF"},
         "Target": {"Arn": wanted.target_arn, "RoleArn": wanted.role_arn,
                    "Input": wanted.input},
+        **extra,
     }
 
 

@@ -59,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cronctl status: {exc}", file=sys.stderr)
         return 1
     spec = item.spec
+    now = datetime.now(UTC)
     view = status_render.CronStatus(
         name=item.name, schedule=spec.schedule, suspended=spec.suspend,
-        next_run=status_render.next_run_of(spec, datetime.now(UTC), item.schedule_since),
+        next_run=status_render.next_run_of(spec, now, item.schedule_since),
+        next_run_note=status_render.next_run_note(spec, now),
         executions=executions, timezone=spec.timezone, open_runs=open_runs,
         alert=alert if alert.failing else None,
         alert_text=describe_state(alert, spec))

@@ -19,6 +19,7 @@ from reconciler.core.cronfile.loader import LoadResult, load_snapshot
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule import window as active_window
 from reconciler.core.schedule.timeline import fleet_timeline, offset_hint
 from reconciler.core.spec import CronSpec
 from reconciler.errors import SourceError
@@ -39,6 +40,11 @@ PATH is.
 
 Output (--output): text (for people), json ({"crons": [...], "errors": [...]}) or github
 (one ::error annotation per error, for GitHub Actions).
+
+A one-time schedule, at(...), whose time has passed is an error here (a new file would never
+run); once it has run, the reconcile treats it as done (nothing re-created, no error), so
+delete the file then, or leave it out of the PATHs validated. An 'active' window is shown;
+next runs fall inside it.
 
 Warnings (never failing): a minute of the next 24 hours that needs more task starts than
 RunTask accepts at once (its burst of 100) is named at the schedule line of each cron firing
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cronctl validate: cannot read the cron files: {error}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
+    result = with_past_one_time_errors(result, snapshot, now)
     warnings = busy_minute_warnings(result, snapshot, now)
     # Validate reads no namespace: the Slack settings checked are this process's
     # (CRONCTL_SLACK_TOKEN / CRONCTL_SLACK_WEBHOOK_URL), as the daemon's would be.
@@ -110,6 +117,29 @@ def slack_warning_diagnostics(result: LoadResult, snapshot: Snapshot,
         where = _position(snapshot, file, ("notifications", "slack"))
         out.append(Diagnostic(file, where.line, where.column, "notifications.slack", warning))
     return out
+
+
+def with_past_one_time_errors(result: LoadResult, snapshot: Snapshot,
+                              now: datetime) -> LoadResult:
+    """``result`` with an error at the ``schedule`` line of each one-time ``at()`` whose time
+    is not after ``now`` (its cron moves from the valid specs to the held back)."""
+    past: dict[str, Diagnostic] = {}
+    for spec in result.specs:
+        moment = schedule.one_time_at(spec.schedule, spec.timezone)
+        if moment is None or moment > now:
+            continue
+        where = _position(snapshot, spec.file, ("schedule",))
+        past[spec.name] = Diagnostic(
+            spec.file, where.line, where.column, "schedule",
+            f"{spec.schedule} ({spec.timezone}) is in the past ({iso_utc(moment)}, now "
+            f"{iso_utc(now)}): a new cron would never run; set a future time (once it has run, "
+            "delete the file: the reconcile treats a run one-time cron as done)")
+    if not past:
+        return result
+    return replace(result, specs=tuple(s for s in result.specs if s.name not in past),
+                   diagnostics=tuple(sorted({*result.diagnostics, *past.values()})),
+                   held_back=result.held_back | frozenset(past),
+                   files={k: v for k, v in result.files.items() if k not in past})
 
 
 def busy_minute_warnings(result: LoadResult, snapshot: Snapshot, now: datetime,
@@ -179,7 +209,8 @@ def _moved(diagnostic: Diagnostic, root: str) -> Diagnostic:
 
 
 def next_runs(spec: CronSpec, now: datetime) -> list[datetime]:
-    return schedule.next_fire_times(spec.schedule, spec.timezone, now, NEXT_RUNS)
+    """The next runs inside the cron's active window."""
+    return active_window.spec_fire_times(spec, now, NEXT_RUNS)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -192,6 +223,7 @@ def to_json(result: LoadResult, now: datetime) -> dict:
         "crons": [{"name": spec.name, "file": spec.file, "schedule": spec.schedule,
                    "timezone": spec.timezone,
                    "description": schedule.describe(spec.schedule, spec.timezone),
+                   **({"active": spec.active.to_dict()} if spec.active else {}),
                    "next_runs": [iso_utc(moment) for moment in next_runs(spec, now)]}
                   for spec in result.specs],
         "errors": [d.to_dict() for d in result.diagnostics],
@@ -207,10 +239,14 @@ def to_text(result: LoadResult, now: datetime, warnings: list[Diagnostic] = ()) 
                   f"  runs       {schedule.describe(spec.schedule, spec.timezone)}"]
         if spec.suspend:
             lines.append("  suspended  yes: nothing will start until 'suspend' is removed")
+        if spec.active:
+            lines.append(f"  active     {active_window.describe_window(spec.active)} "
+                         f"({spec.timezone})")
         zone = ZoneInfo(spec.timezone)
         runs = next_runs(spec, now)
         if not runs:
-            lines.append("  next runs  none: the schedule has no fire times after now")
+            lines.append("  next runs  none: the schedule has no fire times after now"
+                         + (" inside its active window" if spec.active else ""))
         for index, moment in enumerate(runs):
             local = "" if spec.timezone == "UTC" else \
                 f"  ({moment.astimezone(zone).isoformat()} {spec.timezone})"

@@ -16,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from reconciler.core.schedule import expressions as schedule_expressions
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec, canonical_json
 
 MANAGED_BY = ("managed-by", "cronctl")
@@ -53,6 +56,7 @@ class Deployment:
     rules_quota: int = 300            # rules per event bus (the rules backend's ceiling)
     monitor: str = "none"             # the cron-monitoring service: none|cronitor|healthchecks
     year: int | None = None           # this year: daylight-saving changes checked from it
+    now: datetime | None = None       # the pass's clock (aware): at() in the past, windows
 
     @property
     def topic_arn(self) -> str:
@@ -95,15 +99,23 @@ class DesiredSchedule:
     input: str
     input_paths: str | None = None    # rules only: the transformer's InputPathsMap as JSON
     role_arn: str | None = None       # Scheduler only
+    start_date: str | None = None     # Scheduler only: StartDate (UTC ISO), while in the future
+    end_date: str | None = None       # Scheduler only: EndDate (UTC ISO)
+    after_completion: str | None = None  # Scheduler only: "DELETE" for one-time at()
 
     def fields(self) -> dict:
-        """The compared fields, by name (what the plan diffs)."""
+        """The compared fields, by name (what the plan diffs). Scheduler's window and
+        completion fields only when set, so schedules without them diff as before."""
         data = {"expression": self.expression, "state": self.state,
                 "description": self.description, "target": self.target_arn,
                 "input": self.input}
         if self.backend == "scheduler":
             data["timezone"] = self.timezone
             data["role"] = self.role_arn
+            for key, value in (("start_date", self.start_date), ("end_date", self.end_date),
+                               ("after_completion", self.after_completion)):
+                if value is not None:
+                    data[key] = value
         else:
             data["input_paths"] = self.input_paths
         return data
@@ -165,16 +177,48 @@ def is_ours(tags: dict[str, str] | None, namespace: str) -> bool:
         and tags.get(NAMESPACE_TAG) == namespace
 
 
+def utc_text(moment: datetime) -> str:
+    """``2026-12-01T00:00:00Z``: how StartDate/EndDate are compared and shown."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scheduler_window(spec: CronSpec, now: datetime | None) -> tuple[str | None, str | None]:
+    """(StartDate, EndDate) of the cron's schedule. A start already passed is left out: AWS
+    refuses a StartDate more than 5 minutes ago, and a passed one constrains nothing (the
+    adapter reports a passed live one as None too). Without ``now`` the start is kept."""
+    bounds = active_window.bounds(spec.active, spec.timezone)
+    start = bounds.start
+    if start is not None and now is not None and start <= now:
+        start = None
+    return (utc_text(start) if start else None,
+            utc_text(bounds.end) if bounds.end else None)
+
+
+def rules_state(spec: CronSpec, now: datetime | None) -> str:
+    """A rule is DISABLED while suspended or, when ``now`` is known, outside its window."""
+    if spec.suspend:
+        return "DISABLED"
+    if now is not None and spec.active is not None \
+            and not active_window.bounds(spec.active, spec.timezone).contains(now):
+        return "DISABLED"
+    return "ENABLED"
+
+
 def desired_schedule(spec: CronSpec, dep: Deployment) -> DesiredSchedule:
     state = "DISABLED" if spec.suspend else "ENABLED"
     description = f"cronctl {dep.namespace}/{spec.name} ({spec.file})"
     if dep.backend == "scheduler":
+        start, end = scheduler_window(spec, dep.now)
         return DesiredSchedule(
             backend="scheduler", name=spec.name, group=dep.namespace,
             arn=schedule_arn(dep.region, dep.account, dep.namespace, spec.name, dep.partition),
             expression=spec.schedule, timezone=spec.timezone, state=state,
             description=description, target_arn=dep.topic_arn,
-            input=scheduler_input(spec.name), role_arn=dep.scheduler_role)
+            input=scheduler_input(spec.name), role_arn=dep.scheduler_role,
+            start_date=start, end_date=end,
+            after_completion="DELETE" if schedule_expressions.is_one_time(spec.schedule)
+            else None)
+    state = rules_state(spec, dep.now)
     name = rule_name(dep.namespace, spec.name)
     return DesiredSchedule(
         backend="rules", name=name, arn=rule_arn(dep.region, dep.account, name, dep.partition), group=None,
@@ -188,6 +232,15 @@ def timezone_problem(spec: CronSpec, backend: str) -> str | None:
     if backend == "rules" and spec.timezone != "UTC" and spec.schedule.startswith("cron("):
         return (f"timezone {spec.timezone} needs --scheduler scheduler "
                 "(EventBridge rules evaluate cron() in UTC only)")
+    return None
+
+
+def one_time_problem(spec: CronSpec, backend: str) -> str | None:
+    """EventBridge rules have no one-time schedules."""
+    if backend == "rules" and schedule_expressions.is_one_time(spec.schedule):
+        return (f"one-time schedule {spec.schedule} needs the EventBridge Scheduler backend "
+                "(EventBridge rules have no at() schedules): run `cronctl bootstrap "
+                "--scheduler scheduler` (or set --scheduler scheduler / CRONCTL_SCHEDULER)")
     return None
 
 

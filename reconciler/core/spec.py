@@ -88,6 +88,22 @@ class Replaces:
 
 
 @dataclass(frozen=True)
+class ActiveWindow:
+    """``active:``: the cron runs only inside ``[start, until]``, read in its time zone.
+
+    Each bound is ISO text, ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``, or None (open). A
+    date ``from`` starts at 00:00 of that day; a date ``until`` is inclusive to the end of
+    that day. ``core/schedule/window.py`` turns them into moments."""
+
+    start: str | None = None
+    until: str | None = None
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in (("from", self.start), ("until", self.until))
+                if value is not None}
+
+
+@dataclass(frozen=True)
 class CronSpec:
     """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
 
@@ -103,6 +119,7 @@ class CronSpec:
     notifications: Notifications = field(default_factory=Notifications)
     docs: str | None = None
     replaces: Replaces | None = None
+    active: ActiveWindow | None = None
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -134,6 +151,8 @@ class CronSpec:
             "docs": self.docs,
             # Only when set: specs stored before it existed keep their hash.
             **({"replaces": {"rule": self.replaces.rule}} if self.replaces else {}),
+            # Only when set: specs stored before it existed keep their hash.
+            **({"active": self.active.to_dict()} if self.active else {}),
         }
 
     @classmethod
@@ -143,6 +162,7 @@ class CronSpec:
         n = data.get("notifications") or {}
         args = c.get("arguments")
         replaces = data.get("replaces")
+        active = data.get("active")
         return cls(
             name=data["name"],
             file=file,
@@ -162,6 +182,8 @@ class CronSpec:
             notifications=Notifications(**n),
             docs=data.get("docs"),
             replaces=Replaces(rule=replaces["rule"]) if replaces else None,
+            active=ActiveWindow(start=active.get("from"), until=active.get("until"))
+            if active else None,
         )
 
     def spec_hash(self) -> str:

@@ -176,9 +176,9 @@ def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
              concurrency: str = "forbid", suspend: bool = False,
              schedule: str = "cron(*/5 * * * ? *)", timeout_s: int = 3600,
              notifications=None, docs: str | None = None,
-             schedule_since: str | None = None) -> None:
+             schedule_since: str | None = None, active=None) -> None:
     """A registry item as the control plane writes it (``notifications``: a
-    ``core.spec.Notifications``)."""
+    ``core.spec.Notifications``; ``active``: a ``core.spec.ActiveWindow``)."""
     from boto3.dynamodb.types import TypeSerializer
 
     from reconciler.core.registry_model import RegistryItem
@@ -188,7 +188,8 @@ def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
                     container=ContainerSpec(image="public.ecr.aws/docker/library/busybox:stable",
                                             arguments=("echo", "hello")),
                     timeout_s=timeout_s, concurrency=concurrency, suspend=suspend,
-                    **({"notifications": notifications} if notifications else {}), docs=docs)
+                    **({"notifications": notifications} if notifications else {}), docs=docs,
+                    active=active)
     overrides = {
         "containerOverrides": [
             {"name": "main", "command": ["echo", "hello"], "environment": []},

@@ -43,6 +43,7 @@ from reconciler.core.executions.records import (
     parse_time,
 )
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec
 
 # Missed runs are looked for among the fires of the last hour before the threshold, at most
@@ -184,8 +185,7 @@ def missed_fires(spec: CronSpec, since: datetime | str | None, now: datetime, *,
             anchor = since_at.replace(second=0, microsecond=0)
         if start >= latest:
             return []
-        times = schedule.next_fire_times(spec.schedule, spec.timezone, start, 500,
-                                         anchor=anchor)
+        times = active_window.spec_fire_times(spec, start, 500, anchor=anchor)
     except (schedule.ScheduleError, ValueError):
         return []
     return [t for t in times if t <= latest][-limit:]

@@ -25,8 +25,10 @@ from reconciler.core.cronfile.schema_errors import CONTAINER_KEYS, FieldProblem,
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position, parse
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import (
     DEFAULT_TIMEOUT_S,
+    ActiveWindow,
     ContainerSpec,
     CronSpec,
     Notifications,
@@ -201,7 +203,33 @@ def _field_problems(document: dict, stem: str) -> list[FieldProblem]:
         container = document.get(key)
         if isinstance(container, dict):
             problems += _container_problems(key, container)
+    problems += _active_problems(document)
     return problems
+
+
+def _active_problems(document: dict) -> list[FieldProblem]:
+    """``active:``: each bound a date or date-time, ``until`` not before ``from``."""
+    active = document.get("active")
+    if not isinstance(active, dict):
+        return []
+    problems = []
+    for key in ("from", "until"):
+        if key in active:
+            try:
+                active_window.parse_bound(active[key])
+            except ValueError as error:
+                problems.append(FieldProblem(("active", key), str(error)))
+    timezone = document.get("timezone", "UTC")
+    if problems or timezone_problem(timezone) or not set(active) <= {"from", "until"}:
+        return problems
+    message = active_window.window_problem(_active_of(active), timezone)
+    return [FieldProblem(("active", "until"), message)] if message else []
+
+
+def _active_of(active: dict) -> ActiveWindow:
+    text = {key: active_window.bound_text(active_window.parse_bound(active[key]))
+            for key in ("from", "until") if key in active}
+    return ActiveWindow(start=text.get("from"), until=text.get("until"))
 
 
 def _container_problems(key: str, container: dict) -> list[FieldProblem]:
@@ -250,6 +278,7 @@ def _build(document: dict, path: str, stem: str) -> CronSpec:
         docs=(document.get("meta") or {}).get("docs"),
         replaces=Replaces(rule=document["replaces"]["rule"]) if "replaces" in document
         else None,
+        active=_active_of(document["active"]) if "active" in document else None,
     )
 
 

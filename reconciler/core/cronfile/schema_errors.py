@@ -80,7 +80,8 @@ def checked_elsewhere(path: tuple) -> bool:
     """Paths whose values the loader checks itself, with more specific messages."""
     if path in {("name",), ("schedule",), ("timezone",), ("timeout",),
                 ("notifications", "no-run-threshold"),
-                ("notifications", "ran-longer-than-threshold")}:
+                ("notifications", "ran-longer-than-threshold"),
+                ("active", "from"), ("active", "until")}:
         return True
     if len(path) == 3 and path[0] in CONTAINER_KEYS:
         return path[1:] in {("capacity", "cpu"), ("capacity", "memory")} or path[1] == "env"

@@ -20,6 +20,11 @@ alert for nothing.
 
 ``rate(N unit)`` fires N units after the schedule's creation, not at round times: a
 Healthchecks simple check with ``timeout`` = the period, or Cronitor's ``every N units``.
+
+A one-time ``at()`` is refused: both services watch a recurring heartbeat, and a check that
+expects one run would report the cron down for ever after it (a plan error of the cron that
+says to drop ``notifications`` or use ``monitor: none``). An ``active`` window is not told to
+the service (documented in the README as left for later).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from reconciler.core.schedule.expressions import parse
 from reconciler.core.schedule.model import (
     FIRST_YEAR,
     LAST_YEAR,
+    AtExpression,
     CronExpression,
     DaysOfMonth,
     DaysOfWeek,
@@ -72,6 +78,10 @@ def monitor_timing(expression: str, timezone: str, provider: str,
     parsed = parse(expression)
     if isinstance(parsed, RateExpression):
         return _rate(parsed, provider)
+    if isinstance(parsed, AtExpression):
+        raise MonitorRefused(f"{expression} runs once, and {SERVICE_NAMES[provider]} watches "
+                             "recurring runs (a check expecting one run would report it down "
+                             "for ever after); remove 'notifications' from this one-time cron")
     text = five_field(parsed, provider)
     if provider == HEALTHCHECKS and len(text) > HEALTHCHECKS_SCHEDULE_MAX:
         raise MonitorRefused(f"the schedule as a 5-field expression ({text!r}) is {len(text)} "

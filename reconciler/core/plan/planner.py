@@ -24,12 +24,20 @@ Rules the plan keeps:
   starts one task per cron and scheduled time, whichever rule fires), then the cron's own
   schedule created, then the rule deleted; a rule not tagged ours for it is an error of the
   cron (nothing of it changes), a rule that is gone needs nothing;
-- monitors at the namespace's monitoring service follow ``plan/monitors.py``.
+- monitors at the namespace's monitoring service follow ``plan/monitors.py``;
+- a one-time ``at()`` cron needs the Scheduler backend (an error of the cron on rules); its
+  schedule deletes itself after it ran (``ActionAfterCompletion: DELETE``), so once its time
+  has passed (``Deployment.now``) a missing schedule whose registry item records the same
+  ``at()`` is done, not drift: a no-op "one-time run done", never re-created; an ``at()``
+  already in the past without such an item is an error of the cron (it would never run);
+- an ``active`` window is the schedule's StartDate/EndDate (Scheduler) or the rule's state:
+  DISABLED outside the window, ENABLED inside it (rules; ``desired.rules_state``).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.desired import (
@@ -40,6 +48,7 @@ from reconciler.core.desired import (
     desired_cron,
     family_of,
     is_ours,
+    one_time_problem,
     ours_tags,
     rule_input_template,
     rule_name,
@@ -58,11 +67,13 @@ from reconciler.core.plan.model import (
 )
 from reconciler.core.plan.monitors import MonitorPlanner, MonitorRecord
 from reconciler.core.registry_model import RegistryItem
+from reconciler.core.schedule import expressions as schedule_expressions
 from reconciler.core.spec import CronSpec
 
 ADOPTING = "adopting resource tagged as ours but missing from the registry"
 KNOWN_AFTER_APPLY = "(known after apply)"
 HELD_BACK = "file invalid: kept as is"
+ONE_TIME_DONE = "one-time run done"
 
 
 def desired_state(specs: tuple[CronSpec, ...], dep: Deployment, *, commit: str | None,
@@ -171,14 +182,15 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
         name = dc.spec.name
         if name in desired.held_back or name in blocked:
             continue
+        now = desired.deployment.now if desired.deployment else None
         problem = _cron_problem(dc, observed, ns, desired.backend) \
-            or secrets_problem(dc, desired.deployment)
+            or _past_problem(dc, observed, now) or secrets_problem(dc, desired.deployment)
         if problem:
             errors.append(PlanError(name, dc.spec.file, problem))
             kept.add(name)
             continue
         td_users.setdefault(dc.task_definition.family, []).append(dc)
-        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit, monitors)
+        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit, monitors, now)
 
     desired_names = {dc.spec.name for dc in desired.crons}
     known = _known_crons(observed, ns) | monitors.owned_crons()
@@ -216,8 +228,31 @@ def _schedules_of(observed: Observed, backend: str) -> dict[str, ObservedSchedul
     return observed.rules if backend == "rules" else observed.schedules
 
 
+def one_time_done(dc: DesiredCron, reg: RegistryItem | None, now: datetime | None) -> bool:
+    """An ``at()`` cron whose time has passed and whose registry item records the same
+    ``at()`` and zone: its schedule was created, and once gone it ran and deleted itself."""
+    moment = schedule_expressions.one_time_at(dc.spec.schedule, dc.spec.timezone) \
+        if schedule_expressions.is_one_time(dc.spec.schedule) else None
+    return moment is not None and now is not None and moment <= now and reg is not None \
+        and reg.spec.schedule == dc.spec.schedule and reg.spec.timezone == dc.spec.timezone
+
+
+def _past_problem(dc: DesiredCron, observed: Observed, now: datetime | None) -> str | None:
+    """An ``at()`` already past that this cron never had: it would never run."""
+    if now is None or not schedule_expressions.is_one_time(dc.spec.schedule):
+        return None
+    moment = schedule_expressions.one_time_at(dc.spec.schedule, dc.spec.timezone)
+    reg = observed.registry.get(dc.spec.name)
+    live = _schedules_of(observed, dc.schedule.backend).get(dc.schedule.name)
+    if moment is None or moment > now or live is not None or one_time_done(dc, reg, now):
+        return None
+    return (f"schedule {dc.spec.schedule} ({dc.spec.timezone}) is in the past "
+            f"({moment:%Y-%m-%d %H:%M:%S} UTC, now {now:%Y-%m-%d %H:%M:%S} UTC): it would never "
+            "run; set a future time, or use cronctl trigger to run it now")
+
+
 def _cron_problem(dc: DesiredCron, observed: Observed, ns: str, backend: str) -> str | None:
-    problem = timezone_problem(dc.spec, backend)
+    problem = timezone_problem(dc.spec, backend) or one_time_problem(dc.spec, backend)
     if problem:
         return problem
     reg = observed.registry.get(dc.spec.name)
@@ -301,6 +336,9 @@ def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem 
     current, wanted = live.current, dc.schedule
     if current.target_arn is None:
         return "drift: target removed"
+    if current.state != wanted.state and dc.spec.active is not None and not dc.spec.suspend:
+        return ("active window: inside it, rule enabled" if wanted.state == "ENABLED"
+                else "active window: outside it, rule disabled")
     if current.state != wanted.state:
         verb = "disabled" if current.state == "DISABLED" else "enabled"
         return f"drift: {kind} {verb} outside cronctl"
@@ -308,13 +346,16 @@ def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem 
 
 
 def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit,
-                  monitors: MonitorPlanner) -> list[Change]:
+                  monitors: MonitorPlanner, now: datetime | None = None) -> list[Change]:
     name, wanted = dc.spec.name, dc.schedule
     reg = observed.registry.get(name)
     live = _schedules_of(observed, wanted.backend).get(wanted.name)
     replaced = _replaced_rule(dc, observed)
     changes = _hand_over(dc, replaced) if replaced is not None else []
-    if live is None:
+    if live is None and replaced is None and one_time_done(dc, reg, now):
+        changes.append(Change(name, Resource.SCHEDULE, Action.NO_OP, ONE_TIME_DONE,
+                              desired=wanted))
+    elif live is None:
         if replaced is not None:
             reason = f"replaces rule {replaced.current.name}"
         elif reg is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from reconciler.core.schedule.model import (
     FIRST_YEAR,
     LAST_YEAR,
+    AtExpression,
     CronExpression,
     DayRule,
     DaysOfMonth,
@@ -33,6 +34,13 @@ def describe_rate(expression: RateExpression) -> str:
     if expression.value == 1:
         return f"every {expression.unit}"
     return f"every {expression.value} {expression.unit}s"
+
+
+def describe_at(expression: AtExpression) -> str:
+    """``once, at 18:00 on 2026-12-24`` (seconds shown only when not zero)."""
+    wall = expression.wall
+    time = f"{wall:%H:%M:%S}" if wall.second else f"{wall:%H:%M}"
+    return f"once, at {time} on {wall:%Y-%m-%d}"
 
 
 def describe_cron(expression: CronExpression) -> str:

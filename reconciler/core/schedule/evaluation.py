@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from reconciler.core.schedule.model import CronExpression, RateExpression
+from reconciler.core.schedule.model import AtExpression, CronExpression, RateExpression
 
 GAP_POLICIES = ("skip", "shift")
 
@@ -114,3 +114,18 @@ def rate_fire_times(expression: RateExpression, after: datetime, count: int,
         except OverflowError:
             break
     return found
+
+
+def at_moment(expression: AtExpression, zone: tzinfo, on_gap: str = "shift") -> datetime:
+    """The UTC moment a one-time ``at()`` fires: its wall-clock time in ``zone``. A time that
+    a spring-forward change skips fires at the first moment after the gap (a one-time run is
+    never silently dropped); a repeated time fires at its first occurrence."""
+    moment = _resolve(expression.wall, zone, on_gap)
+    return moment if moment is not None else _gap_end(expression.wall, zone)
+
+
+def at_fire_times(expression: AtExpression, zone: tzinfo, after: datetime,
+                  count: int) -> list[datetime]:
+    """The one fire time when it is strictly after ``after`` (and ``count`` > 0), else []."""
+    moment = at_moment(expression, zone)
+    return [moment] if count > 0 and moment > after else []

@@ -1,7 +1,8 @@
 """AWS schedule expressions: validation, next fire times, English descriptions.
 
 The grammar is EventBridge's: ``cron(minute hour day-of-month month day-of-week year)`` and
-``rate(value unit)``; one-time ``at()`` schedules are not supported. See
+``rate(value unit)``, and Scheduler's one-time ``at(yyyy-mm-ddThh:mm:ss)``, read in the cron's
+time zone (the rules backend cannot run it: the plan says so). See
 ``schedule.parsing`` for the exact rules, ``schedule.evaluation`` for how fire times are computed
 (including daylight-saving changes) and ``schedule.model`` for the parsed form.
 """
@@ -12,9 +13,15 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reconciler.core.schedule.description import describe_cron, describe_rate
-from reconciler.core.schedule.evaluation import cron_fire_times, rate_fire_times
+from reconciler.core.schedule.description import describe_at, describe_cron, describe_rate
+from reconciler.core.schedule.evaluation import (
+    at_fire_times,
+    at_moment,
+    cron_fire_times,
+    rate_fire_times,
+)
 from reconciler.core.schedule.model import (
+    AtExpression,
     CronExpression,
     Expression,
     RateExpression,
@@ -23,12 +30,15 @@ from reconciler.core.schedule.model import (
 from reconciler.core.schedule.parsing import analyse
 
 __all__ = [
+    "AtExpression",
     "CronExpression",
     "Expression",
     "RateExpression",
     "ScheduleError",
     "describe",
+    "is_one_time",
     "next_fire_times",
+    "one_time_at",
     "parse",
     "validate",
     "validate_timezone",
@@ -86,6 +96,9 @@ def next_fire_times(expression: str, timezone: str, after: datetime, count: int,
     occurrence); a time skipped when clocks go forward does not fire (``on_gap="skip"``, as
     AWS documents), or with ``on_gap="shift"`` fires at the first moment after the gap.
 
+    ``at()`` fires once, at its wall-clock time in ``timezone``: that one time comes back
+    when it is after ``after``, else nothing.
+
     ``rate()`` fires every interval from ``anchor`` (the schedule's start; default ``after``
     rounded down to the minute), i.e. at ``anchor + k * interval`` for k >= 0; the time zone
     plays no part.
@@ -103,18 +116,34 @@ def next_fire_times(expression: str, timezone: str, after: datetime, count: int,
     zone = _zone(timezone)
     if isinstance(parsed, RateExpression):
         return rate_fire_times(parsed, after, count, anchor)
+    if isinstance(parsed, AtExpression):
+        return at_fire_times(parsed, zone, after, count)
     return cron_fire_times(parsed, zone, after, count, on_gap)
 
 
 def describe(expression: str, timezone: str = "UTC") -> str:
     """A plain-English description, e.g. 'every 10 minutes'.
 
-    ``cron()`` descriptions end with `` (Europe/Berlin)`` when the zone is not UTC; rates
+    ``cron()`` and ``at()`` descriptions end with `` (Europe/Berlin)`` when the zone is not UTC; rates
     do not depend on the zone and never mention it.
     """
     parsed = parse(expression)
     if isinstance(parsed, RateExpression):
         return describe_rate(parsed)
-    text = describe_cron(parsed)
+    text = describe_at(parsed) if isinstance(parsed, AtExpression) else describe_cron(parsed)
     zone = _zone(timezone)
     return text if zone.key in ("UTC", "Etc/UTC") else f"{text} ({zone.key})"
+
+
+def is_one_time(expression: str) -> bool:
+    """True for an ``at(...)`` expression (valid or not): it fires at most once."""
+    return isinstance(expression, str) and expression.startswith("at(")
+
+
+def one_time_at(expression: str, timezone: str) -> datetime | None:
+    """When a valid ``at()`` fires (aware UTC); None for any other expression."""
+    if not is_one_time(expression):
+        return None
+    parsed = parse(expression)
+    assert isinstance(parsed, AtExpression)
+    return at_moment(parsed, _zone(timezone))

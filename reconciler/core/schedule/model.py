@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 
 class ScheduleError(ValueError):
@@ -166,4 +166,13 @@ class RateExpression:
         return timedelta(seconds=self.value * RATE_UNIT_SECONDS[self.unit])
 
 
-Expression = CronExpression | RateExpression
+@dataclass(frozen=True)
+class AtExpression:
+    """A valid one-time ``at(yyyy-mm-ddThh:mm:ss)``; ``wall`` is the naive wall-clock time,
+    read in the cron's time zone."""
+
+    text: str
+    wall: datetime
+
+
+Expression = CronExpression | RateExpression | AtExpression

@@ -11,6 +11,7 @@ The grammar of lists, ranges and steps shared by all fields is in ``schedule.fie
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from reconciler.core.schedule.fields import (
     DAY_OF_MONTH,
@@ -24,6 +25,9 @@ from reconciler.core.schedule.fields import (
     value_of,
 )
 from reconciler.core.schedule.model import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    AtExpression,
     CronExpression,
     DayRule,
     DaysOfMonth,
@@ -65,29 +69,28 @@ def analyse(expression: object) -> tuple[Expression | None, list[str]]:
         problems.add(_unbracketed(expression, word))
         return None, problems
     kind, body = match.groups()
-    if kind.lower() == "at":
-        problems.add("one-time at() schedules are not supported")
-        return None, problems
+    if kind == "at":
+        return _at(expression, body, problems), problems
     if kind == "cron":
         return _cron(expression, body, problems), problems
     if kind == "rate":
         return _rate(expression, body, problems), problems
-    if kind.lower() in ("cron", "rate"):
+    if kind.lower() in ("cron", "rate", "at"):
         problems.add(f"write {kind.lower()}(...) in lower case, not {kind}(...)")
     else:
-        problems.add(f"unknown schedule type {kind!r}: use cron(...) or rate(...)")
+        problems.add(f"unknown schedule type {kind!r}: use cron(...), rate(...) or at(...)")
     return None, problems
 
 
 def _unbracketed(expression: str, word: str) -> str:
     """The message for an expression that is not ``word(...)``."""
-    if word.lower() == "at":
-        return "one-time at() schedules are not supported"
-    if word.lower() not in ("cron", "rate"):
-        return f"schedule expression must be cron(...) or rate(...), got {_short(expression)!r}"
+    if word.lower() not in ("cron", "rate", "at"):
+        return (f"schedule expression must be cron(...), rate(...) or at(...), "
+                f"got {_short(expression)!r}")
     rest = expression[len(word):]
     if not rest.startswith("("):
-        example = "cron(0 12 * * ? *)" if word.lower() == "cron" else "rate(5 minutes)"
+        example = {"cron": "cron(0 12 * * ? *)", "rate": "rate(5 minutes)",
+                   "at": AT_EXAMPLE}[word.lower()]
         return f"{word} needs parentheses, e.g. {example}"
     if ")" in rest:
         return f"{word}(...): unexpected text after the closing parenthesis"
@@ -96,6 +99,49 @@ def _unbracketed(expression: str, word: str) -> str:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- at() ---------------------------------------------------------------------------------
+
+AT_EXAMPLE = "at(2026-12-24T18:00:00)"
+AT_FORMAT = f"at(yyyy-mm-ddThh:mm:ss), e.g. {AT_EXAMPLE}"
+
+
+def _at(text: str, body: str, problems: Problems) -> AtExpression | None:
+    """``at(yyyy-mm-ddThh:mm:ss)`` exactly as EventBridge Scheduler documents it: no time zone
+    suffix (the cron's ``timezone`` applies), no fractions, seconds required."""
+    if body != body.strip():
+        return problems.add("at(): no spaces allowed directly inside the parentheses")
+    if body == "":
+        return problems.add(f"at() needs a date and time: {AT_FORMAT}")
+    if re.fullmatch(r".*(Z|[+-][0-9]{2}:?[0-9]{2})", body) and "T" in body:
+        return problems.add("at(): no time zone offset or Z; the time is read in the cron's "
+                            f"'timezone' (default UTC): {AT_FORMAT}")
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]+", body):
+        return problems.add(f"at(): separate the date and the time with T, not a space: "
+                            f"{AT_FORMAT}")
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", body):
+        return problems.add(f"at(): a time is required after the date: {AT_FORMAT}")
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", body):
+        return problems.add(f"at(): seconds are required (hh:mm:ss): {AT_FORMAT}")
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+", body):
+        return problems.add(f"at(): fractions of a second are not allowed: {AT_FORMAT}")
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})",
+                         body)
+    if match is None:
+        return problems.add(f"at(): {_short(body)!r} is not a date and time; write {AT_FORMAT}")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        return problems.add(f"at(): year must be {FIRST_YEAR}-{LAST_YEAR}, got {year}")
+    if not 1 <= month <= 12:
+        return problems.add(f"at(): month must be 01-12, got {match.group(2)}")
+    if hour > 23 or minute > 59 or second > 59:
+        return problems.add(f"at(): {body[11:]} is not a time of day (00:00:00-23:59:59)")
+    try:
+        wall = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return problems.add(f"at(): {body[:10]} is not a date (the month has no day {day})")
+    return AtExpression(text=text, wall=wall)
 
 
 # --- rate() -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec
 
 RUNTASK_BURST = 100  # RunTask calls ECS accepts at once (Fargate default bucket)
@@ -86,8 +87,7 @@ def fire_times(spec: CronSpec, start: datetime, end: datetime,
     found: list[datetime] = []
     after = start - timedelta(microseconds=1)
     while len(found) < MAX_FIRES_PER_CRON:
-        batch = schedule.next_fire_times(spec.schedule, spec.timezone, after, 500,
-                                         anchor=anchor)
+        batch = active_window.spec_fire_times(spec, after, 500, anchor=anchor)
         for moment in batch:
             if moment >= end:
                 return found

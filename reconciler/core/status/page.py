@@ -5,7 +5,10 @@ Two pages and two error pages, served by ``reconciler.service.http.status_page``
 - the overview (``GET /``): every cron with its schedule in English (and its time zone), its
   next run in UTC and, for a cron in another zone, on that zone's clock, the status and
   duration of its latest execution, and its alert when it has one (``CronRow.alert``: the
-  column appears only when some cron has an alert);
+  column appears only when some cron has an alert); below the table, the fleet's timeline
+  of the next hour (``Overview.timeline``, from ``core.schedule.timeline.fleet_timeline``):
+  every fire time (at most ``TIMELINE_ROWS`` listed, then how many more) and the busiest
+  minutes with the RunTask calls they need;
 - a cron's page (``GET /crons/<name>``): the same facts, its runbook (``meta.docs``) and
   where its file comes from, then its recent executions, each with the ``cronctl logs``
   command that prints its output and, on AWS, a link to its stream in the CloudWatch Logs
@@ -43,9 +46,12 @@ from reconciler.core.executions.records import (
 )
 from reconciler.core.log_streams import stream_name
 from reconciler.core.schedule import expressions as schedule_module
+from reconciler.core.schedule.timeline import Timeline
 from reconciler.core.status.render import MONTHS, format_duration, format_moment
 
 NONE = "-"
+TIMELINE_ROWS = 100  # fires listed in the overview's timeline; the rest are counted
+BUSIEST_MINUTES = 5
 # Status -> CSS class of its badge: ok (green), bad (red), active (blue), idle (grey). A status
 # not listed here, and a cron that never ran, is idle.
 STATUS_CLASSES = {
@@ -128,15 +134,18 @@ class CronRow:
     next_run: datetime | None = None
     last: Execution | None = None
     alert: str | None = None
+    next_run_note: str | None = None  # ``status_render.next_run_note``: one-time done, window
 
 
 @dataclass(frozen=True)
 class Overview:
-    """``GET /``: the namespace's crons (in the order given) at ``now`` (aware)."""
+    """``GET /``: the namespace's crons (in the order given) at ``now`` (aware), and the
+    fleet's timeline of the coming hour (None: not shown)."""
 
     namespace: str
     now: datetime
     crons: Sequence[CronRow]
+    timeline: Timeline | None = None
 
 
 @dataclass(frozen=True)
@@ -231,15 +240,52 @@ def _schedule_cell(row: CronRow) -> str:
 
 
 def _next_run_cell(row: CronRow, now: datetime) -> str:
+    note = f' <span class="sub note">{_e(row.next_run_note)}</span>' if row.next_run_note \
+        else ""
     if row.next_run is None:
-        return "- (suspended)" if row.suspended else NONE
+        return ("- (suspended)" if row.suspended else NONE) + note
     parts = [_time(row.next_run)]
     if not _is_utc(row.timezone):
         local = format_in_zone(row.next_run, row.timezone)
         if local:
             parts.append(f'<span class="sub local">{_e(local)}</span>')
     parts.append(f'<span class="sub">{_e(_relative(row.next_run, now))}</span>')
-    return " ".join(parts)
+    return " ".join(parts) + note
+
+
+def _timeline_section(timeline: Timeline, now: datetime) -> str:
+    """The coming hour: each fire (time, cron), then the busiest minutes."""
+    lines = ['<section class="timeline">',
+             f"<h2>Next hour: {len(timeline.fires)} "
+             f"run{'' if len(timeline.fires) == 1 else 's'} scheduled</h2>"]
+    if not timeline.fires:
+        lines.append('<p class="empty">Nothing is scheduled to start in the next hour.</p>')
+    else:
+        lines += ['<div class="scroll"><table class="fires">',
+                  "<thead><tr><th>Time</th><th>Cron</th></tr></thead>", "<tbody>"]
+        for fire in timeline.fires[:TIMELINE_ROWS]:
+            link = f'<a href="/crons/{quote(fire.cron, safe="")}">{_e(fire.cron)}</a>'
+            lines.append(f'<tr data-fire="{_e(fire.cron)}"><td class="nowrap">'
+                         f'{_time(fire.at)} <span class="sub">{_e(_relative(fire.at, now))}'
+                         f"</span></td><td>{link}</td></tr>")
+        lines.append("</tbody></table></div>")
+        more = len(timeline.fires) - TIMELINE_ROWS
+        if more > 0:
+            lines.append(f'<p class="sub more">and {more} more</p>')
+        busiest = [m for m in timeline.busiest(BUSIEST_MINUTES) if m.starts > 1]
+        if busiest:
+            lines.append('<h3>Busiest minutes</h3><ul class="busiest">')
+            for minute in busiest:
+                late = minute.late_s()
+                delay = f", the last about {late:.0f} s late" if late > 0 else ""
+                lines.append(f"<li>{_time(minute.minute)}: {minute.starts} task starts "
+                             f"(RunTask calls){_e(delay)}</li>")
+            lines.append("</ul>")
+    if timeline.assumed_anchor:
+        lines.append('<p class="sub">rate() crons whose start is not recorded are shown from '
+                     f"the hour's start: {_e(', '.join(timeline.assumed_anchor))}</p>")
+    lines.append("</section>")
+    return "\n".join(lines) + "\n"
 
 
 def _duration(execution: Execution | None, now: datetime) -> str:
@@ -316,7 +362,10 @@ def overview_page(view: Overview) -> str:
             cells.append(f'<td class="alert-cell">{alert}</td>')
         lines.append(f'<tr data-cron="{_e(row.name)}">' + "".join(cells) + "</tr>")
     lines.append("</tbody></table></div>")
-    return _page(f"cronctl · {view.namespace}", "", subtitle, "\n".join(lines) + "\n")
+    body = "\n".join(lines) + "\n"
+    if view.timeline is not None:
+        body += _timeline_section(view.timeline, view.now)
+    return _page(f"cronctl · {view.namespace}", "", subtitle, body)
 
 
 def logs_command(cron: str, execution_id: str, flags: Sequence[str] = ()) -> str:

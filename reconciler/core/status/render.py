@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from reconciler.core.alerts.model import AlertState
 from reconciler.core.executions.records import PENDING, RUNNING, Execution, parse_time
 from reconciler.core.schedule import expressions as schedule_module
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -145,18 +146,38 @@ def next_run_of(spec: CronSpec, now: datetime, since: datetime | str | None) -> 
     """
     if spec.suspend:
         return None
-    expression, timezone = spec.schedule, spec.timezone
     try:
-        parsed = schedule_module.parse(expression)
+        parsed = schedule_module.parse(spec.schedule)
         anchor = None
         if isinstance(parsed, schedule_module.RateExpression):
             if since is None:
                 return None  # counted from a start nobody recorded: unknown, not guessed
             anchor = _as_datetime(since).astimezone(UTC).replace(microsecond=0)
-        times = schedule_module.next_fire_times(expression, timezone, now, 1, anchor=anchor)
+        times = active_window.spec_fire_times(spec, now, 1, anchor=anchor)
     except (schedule_module.ScheduleError, ValueError, TypeError):
         return None
     return times[0] if times else None
+
+
+def next_run_note(spec: CronSpec, now: datetime) -> str | None:
+    """Why the next run is what it is, when the schedule alone does not say: a one-time
+    ``at()`` whose time has passed ("one-time run done": its schedule deleted itself), or an
+    ``active`` window that has ended or not begun."""
+    try:
+        once = schedule_module.one_time_at(spec.schedule, spec.timezone)
+        bounds = active_window.bounds(spec.active, spec.timezone)
+    except (schedule_module.ScheduleError, ValueError):
+        return None
+    if once is not None and once <= now:
+        return "one-time run done"
+    if spec.active is None:
+        return None
+    window = f"{active_window.describe_window(spec.active)}, {spec.timezone}"
+    if bounds.end is not None and now >= bounds.end:
+        return f"active window ended ({window})"
+    if bounds.start is not None and now < bounds.start:
+        return f"active window not begun ({window})"
+    return f"active window {window}"
 
 
 # -- the cron's state ----------------------------------------------------------------------
@@ -241,6 +262,7 @@ class CronStatus:
     open_runs: tuple[Execution, ...] = ()
     alert: AlertState | None = None
     alert_text: str | None = None
+    next_run_note: str | None = None  # ``next_run_note``: one-time done, active window
 
     @property
     def status(self) -> str:
@@ -255,6 +277,8 @@ def status_json(view: CronStatus) -> dict:
         "next_run": _iso(view.next_run),
         "executions": [execution_json(e, view.timezone) for e in view.executions],
     }
+    if view.next_run_note:
+        data["next_run_note"] = view.next_run_note
     if _zone(view.timezone) is not None:
         data["timezone"] = view.timezone
         data["next_run_local"] = local_iso(view.next_run, view.timezone)
@@ -278,7 +302,8 @@ def status_text(view: CronStatus) -> str:
         ("Name", view.name),
         ("Status", view.status),
         ("Schedule", view.schedule),
-        ("Next Run", format_moment_in_zone(view.next_run, view.timezone)),
+        ("Next Run", format_moment_in_zone(view.next_run, view.timezone)
+         + (f" ({view.next_run_note})" if view.next_run_note else "")),
         *([("Alert", view.alert_text)] if view.alert_text else []),
     ])
     lines += ["", "Last Executions:"]

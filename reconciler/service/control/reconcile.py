@@ -77,7 +77,7 @@ def deployment(settings: Settings, account: str, partition: str = "aws") -> Depl
         default_task_role_arn=settings.default_task_role_arn,
         scheduler_role_arn=settings.scheduler_role_arn, partition=partition,
         fargate=settings.placement.fargate, rules_quota=settings.rules_quota,
-        monitor=settings.monitor, year=datetime.now(UTC).year)
+        monitor=settings.monitor, year=datetime.now(UTC).year, now=datetime.now(UTC))
 
 
 def _snapshot(settings: Settings, source: Source) -> Snapshot:

@@ -4,7 +4,8 @@ moto never fires rules or schedules. This thread computes each registered cron's
 (in its time zone) and, when one is due, publishes to the namespace's SNS topic exactly the
 message the EventBridge rule's input transformer (or the Scheduler target input) produces:
 ``{"cron": NAME, "scheduled_at": "<ISO-8601 UTC>"}``. Fires due before the clock started are
-not back-filled.
+not back-filled. A one-time ``at()`` fires once; nothing fires outside a cron's ``active``
+window (``core/schedule/window.spec_fire_times``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from reconciler.core.registry_model import RegistryItem
-from reconciler.core.schedule import expressions as schedule
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec
 from reconciler.logs import get_logger
 
@@ -110,8 +111,7 @@ class LocalClock:
 
     def _after(self, spec: CronSpec, moment: datetime,
                anchor: datetime | None = None) -> datetime | None:
-        times = schedule.next_fire_times(spec.schedule, spec.timezone,
-                                         moment, 1, anchor=anchor or self._anchor)
+        times = active_window.spec_fire_times(spec, moment, 1, anchor=anchor or self._anchor)
         if not times:
             return None
         return times[0] if times[0] > moment else moment + timedelta(minutes=1)

@@ -2,7 +2,10 @@
 ECS task, even when a process crashes at any step.
 
 The execution record is the intent. One dispatch:
-1. reads the cron's registry item (unknown -> ``unknown_cron``; suspended -> ``suspended``);
+1. reads the cron's registry item (unknown -> ``unknown_cron``; suspended -> ``suspended``;
+   a scheduled time outside the cron's ``active`` window -> ``outside_window``, not recorded:
+   the rules backend's backstop, its rule being disabled outside the window by the plan; a
+   manual ``cronctl trigger`` is not held to the window);
 2. creates the execution record, PENDING, conditionally (``attribute_not_exists``), carrying
    this attempt's id and a claim on the record (``claimed_by``/``claim_until``, default
    30 s). If the first answer is lost and the retry finds the record, the attempt id in it is
@@ -48,6 +51,7 @@ from reconciler.adapters.registry_read import RegistryReader
 from reconciler.core.alerts.model import initial_effects
 from reconciler.core.executions import records as ex
 from reconciler.core.json_bounds import loads_bounded
+from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import NAME_PATTERN, CronSpec
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
@@ -61,6 +65,7 @@ log = get_logger("cronctl.dispatch")
 STARTED, SKIPPED, DUPLICATE = "started", "skipped", "duplicate"
 SUSPENDED, FAILED_TO_START, UNKNOWN_CRON = "suspended", "failed_to_start", "unknown_cron"
 IN_PROGRESS = "in_progress"
+OUTSIDE_WINDOW = "outside_window"
 LOCK_ATTEMPTS = 5
 DEFAULT_TIMEOUT_S = 24 * 3600
 # What a run that fails to start leaves in its outbox: its ping and its alert (dispatch logs
@@ -189,6 +194,10 @@ class Dispatcher:
         if spec.suspend and not (trigger == "manual" and force):
             log.info("dispatch.suspended", cron=cron, scheduled_at=scheduled_at)
             return DispatchOutcome(SUSPENDED, reason="cron is suspended")
+        if trigger != "manual" and (why := self._outside(spec, scheduled_at)):
+            log.info("dispatch.outside_window", cron=cron, scheduled_at=scheduled_at,
+                     reason=why)
+            return DispatchOutcome(OUTSIDE_WINDOW, reason=why)
         now = datetime.now(UTC)
         attempt = str(uuid.uuid4())
         eid = ex.execution_id(cron, scheduled_at) if trigger == "schedule" \
@@ -211,6 +220,17 @@ class Dispatcher:
         if stored is None:      # deleted meanwhile (its history expired): nothing to do
             return DispatchOutcome(DUPLICATE, eid)
         return self.resume(stored, item=item, attempt=attempt)
+
+    @staticmethod
+    def _outside(spec: CronSpec, scheduled_at: str) -> str | None:
+        """Why a run scheduled at ``scheduled_at`` starts nothing (its active window)."""
+        if spec.active is None:
+            return None
+        try:
+            scheduled = ex.parse_time(scheduled_at)
+        except ValueError:
+            return None  # left to the record's own parsing below
+        return active_window.outside_reason(spec, scheduled)
 
     def resume(self, stored: ex.Execution, item=None, attempt: str | None = None,
                source: str = "delivery") -> DispatchOutcome:

@@ -6,7 +6,9 @@ answer says ``Cache-Control: no-store``). A name is checked against ``NAME_PATTE
 anything is looked up; an unknown cron is a 404 page. When the tables cannot be read the
 answer is a 503 page saying why. The next run and the execution that gives a cron's state (a
 run in progress, also behind newer SKIPPED fires) are computed as ``cronctl status`` computes
-them (``core.status.render.next_run_of`` and ``current_execution``).
+them (``core.status.render.next_run_of`` and ``current_execution``). The overview also shows
+the fleet's timeline of the next hour (``core.schedule.timeline.fleet_timeline``, rate()
+crons counted from their registry ``schedule_since``), in every mode: on AWS and embedded.
 The pages carry no script, and their Content-Security-Policy allows none.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from reconciler.adapters.alert_states import AlertStates
 from reconciler.adapters.aws import AwsClients
@@ -24,9 +26,10 @@ from reconciler.core.alerts.decide import describe_state
 from reconciler.core.alerts.model import AlertState
 from reconciler.core.executions.records import Execution
 from reconciler.core.registry_model import RegistryItem
+from reconciler.core.schedule.timeline import fleet_timeline
 from reconciler.core.spec import NAME_PATTERN
 from reconciler.core.status import page as status_page
-from reconciler.core.status.render import current_execution, next_run_of
+from reconciler.core.status.render import current_execution, next_run_note, next_run_of
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.http.routes import Answer
@@ -37,6 +40,7 @@ log = get_logger("cronctl.status_page")
 OVERVIEW_PATH = "/"
 CRON_PREFIX = "/crons/"
 HISTORY = 20  # executions shown on a cron's page
+TIMELINE_WINDOW = timedelta(hours=1)  # the overview's timeline
 DEFAULT_NAMESPACE = "crons"
 HTML = "text/html; charset=utf-8"
 HEADERS = {
@@ -111,7 +115,7 @@ class StatusPages:
             name=item.name, schedule=spec.schedule, timezone=spec.timezone,
             suspended=spec.suspend,
             next_run=next_run_of(spec, now, item.schedule_since), last=last,
-            alert=describe_state(alert, spec))
+            alert=describe_state(alert, spec), next_run_note=next_run_note(spec, now))
 
     def _open_by_cron(self) -> dict[str, list[Execution]]:
         found: dict[str, list[Execution]] = {}
@@ -128,7 +132,8 @@ class StatusPages:
             latest = self._executions.recent(item.name, 1)
             rows.append(self._row(item, now, current_execution(
                 [*latest, *open_runs.get(item.name, [])]), alerts.get(item.name)))
-        return status_page.Overview(namespace=self._settings.namespace, now=now, crons=rows)
+        return status_page.Overview(namespace=self._settings.namespace, now=now, crons=rows,
+                                    timeline=_timeline(items, now))
 
     def _cron_page(self, name: str, now: datetime) -> status_page.CronPage | None:
         item = self._registry.get(name)
@@ -147,6 +152,34 @@ class StatusPages:
             # Console links only for AWS itself, not for a local endpoint.
             console_region=None if settings.endpoint_url else settings.region,
             logs_flags=flags)
+
+
+def _timeline(items: list[RegistryItem], now: datetime):
+    """The next hour of the fleet's fires, from the minute after ``now``."""
+    start = now.astimezone(UTC)
+    anchors = {}
+    for item in items:
+        since = _since(item.schedule_since)
+        if since is not None:
+            anchors[item.name] = since
+    return fleet_timeline([item.spec for item in items], start, start + TIMELINE_WINDOW,
+                          anchors)
+
+
+def _since(value) -> datetime | None:
+    """A registry ``schedule_since`` (ISO text or datetime) as aware UTC, to the second."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def _html(status: int, reason: str, text: str) -> Answer:
