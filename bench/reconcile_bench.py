@@ -1,112 +1,371 @@
-"""Benchmark 1: AWS API calls and wall time of reconcile passes for N crons.
+"""Reconcile rows for N crons on ``IMAGES`` images (rules backend), from an empty namespace:
 
-Per backend and N, from an empty namespace (tables, topic and cluster only): (a) the first
-apply, (b) a no-op pass right after, (c) a pass after editing one cron, (d) a dry-run with one
-more cron edited (planned, not applied). Crons share ``IMAGES`` images, so the first apply
-registers exactly ``IMAGES`` task definitions whatever N is.
+- ``reconcile.initial``: the first apply;
+- ``reconcile.noop_same_commit``: a pass at the same commit right after;
+- ``reconcile.one_change``: a pass at a new commit where one cron has another schedule and
+  one more environment variable;
+- ``reconcile.drift_sweep``: at that same commit, after drift was made out of band on
+  ``drifted(n)`` crons (a third of their rules disabled, a third lost their targets, a third
+  deleted), the full check (``--full-check``, the daemon's drift check) that finds and
+  repairs it.
+
+Passes run in this process with ``run_pass`` on warm clients (as the daemon's loop does), the
+cron files given as a Snapshot (no Git). Calls are counted client-side (botocore hooks) and
+their parameters recorded; the floors are measured afterwards against the same server with
+raw boto3 making exactly the floor's calls (recorded parameters replayed, or the reads a full
+drift check cannot do without).
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
 
-from bench.env import bench_settings, format_counts, reset, table, writes
-from reconciler.adapters.aws import AwsClients
-from reconciler.core.cronfile.snapshot import Snapshot
-from reconciler.service.control.reconcile import PassResult, run_pass
-from reconciler.settings import Settings
-from tests.support.reconcile_env import cron_yaml, prepare
+from botocore import xform_name
+from botocore.exceptions import ClientError
 
-IMAGES = 5
-COMMIT_A, COMMIT_B, COMMIT_C = "a" * 40, "b" * 40, "c" * 40
+from bench.env import (
+    CallLog,
+    bench_settings,
+    pages,
+    raw_client,
+    reset,
+    row,
+    timed_calls,
+)
+from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.registry import NAMESPACE_ITEM
+from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.service.bootstrap import bootstrap
+from reconciler.service.control.reconcile import PassResult, run_pass
+from tests.support.reconcile_env import cron_yaml
+
+IMAGES = 50
+COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
+SERVICES = ("dynamodb", "events", "scheduler", "ecs", "sts")
+# botocore's event names use the service id ("eventbridge"); clients are made by name.
+CLIENT_NAMES = {"eventbridge": "events"}
+RULES_PAGE = 100  # ListRules' largest page (Limit)
 
 
 def cron_name(index: int) -> str:
-    return f"job-{index:04d}"
+    return f"job-{index:05d}"
 
 
 def image(index: int) -> str:
-    return f"public.ecr.aws/docker/library/busybox:1.3{index % IMAGES}"
+    return f"public.ecr.aws/docker/library/busybox:1.{index % IMAGES}"
+
+
+def images(n: int) -> int:
+    return min(n, IMAGES)
 
 
 def snapshot(n: int, commit: str, edited: frozenset[int] = frozenset()) -> Snapshot:
     """N cron files spread over ``IMAGES`` images; crons in ``edited`` have another schedule
     and one more environment variable."""
-    files = {}
+    return Snapshot(commit=commit, files=files(n, edited))
+
+
+def files(n: int, edited: frozenset[int] = frozenset()) -> dict[str, bytes]:
+    out = {}
     for i in range(n):
         env = {"JOB": str(i), **({"EDITED": "yes"} if i in edited else {})}
         schedule = "rate(7 minutes)" if i in edited else f"cron({i % 60} {i % 24} * * ? *)"
-        text = cron_yaml(schedule, image(i), env=env)
-        files[f"crons.d/{cron_name(i)}.yaml"] = text.encode()
-    return Snapshot(commit=commit, files=files)
+        out[f"crons.d/{cron_name(i)}.yaml"] = cron_yaml(schedule, image(i), env=env).encode()
+    return out
 
 
-@dataclass(frozen=True)
-class Step:
-    """One measured pass."""
-
-    label: str
-    result: PassResult
-
-    @property
-    def total(self) -> int:
-        return sum(self.result.api_calls.values())
+def drifted(n: int) -> int:
+    """Crons drifted out of band before the sweep: 1%, at least 3 (one of each kind)."""
+    return max(3, n // 100)
 
 
-@dataclass(frozen=True)
-class ReconcileRun:
-    backend: str
-    n: int
-    steps: tuple[Step, ...]
-    task_definitions_live: int
-
-    def step(self, label_start: str) -> Step:
-        return next(s for s in self.steps if s.label.startswith(label_start))
-
-
-def _checked(label: str, result: PassResult) -> Step:
+def _checked(label: str, result: PassResult) -> PassResult:
     if not result.ok:
         raise RuntimeError(f"{label}: pass failed: errors={result.errors} "
                            f"plan_errors={result.plan and result.plan.errors} "
                            f"apply_errors={result.apply_errors}")
-    return Step(label, result)
+    return result
 
 
-def run_one(url: str, backend: str, n: int) -> ReconcileRun:
-    """The four passes for ``n`` crons on ``backend``, from a reset moto server."""
+def _plan(result: PassResult) -> dict[str, int]:
+    return result.plan.counts() if result.plan else {}
+
+
+EDITED = frozenset({0})  # the cron changed by ``reconcile.one_change``
+
+
+@dataclass
+class ReconcileRun:
+    rows: list
+    initial_sequence: list  # (operation, None, seconds) of the first apply, in order
+    # Afterwards the namespace holds ``files(n, EDITED)`` applied (floors live apart).
+
+
+class Replayer:
+    """Raw boto3 clients on the server; ``run(op, params)`` makes one call (a conditional
+    failure is an answer like any other: the call was made)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: dict[str, object] = {}
+
+    def client(self, service_key: str):
+        name = CLIENT_NAMES.get(service_key, service_key)
+        if name not in self._clients:
+            self._clients[name] = raw_client(self.url, name)
+        return self._clients[name]
+
+    def run(self, op: str, params: dict | None) -> None:
+        service, operation = op.split(".")
+        try:
+            getattr(self.client(service), xform_name(operation))(**(params or {}))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def warm(self, services=("eventbridge", "dynamodb", "ecs")) -> None:
+        """Open each client's connection first (the passes ran on warm clients too)."""
+        for service in services:
+            client = self.client(service)
+            if service == "eventbridge":
+                client.list_rules(Limit=1)
+            elif service == "dynamodb":
+                client.list_tables(Limit=1)
+            else:
+                client.list_clusters(maxResults=1)
+
+
+FLOOR_PREFIX = "floor-"
+FLOOR_TABLE_SUFFIX = "-floor"
+
+
+def _floor_table(replayer: Replayer, registry: str) -> None:
+    """The floor's registry table (the registry's schema), so that the floor's items are not
+    crons of the namespace (the daemon row may run on this namespace next)."""
+    ddb = replayer.client("dynamodb")
+    ddb.create_table(TableName=registry + FLOOR_TABLE_SUFFIX, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}])
+
+
+def _renamed(op: str, params: dict) -> dict:
+    """The same call on a resource of the floor's own (``floor-`` names, the floor's registry
+    table): a floor replay creates what the pass created and updates what it updated, next to
+    the pass's resources, conditions and all."""
+    params = dict(params)
+    if op in ("eventbridge.PutRule", "eventbridge.TagResource"):
+        if "Name" in params:
+            params["Name"] = FLOOR_PREFIX + params["Name"]
+        if "ResourceARN" in params:
+            arn, _, name = params["ResourceARN"].rpartition("/")
+            params["ResourceARN"] = f"{arn}/{FLOOR_PREFIX}{name}"
+    elif op == "eventbridge.PutTargets":
+        params["Rule"] = FLOOR_PREFIX + params["Rule"]
+    elif op == "ecs.RegisterTaskDefinition":
+        params["family"] = FLOOR_PREFIX + params["family"]
+    elif op in ("dynamodb.PutItem", "dynamodb.UpdateItem"):
+        params["TableName"] += FLOOR_TABLE_SUFFIX
+    return params
+
+
+def _select(calls, wanted: dict[str, int], table: str | None = None):
+    """The first ``wanted[op]`` recorded calls of each op (registry items only for DynamoDB:
+    not the namespace's own item), in recorded order, renamed to the floor's resources."""
+    left = dict(wanted)
+    out = []
+    for op, params, seconds in calls:
+        if left.get(op, 0) <= 0:
+            continue
+        if op.startswith("dynamodb.") and (params.get("TableName") != table or str(
+                (params.get("Item") or params.get("Key") or {}).get("name", {}).get(
+                    "S", "#")).startswith("#")):
+            continue
+        left[op] -= 1
+        out.append((op, _renamed(op, params), seconds))
+    return out
+
+
+def run(url: str, n: int) -> ReconcileRun:
+    """The four passes for ``n`` crons, then their floors, from a reset moto server."""
     reset(url)
-    settings: Settings = bench_settings(url, scheduler=backend)
-    clients = prepare(settings, AwsClients(settings))
-    steps = [
-        _checked("a. first apply", run_pass(clients, settings, dry_run=False,
-                                            source=snapshot(n, COMMIT_A))),
-        _checked("b. no-op", run_pass(clients, settings, dry_run=False,
-                                      source=snapshot(n, COMMIT_A))),
-        _checked("c. 1 cron edited", run_pass(clients, settings, dry_run=False,
-                                              source=snapshot(n, COMMIT_B, frozenset({0})))),
-        _checked("d. dry-run, 1 more edited", run_pass(
-            clients, settings, dry_run=True, source=snapshot(n, COMMIT_C, frozenset({0, 1})))),
+    settings = bench_settings(url, scheduler="rules")
+    clients = AwsClients(settings)
+    bootstrap(clients, settings)  # as a real namespace: the daemon row may reuse it
+    log = CallLog(clients, SERVICES, keep_params=True)
+    log.take()
+    k = images(n)
+
+    initial = _checked("initial", run_pass(clients, settings, dry_run=False,
+                                           source=snapshot(n, COMMIT_A)))
+    initial_calls = log.take()
+    noop = _checked("noop", run_pass(clients, settings, dry_run=False,
+                                     source=snapshot(n, COMMIT_A)))
+    log.take()
+    edited = EDITED
+    change = _checked("one change", run_pass(clients, settings, dry_run=False,
+                                             source=snapshot(n, COMMIT_B, edited)))
+    change_calls = log.take()
+    replayer = Replayer(url)
+    drift = _make_drift(replayer, settings.namespace, n)
+    # The drift check: a full pass (the daemon's every --drift-check-interval; the CLI's
+    # --full-check); a pass at the same commit is otherwise cheap and reads nothing.
+    sweep = _checked("drift sweep", run_pass(clients, settings, dry_run=False,
+                                             source=snapshot(n, COMMIT_B, edited),
+                                             full_check=True))
+    sweep_calls = log.take()
+    repaired = _repaired(replayer, drift)
+    log.recording = False
+
+    # -- floors, against the same server -------------------------------------------------
+    replayer.warm()
+    registry = settings.registry_table
+    _floor_table(replayer, registry)
+    # First apply: K RegisterTaskDefinition (one per image: crons share task definitions) +
+    # N x (PutRule + PutTargets) (a rule and its target are two APIs; PutRule takes the
+    # ownership tags) + N registry PutItem (one item per cron; no batching: BatchWriteItem
+    # has no conditions). No read is needed: the namespace is known to be empty from the
+    # registry, which the floor leaves out (the CLI's fixed start-up reads, at most 4).
+    initial_floor = _select(initial_calls, {"ecs.RegisterTaskDefinition": k,
+                                            "eventbridge.PutRule": n,
+                                            "eventbridge.PutTargets": n,
+                                            "dynamodb.PutItem": n}, registry)
+    initial_floor_s = timed_calls(initial_floor, replayer.run)
+    # No-op at an unchanged commit: 1 GetItem, the namespace item holding the last applied
+    # commit; nothing else can change what is applied (drift is the sweep's job). The
+    # issue's target allows up to ceil(N/500) DynamoDB requests and 0 control-plane calls.
+    noop_floor = [("dynamodb.GetItem", {"TableName": registry, "ConsistentRead": True,
+                                        "Key": {"name": {"S": NAMESPACE_ITEM}}}, 0.0)]
+    noop_floor_s = min(timed_calls(noop_floor, replayer.run) for _ in range(5))
+    # One changed cron (schedule and environment): PutRule (the expression) + PutTargets
+    # (the input/overrides) + 1 registry write (the new spec). Its task definition is
+    # unchanged (same image); tags are unchanged (set at creation). Warm daemon: no read.
+    # Replayed on the floor's copy of that cron (made by the initial floor): an update too.
+    change_floor = _select(change_calls, {"eventbridge.PutRule": 1,
+                                          "eventbridge.PutTargets": 1,
+                                          "dynamodb.PutItem": 1}, registry)
+    change_floor += [c for c in _select(change_calls, {"dynamodb.UpdateItem": 1}, registry)
+                     if not any(op.startswith("dynamodb.") for op, *_ in change_floor)]
+    change_floor_s = timed_calls(change_floor, replayer.run)
+    # Full drift check of every resource + the repairs: ceil(N/100) ListRules (a page of 100
+    # carries each rule's expression and state) + N ListTargetsByRule (a rule's targets show
+    # only per rule) + K DescribeTaskDefinition (only a per-definition read shows its
+    # containers) + the repairs: PutRule for each disabled or deleted rule, PutTargets for
+    # each rule that lost its targets or was deleted. No registry read: desired state is the
+    # files, ownership is in the names.
+    sweep_floor, sweep_floor_s = _sweep_floor(replayer, settings.namespace, sweep_calls,
+                                              drift, k)
+
+    rows = [
+        row("reconcile.initial", n, initial.duration_s, initial.api_calls, len(initial_floor),
+            initial_floor_s, "K RegisterTaskDefinition + N x (PutRule + PutTargets) + N "
+            "registry PutItem", images=k, plan=_plan(initial)),
+        row("reconcile.noop_same_commit", n, noop.duration_s, noop.api_calls, 1, noop_floor_s,
+            "1 GetItem of the namespace item (last applied commit); target: 0 control-plane "
+            "calls, <= ceil(N/500) DynamoDB requests", plan=_plan(noop),
+            target_calls=pages(n, 500)),
+        row("reconcile.one_change", n, change.duration_s, change.api_calls, len(change_floor),
+            change_floor_s, "PutRule + PutTargets + 1 registry write; target <= 6 calls",
+            plan=_plan(change), target_calls=6),
+        row("reconcile.drift_sweep", n, sweep.duration_s, sweep.api_calls,
+            sum(sweep_floor.values()),
+            sweep_floor_s, "ceil(N/100) ListRules + N ListTargetsByRule + K "
+            "DescribeTaskDefinition + repairs (PutRule per disabled/deleted rule, PutTargets "
+            "per rule without targets)", plan=_plan(sweep), drifted=len(drift),
+            drift_repaired=repaired, floor_by_operation=sweep_floor),
     ]
-    families = clients.client("ecs").list_task_definition_families(
-        familyPrefix=f"{settings.namespace}-td-", status="ACTIVE")["families"]
-    return ReconcileRun(backend, n, tuple(steps), len(families))
+    return ReconcileRun(rows, [(op, None, s) for op, _params, s in initial_calls])
 
 
-def render(runs: list[ReconcileRun]) -> str:
-    rows = []
-    for run in runs:
-        for step in run.steps:
-            counts = step.result.plan.counts() if step.result.plan else {}
-            plan = f"+{counts.get('create', 0)} ~{counts.get('update', 0)} " \
-                   f"-{counts.get('delete', 0)}"
-            rows.append([run.backend, run.n, step.label, plan, step.total,
-                         writes(step.result.api_calls), f"{step.result.duration_s:.2f}",
-                         format_counts(step.result.api_calls)])
-    head = ["backend", "N", "pass", "plan (+create ~update -delete)", "API calls",
-            "writes", "wall s", "calls by operation"]
-    tds = [f"- {r.backend} N={r.n}: RegisterTaskDefinition in first apply = "
-           f"{r.step('a.').result.api_calls.get('ecs.RegisterTaskDefinition', 0)}, "
-           f"active task definition families afterwards = {r.task_definitions_live}"
-           for r in runs]
-    return table(head, rows) + "\n\nShared task definitions (" + f"{IMAGES} images):\n" \
-        + "\n".join(tds)
+def _all_rules(replayer: Replayer, namespace: str) -> list[dict]:
+    events = replayer.client("eventbridge")
+    rules, token = [], None
+    for _page in range(10_000):
+        kwargs = {"NamePrefix": f"{namespace}-", "Limit": RULES_PAGE}
+        if token:
+            kwargs["NextToken"] = token
+        answer = events.list_rules(**kwargs)
+        rules += answer["Rules"]
+        token = answer.get("NextToken")
+        if not token:
+            break
+    return sorted(rules, key=lambda r: r["Name"])
+
+
+def _make_drift(replayer: Replayer, namespace: str, n: int) -> list[tuple[str, str]]:
+    """(kind, rule name) of the drift made out of band: ``disabled``, ``no-targets``,
+    ``deleted``, spread over the fleet."""
+    rules = [r["Name"] for r in _all_rules(replayer, namespace)
+             if r["Name"].startswith(f"{namespace}-{cron_name(0)[:4]}")]  # crons' rules only
+    count = min(drifted(n), len(rules))
+    step = max(1, len(rules) // count)
+    events = replayer.client("eventbridge")
+    out = []
+    for i, name in enumerate(rules[::step][:count]):
+        kind = ("disabled", "no-targets", "deleted")[i % 3]
+        if kind == "disabled":
+            events.disable_rule(Name=name)
+        else:
+            ids = [t["Id"] for t in events.list_targets_by_rule(Rule=name)["Targets"]]
+            if ids:
+                events.remove_targets(Rule=name, Ids=ids)
+            if kind == "deleted":
+                events.delete_rule(Name=name)
+        out.append((kind, name))
+    return out
+
+
+def _repaired(replayer: Replayer, drift: list[tuple[str, str]]) -> int:
+    """How many drifted rules are back (enabled, with targets)."""
+    events = replayer.client("eventbridge")
+    ok = 0
+    for _kind, name in drift:
+        try:
+            state = events.describe_rule(Name=name)["State"]
+            targets = events.list_targets_by_rule(Rule=name)["Targets"]
+        except ClientError:
+            continue
+        ok += state == "ENABLED" and bool(targets)
+    return ok
+
+
+def _sweep_floor(replayer: Replayer, namespace: str, sweep_calls, drift,
+                 k: int) -> tuple[dict[str, int], float]:
+    """The full drift check's floor, made live: (calls by operation, wall seconds)."""
+    events, ecs = replayer.client("eventbridge"), replayer.client("ecs")
+    families = ecs.list_task_definition_families(
+        familyPrefix=f"{namespace}-td-", status="ACTIVE")["families"][:k]  # not timed
+    needs = {("eventbridge.PutRule", name) for kind, name in drift if kind != "no-targets"}
+    needs |= {("eventbridge.PutTargets", name) for kind, name in drift if kind != "disabled"}
+    repairs = []
+    for op, params, _seconds in sweep_calls:
+        key = (op, params.get("Name") or params.get("Rule"))
+        if key in needs:
+            needs.discard(key)
+            repairs.append((op, params))
+    made: Counter[str] = Counter()
+    started = time.monotonic()
+    names, token = [], None
+    for _page in range(10_000):
+        kwargs = {"NamePrefix": f"{namespace}-", "Limit": RULES_PAGE}
+        if token:
+            kwargs["NextToken"] = token
+        answer = events.list_rules(**kwargs)
+        made["eventbridge.ListRules"] += 1
+        # the crons' rules (not bootstrap's ECS events rule, which the page lists too)
+        names += [r["Name"] for r in answer["Rules"]
+                  if r["Name"].startswith(f"{namespace}-{cron_name(0)[:4]}")]
+        token = answer.get("NextToken")
+        if not token:
+            break
+    for name in names:
+        events.list_targets_by_rule(Rule=name)
+        made["eventbridge.ListTargetsByRule"] += 1
+    for family in families:
+        ecs.describe_task_definition(taskDefinition=family)
+        made["ecs.DescribeTaskDefinition"] += 1
+    for op, params in repairs:
+        replayer.run(op, params)
+        made[op] += 1
+    return dict(sorted(made.items())), time.monotonic() - started

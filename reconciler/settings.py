@@ -358,6 +358,7 @@ class Settings:
     slack_api_url = _delegate("notifications", "slack_api_url")
     pagerduty_events_url = _delegate("notifications", "pagerduty_events_url")
     notify_timeout_s = _delegate("notifications", "notify_timeout_s")
+    slack_configured = _delegate("notifications", "slack_configured")
     listen = _delegate("daemon", "listen")
     interval_s = _delegate("daemon", "interval_s")
     drift_check_s = _delegate("daemon", "drift_check_s")

@@ -1,57 +1,119 @@
-"""The benchmark harness at its smallest sizes: it runs, stops by itself, and its counts are
-sane (a no-op pass writes nothing, crons share task definitions, one RunTask per dispatch,
-every event consumed)."""
+"""The benchmark harness at tiny sizes: it starts its own moto server process, runs, stops by
+itself, and writes well-formed ``results.json`` rows, each with its floor, and a RESULTS.md
+with the issue's targets. Nothing here depends on timing: only shapes and call counts."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
-from bench import consumer_bench, dispatch_bench, reconcile_bench
+from bench import quota_sim
 from bench.__main__ import main, sizes
+from bench.daemon_bench import _SERIES
+from bench.dispatch_bench import throttled
 from bench.env import format_counts, is_write, percentile, writes
+from bench.reconcile_bench import images
+
+KEYS = {"name": str, "n": int, "wall_s": float, "aws_calls": int, "calls_by_operation": dict,
+        "floor_calls": int, "floor_wall_s": float, "floor_definition": str}
 
 
-@pytest.mark.parametrize("backend", ["rules", "scheduler"])
-def test_reconcile_counts_of_three_crons(aws, backend):
-    run = reconcile_bench.run_one(aws, backend, 3)
-    first, noop, edited, dry = run.steps
-    assert first.result.api_calls["ecs.RegisterTaskDefinition"] == 3  # 3 images among 3 crons
-    assert run.task_definitions_live == 3
-    assert noop.result.plan is not None and not noop.result.plan.has_changes
-    # the same commit again: a cheap pass, one read of the namespace's applied-commit record
-    assert noop.result.cheap and noop.result.api_calls == {"dynamodb.BatchGetItem": 1}
-    assert writes(dry.result.api_calls) == 0 and dry.result.plan.has_changes
-    # rules: PutRule, TagResource, PutTargets, PutItem; and the applied-commit record cleared
-    # before the change (DeleteItem) and written after it (PutItem)
-    assert 0 < writes(edited.result.api_calls) <= 6
-    per_cron_read = "eventbridge.ListTargetsByRule" if backend == "rules" else "scheduler.GetSchedule"
-    assert dry.result.api_calls[per_cron_read] == 3
-    table = reconcile_bench.render([run])
-    assert table.count(f"| {backend} | 3 |") == 4
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert main(["--sizes", "3", "--dispatches", "12", "--burst", "3", "--events", "20",
+                 "--only", "reconcile", "--only", "dispatch", "--only", "consume",
+                 "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    data["markdown"] = (out / "RESULTS.md").read_text()
+    return data
 
 
-def test_dispatch_through_http_starts_one_task_per_publish(aws):
-    run = dispatch_bench.run(aws, 3)
-    assert len(run.latencies_s) == 3 and all(x > 0 for x in run.latencies_s)
-    assert run.calls["ecs.RunTask"] == 3
-    assert run.warm_up_calls["ecs.RunTask"] == 1
-    assert "| 3 |" in dispatch_bench.render(run)
+def rows_named(results, name):
+    return [r for r in results["rows"] if r["name"] == name]
 
 
-def test_consumer_consumes_every_event(aws):
-    run = consumer_bench.run(aws, 2, copies=2)
-    assert run.events == 8
-    assert run.calls["dynamodb.GetItem"] == 8  # one read of the execution per event
-    assert "| 2 | 8 |" in consumer_bench.render(run)
+def test_every_row_is_well_formed_with_its_floor(results):
+    names = [r["name"] for r in results["rows"]]
+    assert names == ["reconcile.initial", "reconcile.noop_same_commit", "reconcile.one_change",
+                     "reconcile.drift_sweep", "apply.simulated_quota", "dispatch",
+                     "dispatch.burst", "consume"]
+    for r in results["rows"]:
+        for key, kind in KEYS.items():
+            assert isinstance(r[key], kind if kind is not float else (int, float)), (r, key)
+        assert r["aws_calls"] == sum(r["calls_by_operation"].values()) > 0
+        assert r["floor_calls"] > 0 and r["floor_wall_s"] >= 0
+        assert r["floor_calls"] <= r["aws_calls"] or r["name"] == "reconcile.drift_sweep"
+    assert results["run"]["command"].startswith("python -m bench --sizes 3")
+    assert "moto server in its own process" in results["run"]["aws"]
 
 
-def test_main_prints_markdown_and_stops(capsys):
-    assert main(["--only", "dispatch", "--dispatches", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "- command: `python -m bench --only dispatch --dispatches 1`" in out
-    assert "## 2. Dispatch latency" in out and "nproc:" in out
+def test_reconcile_rows_count_what_the_floors_say(results):
+    initial, = rows_named(results, "reconcile.initial")
+    k = images(3)
+    assert initial["calls_by_operation"]["ecs.RegisterTaskDefinition"] == k
+    assert initial["floor_calls"] == k + 3 * 3  # K + N x (PutRule + PutTargets + PutItem)
+    noop, = rows_named(results, "reconcile.noop_same_commit")
+    assert writes(noop["calls_by_operation"]) == 0 and noop["floor_calls"] == 1
+    change, = rows_named(results, "reconcile.one_change")
+    assert change["floor_calls"] == 3 and change["plan"]["update"] >= 1
+    sweep, = rows_named(results, "reconcile.drift_sweep")
+    assert sweep["drift_repaired"] == sweep["drifted"] == 3
+    # 1 ListRules page + 3 ListTargetsByRule + K DescribeTaskDefinition + 4 repairs
+    assert sweep["floor_calls"] == 1 + 3 + k + 4
+
+
+def test_simulated_apply_is_labelled_and_bounded_by_its_floor(results):
+    sim, = rows_named(results, "apply.simulated_quota")
+    assert sim["simulated"] is True and sim["n"] == 10_000 and sim["images"] == 50
+    assert sim["extrapolated_from"] == 3
+    assert sim["floor_calls"] == 50 + 3 * 10_000
+    assert sim["wall_s"] >= sim["quota_only_s"] >= sim["floor_wall_s"] > 0
+
+
+def test_dispatch_rows(results):
+    dispatch, = rows_named(results, "dispatch")
+    assert dispatch["duplicates"] == 1  # every 10th of 12 deliveries
+    assert dispatch["calls_by_operation"]["ecs.RunTask"] == 11
+    assert dispatch["floor_calls"] == 3 * 11 + 1
+    assert dispatch["cold_calls_by_operation"]["ecs.RunTask"] == 1
+    for key in ("p50_ms", "p99_ms", "floor_p50_ms", "floor_p99_ms", "cold_ms", "floor_cold_ms"):
+        assert dispatch[key] > 0
+    burst, = rows_named(results, "dispatch.burst")
+    assert burst["all_started"] and burst["calls_by_operation"]["ecs.RunTask"] == 3
+    assert burst["floor_calls"] == 9
+
+
+def test_consume_row(results):
+    consume, = rows_named(results, "consume")
+    assert consume["n"] == 20 and consume["executions"] == 2
+    assert consume["max_queue_depth"] <= 30
+    # per event 1 UpdateItem, per batch 2 SQS calls, per execution 1 lock DeleteItem
+    assert consume["floor_calls"] >= 20 + 2 * 2 + 2  # 2 batches at least
+
+
+def test_markdown_has_targets_and_run_facts(results):
+    md = results["markdown"]
+    assert "## Issue 10's targets" in md and "| what | target | measured | verdict |" in md
+    assert "nproc" in md and "moto" in md and "SIMULATED" in md
+    for name in ("reconcile.initial", "dispatch.burst", "consume"):
+        assert f"`{name}`" in md
+
+
+def test_quota_simulation_without_latency():
+    sequence = [("ecs.RegisterTaskDefinition", None, 0.0)] * 22 \
+        + [("eventbridge.PutRule", None, 0.0)] * 150 + [("dynamodb.PutItem", None, 0.0)] * 500
+    # 20 task definitions at once, 2 more at 1/s; 50 rules at once, 100 more at 50/s
+    assert quota_sim.simulate(sequence) == pytest.approx(2.0 + 2.0)
+    assert quota_sim.floor_s({"ecs.RegisterTaskDefinition": 22,
+                              "eventbridge.PutRule": 150}) == pytest.approx(2.0)
+
+
+def test_metrics_lines_are_parsed():
+    match = _SERIES.match('cronctl_aws_api_calls_total{service="ecs",operation="RunTask"} 3.0')
+    assert match and match["labels"] == 'service="ecs",operation="RunTask"'
 
 
 @pytest.mark.parametrize(("text", "expected"), [("10,100,1000", (10, 100, 1000)), ("5", (5,))])
@@ -70,3 +132,17 @@ def test_helpers():
     assert format_counts({"a.X": 4, "a.Y": 6}, per=2) == "Y×3, X×2"
     assert format_counts({}) == "—"
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+
+
+def test_daemon_rss_row(tmp_path):
+    assert main(["--only", "daemon", "--rss-n", "2", "--out", str(tmp_path)]) == 0
+    rss, = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert rss["name"] == "daemon.rss" and rss["n"] == 2 and rss["passes"] >= 3
+    assert rss["rss_mib"] > 0 and rss["floor_rss_mib"] > 0 and rss["floor_calls"] > 0
+    assert rss["calls_by_operation"]["eventbridge.ListRules"] >= 3  # one per pass at least
+
+
+def test_runtask_throttling_simulation():
+    assert throttled([0.0] * 100) == 0
+    assert throttled([0.0] * 101) == 1
+    assert throttled([i / 20 for i in range(200)]) == 0  # 20/s is the sustained rate

@@ -115,30 +115,6 @@ def test_the_first_reconcile_takes_the_rule_over_without_a_lost_or_double_run(ad
     assert run_pass(clients, settings, dry_run=True).plan.has_changes is False
 
 
-def test_a_rule_not_named_as_cronctl_names_it_is_refused(settings, tmp_path, monkeypatch,
-                                                         capsys):
-    monkeypatch.setenv("AWS_REGION", REGION)
-    clients = prepare(settings)
-    td = clients.client("ecs").register_task_definition(
-        family="x", containerDefinitions=[{"name": "app", "image": "app:1", "memory": 512}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    events = clients.client("events")
-    events.put_rule(Name="legacy-invoices", ScheduleExpression="rate(5 minutes)")
-    events.put_targets(Rule="legacy-invoices", Targets=[{
-        "Id": "run", "Arn": f"arn:aws:ecs:{REGION}:123456789012:cluster/c", "RoleArn": ROLE,
-        "EcsParameters": {"TaskDefinitionArn": td}}])
-    out = tmp_path / "crons.d"
-    code = main(["import", "aws", "--rules-prefix", "legacy-", "--adopt", "--namespace",
-                 "test", "--out", str(out)])
-    report = capsys.readouterr().out
-    assert code == 1 and not out.exists()
-    assert "--adopt: rule legacy-invoices is not named as cronctl names the rule of cron " \
-           "invoices (test-invoices) and a rule cannot be renamed" in report
-    tags = events.list_tags_for_resource(
-        ResourceARN=f"arn:aws:events:{REGION}:123456789012:rule/legacy-invoices")["Tags"]
-    assert tags == []
-
-
 def test_schedules_of_the_namespaces_group_are_taken_over_in_place(settings, tmp_path,
                                                                    monkeypatch, capsys):
     monkeypatch.setenv("AWS_REGION", REGION)

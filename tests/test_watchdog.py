@@ -192,7 +192,9 @@ def test_decide_table():
         (ex.Execution(**{**base.__dict__, "task_arn": "t", "status": "RUNNING",
                          "started_at": "2026-01-01T11:57:59.000Z"}), repairs.Repair.CHECK_TASK),
         (ex.Execution(**{**base.__dict__, "status": "SUCCESS", "lock_released": True}),
-         repairs.Repair.NONE),
+         repairs.Repair.CLOSE),
+        (ex.Execution(**{**base.__dict__, "status": "SUCCESS", "lock_released": True,
+                         "outbox": frozenset({"alert"})}), repairs.Repair.NONE),
         (ex.Execution(**{**base.__dict__, "status": "SUCCESS"}), repairs.Repair.RELEASE_LOCK),
     ]
     for record, expected in cases:

@@ -12,9 +12,20 @@ Every write that decides something is conditional, so several dispatchers and co
   and released only by its holder.
 
 Records carry ``unfinished = "1"``, the key of the sparse index ``unfinished`` that the
-watchdog queries, from their creation until they are terminal *and* their overlap lock is
-released (``mark_lock_released`` removes it): a crash between storing a final state and
-releasing the lock leaves the run in the index, and the next sweep releases the lock.
+watchdog queries, from their creation until they are terminal, their overlap lock is
+released *and* their outbox is empty: a crash between storing a final state and releasing the
+lock, or before the effects of the outbox (log line, ping, alerts) are carried out, leaves the
+run in the index, and the next sweep finishes the work.
+
+The outbox (``outbox``, a string set of effect names; see ``reconciler.core.alerts.model``)
+is written with the final state in the same conditional write (``apply``, ``finish_unstarted``
+with ``effects``). Its effects are carried out under a claim (``claim_outbox``: owner and
+expiry, conditional), each removed only after it succeeded (``remove_effects``,
+``release_outbox``, conditional on the claim); a failed delivery leaves it, with when it may
+be retried. Whoever writes last of "lock released" and "outbox empty" sees both in the answer
+(``ReturnValues``) and takes the run out of the index (``close``, conditional); a drain that
+carried out every effect of a finished run whose lock is released empties the outbox and takes
+the run out of the index in one write (``finish_outbox``).
 """
 
 from __future__ import annotations
@@ -27,9 +38,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.adapters.tables import EXECUTIONS_BY_CRON, EXECUTIONS_UNFINISHED, UNFINISHED
-from reconciler.core.executions.records import PENDING, Execution
+from reconciler.core.executions.records import PENDING, RUNNING, TERMINAL, Execution
 from reconciler.errors import Conflict
 from reconciler.settings import Settings
+
+# Attributes that only the outbox's own writes change: an event-derived write (``apply``)
+# never sets them from what it read.
+OUTBOX_FIELDS = frozenset({"outbox", "outbox_owner", "outbox_until", "outbox_retry_at",
+                           "outbox_attempts", "outbox_failing_since", "notices", "overlong_at"})
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -62,7 +78,7 @@ class ExecutionStore:
         ours: it carries this ``execution.attempt_id``, and the caller tells it apart from a
         real duplicate by that."""
         data = execution.to_dict()
-        if not execution.terminal:
+        if not execution.terminal or execution.outbox:
             data[UNFINISHED] = "1"
         try:
             call_retrying(self._ddb.put_item, TableName=self._table,
@@ -82,16 +98,18 @@ class ExecutionStore:
         item = response.get("Item")
         return Execution.from_dict(from_attributes(item)) if item else None
 
-    def apply(self, execution: Execution, read_version: int | None) -> bool:
+    def apply(self, execution: Execution, read_version: int | None,
+              effects: frozenset[str] = frozenset()) -> bool:
         """Write an event-derived record if the stored version is still ``read_version``.
 
         Compare-and-swap on ``version``: stronger than "stored version < new version" (which
         ``apply_event`` already ensured against what was read), because it also makes the
         transition to a terminal state happen exactly once when replicas race on two events
         of one task. Returns False when someone else wrote first (re-read and re-apply).
+        ``effects`` are added to the outbox in the same write (a run becoming terminal).
         """
         data = execution.to_dict()
-        fields = [k for k in data if k != "execution_id"]
+        fields = [k for k in data if k != "execution_id" and k not in OUTBOX_FIELDS]
         names = {f"#{k}": k for k in fields}
         names["#version"] = "version"
         values = to_attributes({f":{k}": data[k] for k in fields})
@@ -101,6 +119,9 @@ class ExecutionStore:
             condition = "#version = :read_version"
             values[":read_version"] = {"N": str(read_version)}
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in fields)
+        if effects:
+            update += " ADD outbox :effects"
+            values[":effects"] = {"SS": sorted(effects)}
         try:
             call_retrying(
                 self._ddb.update_item, TableName=self._table,
@@ -180,37 +201,208 @@ class ExecutionStore:
         return True
 
     def finish_unstarted(self, execution_id: str, status: str, reason: str,
-                         lock_released: bool = True) -> bool:
+                         lock_released: bool = True,
+                         effects: frozenset[str] = frozenset()) -> bool:
         """End a PENDING record that has no task and that no event has touched
-        (SKIPPED / FAILED_TO_START); False when it has moved on meanwhile."""
+        (SKIPPED / FAILED_TO_START), with ``effects`` in its outbox; False when it has moved
+        on meanwhile. It leaves the index of open runs at once only when its lock is released
+        and it has no effects to carry out."""
+        leaves = lock_released and not effects
+        values = to_attributes({":status": status, ":reason": reason, ":now": _now_iso(),
+                                ":pending": PENDING, ":released": lock_released})
+        if effects:
+            values[":effects"] = {"SS": sorted(effects)}
         try:
             call_retrying(
                 self._ddb.update_item, TableName=self._table,
                 Key={"execution_id": {"S": execution_id}},
                 UpdateExpression="SET #status = :status, reason = :reason, stopped_at = :now, "
                                  "lock_released = :released "
-                                 "REMOVE claim_until, claimed_by"
-                                 + (", #unfinished" if lock_released else ""),
+                                 + ("ADD outbox :effects " if effects else "")
+                                 + "REMOVE claim_until, claimed_by"
+                                 + (", #unfinished" if leaves else ""),
                 ConditionExpression="#status = :pending AND attribute_not_exists(#version) "
                                     "AND attribute_not_exists(task_arn)",
                 ExpressionAttributeNames={"#status": "status", "#version": "version",
-                                          **({"#unfinished": UNFINISHED} if lock_released
-                                             else {})},
-                ExpressionAttributeValues=to_attributes({
-                    ":status": status, ":reason": reason, ":now": _now_iso(),
-                    ":pending": PENDING, ":released": lock_released}))
+                                          **({"#unfinished": UNFINISHED} if leaves else {})},
+                ExpressionAttributeValues=values)
         except Conflict:
             return False
         return True
 
-    def mark_lock_released(self, execution_id: str) -> None:
+    def mark_lock_released(self, execution_id: str, outbox_pending: bool = False) -> None:
         """Note that the record's overlap lock is gone (redeliveries need not release it) and
-        take the finished run out of the index of open runs."""
-        call_retrying(self._ddb.update_item, TableName=self._table,
-                      Key={"execution_id": {"S": execution_id}},
-                      UpdateExpression="SET lock_released = :yes REMOVE #unfinished",
-                      ExpressionAttributeNames={"#unfinished": UNFINISHED},
-                      ExpressionAttributeValues={":yes": {"BOOL": True}})
+        take the finished run out of the index of open runs, unless its outbox still has
+        effects to carry out (then whoever empties the outbox does). ``outbox_pending``: the
+        caller knows it has (one write instead of two)."""
+        if not outbox_pending:
+            try:
+                call_retrying(self._ddb.update_item, TableName=self._table,
+                              Key={"execution_id": {"S": execution_id}},
+                              UpdateExpression="SET lock_released = :yes REMOVE #unfinished",
+                              ConditionExpression="attribute_not_exists(outbox)",
+                              ExpressionAttributeNames={"#unfinished": UNFINISHED},
+                              ExpressionAttributeValues={":yes": {"BOOL": True}})
+                return
+            except Conflict:
+                pass
+        answer = call_retrying(self._ddb.update_item, TableName=self._table,
+                               Key={"execution_id": {"S": execution_id}},
+                               UpdateExpression="SET lock_released = :yes",
+                               ExpressionAttributeValues={":yes": {"BOOL": True}},
+                               ReturnValues="ALL_NEW")
+        self._close_if_done(answer.get("Attributes"))
+
+    # -- the outbox ---------------------------------------------------------------------
+    def claim_outbox(self, execution_id: str, owner: str, claim_s: float,
+                     now: float | None = None, *, ignore_backoff: bool = False
+                     ) -> Execution | None:
+        """Take the record's outbox for ``owner`` until ``now + claim_s``: the record as it is
+        then, or None when it has no effects, another replica holds a live claim, or (unless
+        ``ignore_backoff``) a failed delivery may not be retried yet."""
+        now = time.time() if now is None else now
+        condition = ("attribute_exists(outbox) AND (attribute_not_exists(outbox_until) OR "
+                     "outbox_until < :now OR outbox_owner = :me)")
+        if not ignore_backoff:
+            condition += " AND (attribute_not_exists(outbox_retry_at) OR outbox_retry_at <= :now)"
+        try:
+            answer = call_retrying(
+                self._ddb.update_item, TableName=self._table,
+                Key={"execution_id": {"S": execution_id}},
+                UpdateExpression="SET outbox_owner = :me, outbox_until = :until",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_attributes({
+                    ":me": owner, ":until": _epoch(now + claim_s), ":now": _epoch(now)}),
+                ReturnValues="ALL_NEW")
+        except Conflict:
+            return None
+        return Execution.from_dict(from_attributes(answer["Attributes"]))
+
+    def remove_effects(self, execution_id: str, owner: str, effects: frozenset[str],
+                       *, release: bool = False, retry_at: float | None = None,
+                       attempts: int | None = None,
+                       failing_since: float | None = None) -> Execution | None:
+        """Remove ``effects`` (carried out, or dropped) from the outbox while ``owner`` holds
+        its claim; with ``release`` the claim ends too, and ``retry_at``/``attempts``/
+        ``failing_since`` note a failed delivery (all None: no failure pending). The record
+        after the write, or None when the claim was lost. Takes the run out of the index of
+        open runs when that emptied the outbox of a finished run whose lock is released."""
+        sets, removes = [], []
+        values: dict = {":me": {"S": owner}}
+        update = ""
+        if effects:
+            update += "DELETE outbox :done "
+            values[":done"] = {"SS": sorted(effects)}
+        if release:
+            removes += ["outbox_owner", "outbox_until"]
+            for name, value in (("outbox_retry_at", retry_at), ("outbox_attempts", attempts),
+                                ("outbox_failing_since", failing_since)):
+                if value is None:
+                    removes.append(name)
+                else:
+                    sets.append(f"{name} = :{name}")
+                    values[f":{name}"] = _serializer.serialize(
+                        _epoch(value) if isinstance(value, float) else value)
+        if sets:
+            update += "SET " + ", ".join(sets) + " "
+        if removes:
+            update += "REMOVE " + ", ".join(removes)
+        if not update.strip():
+            return None
+        try:
+            answer = call_retrying(self._ddb.update_item, TableName=self._table,
+                                   Key={"execution_id": {"S": execution_id}},
+                                   UpdateExpression=update.strip(),
+                                   ConditionExpression="outbox_owner = :me",
+                                   ExpressionAttributeValues=values, ReturnValues="ALL_NEW")
+        except Conflict:
+            return None
+        attributes = answer.get("Attributes")
+        self._close_if_done(attributes)
+        return Execution.from_dict(from_attributes(attributes)) if attributes else None
+
+    def finish_outbox(self, execution_id: str, owner: str) -> bool:
+        """Empty the outbox of a finished run whose lock is released, end ``owner``'s claim
+        and take the run out of the index of open runs, in one write; False (nothing
+        written) when ``owner`` lost the claim or the lock is not noted released. Only for a
+        terminal run whose every effect ``owner`` carried out: nothing adds effects to one."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="REMOVE outbox, outbox_owner, outbox_until, "
+                                           "outbox_retry_at, outbox_attempts, "
+                                           "outbox_failing_since, #unfinished",
+                          ConditionExpression="outbox_owner = :me AND lock_released = :yes",
+                          ExpressionAttributeNames={"#unfinished": UNFINISHED},
+                          ExpressionAttributeValues={":me": {"S": owner},
+                                                     ":yes": {"BOOL": True}})
+        except Conflict:
+            return False
+        return True
+
+    def _close_if_done(self, attributes: dict | None) -> None:
+        if not attributes or UNFINISHED not in attributes or "outbox" in attributes:
+            return
+        record = Execution.from_dict(from_attributes(attributes))
+        if record.terminal and record.lock_released:
+            self.close(record.execution_id)
+
+    def close(self, execution_id: str) -> bool:
+        """Take a finished run whose lock is released and whose outbox is empty out of the
+        index of open runs; False when it is not (yet) all that."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="REMOVE #unfinished",
+                          ConditionExpression="attribute_not_exists(outbox) AND "
+                                              "lock_released = :yes AND #status IN (" +
+                                              ", ".join(f":s{i}" for i in range(len(TERMINAL)))
+                                              + ")",
+                          ExpressionAttributeNames={"#unfinished": UNFINISHED,
+                                                    "#status": "status"},
+                          ExpressionAttributeValues={
+                              ":yes": {"BOOL": True},
+                              **{f":s{i}": {"S": s} for i, s in enumerate(sorted(TERMINAL))}})
+        except Conflict:
+            return False
+        return True
+
+    def mark_overlong(self, execution_id: str, now_iso: str, effect: str) -> bool:
+        """Note that the run is past its ran-longer-than-threshold and put ``effect`` in its
+        outbox; False when it was noted already (by this or another replica) or it ended: one
+        alert per run."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="SET overlong_at = :now ADD outbox :effect",
+                          ConditionExpression="attribute_not_exists(overlong_at) AND "
+                                              "#status IN (:running, :pending)",
+                          ExpressionAttributeNames={"#status": "status"},
+                          ExpressionAttributeValues={":now": {"S": now_iso},
+                                                     ":effect": {"SS": [effect]},
+                                                     ":running": {"S": RUNNING},
+                                                     ":pending": {"S": PENDING}})
+        except Conflict:
+            return False
+        return True
+
+    def existing(self, execution_ids: list[str]) -> set[str]:
+        """Which of ``execution_ids`` have a record (BatchGetItem, 100 keys a call)."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(execution_ids))
+        for start in range(0, len(ids), 100):
+            keys = [{"execution_id": {"S": i}} for i in ids[start:start + 100]]
+            request = {self._table: {"Keys": keys, "ProjectionExpression": "execution_id",
+                                     "ConsistentRead": True}}
+            for _ in range(10):
+                answer = call_retrying(self._ddb.batch_get_item, RequestItems=request)
+                found.update(item["execution_id"]["S"]
+                             for item in answer.get("Responses", {}).get(self._table, []))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05)
+        return found
 
     def unfinished(self) -> list[Execution]:
         """Every open (non-terminal) record, oldest scheduled first (the sparse index)."""

@@ -28,6 +28,14 @@ def list_rules(clients: AwsClients, prefix: str) -> list[dict]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+def describe(clients: AwsClients, name: str) -> dict | None:
+    """DescribeRule of ``name`` on the default bus, or None when there is no such rule."""
+    try:
+        return call_retrying(clients.client("events").describe_rule, Name=name)
+    except NotFound:
+        return None
+
+
 def our_target(clients: AwsClients, rule: str) -> dict | None:
     """The rule's ``cronctl-dispatch`` target, or None (removed, or the rule is gone)."""
     try:
@@ -35,6 +43,18 @@ def our_target(clients: AwsClients, rule: str) -> dict | None:
     except NotFound:
         return None
     return next((t for t in page.get("Targets", []) if t.get("Id") == TARGET_ID), None)
+
+
+def only_target(clients: AwsClients, rule: str) -> dict | None:
+    """The rule's ``cronctl-dispatch`` target when it is the rule's only target; None when it
+    has none or the rule has another (a rule a cron replaces that still starts a task
+    itself: ``put(hand_over=True)`` turns those into dispatch targets)."""
+    try:
+        page = call_retrying(clients.client("events").list_targets_by_rule, Rule=rule)
+    except NotFound:
+        return None
+    targets = page.get("Targets", [])
+    return targets[0] if [t.get("Id") for t in targets] == [TARGET_ID] else None
 
 
 def tags(clients: AwsClients, arn: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.core.desired import rule_name
 from reconciler.core.importers import (
     aws_live,
     copilot,
@@ -93,11 +94,15 @@ def register(subparsers) -> None:
                           "(see README: Adopting live schedules)")
     sub.add_argument("--namespace", default=None,
                      help="the namespace that adopts them (CRONCTL_NAMESPACE, default crons)")
-    sub.epilog = ("--adopt: rules named <namespace>-<cron> (import them with --rules-prefix "
-                  "<namespace>-) and the schedules of the namespace's own group are tagged as "
-                  "cronctl's; the first reconcile then takes each over in place (its registry "
-                  "item first, then its target becomes cronctl's dispatch), so no run is lost "
-                  "or started twice. Others are refused: a rule cannot be renamed.")
+    sub.epilog = ("--adopt: each imported rule is tagged as cronctl's for its cron, and the "
+                  "schedules of the namespace's own group through the group. The first "
+                  "reconcile writes the cron's registry item first, then takes a rule named "
+                  "<namespace>-<cron> (import them with --rules-prefix <namespace>-), or a "
+                  "schedule, over in place (its target becomes cronctl's dispatch); a rule by "
+                  "another name cannot be renamed: its file gets 'replaces: {rule: NAME}', and "
+                  "that reconcile hands the rule over to dispatch, creates the cron's own "
+                  "schedule, then deletes the rule. Either way no run is lost or started twice. Schedules "
+                  "of another group are refused.")
     parser.set_defaults(func=run)
 
 
@@ -115,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         result = read_sources(args.source, args.paths, images)
     result = verify(result, now)
     if adoption is not None:
-        result = aws_live.adoptable(result, adoption.namespace)
+        # checked again: the files as written (a renamed rule's cron gets ``replaces:``)
+        result = verify(aws_live.adoptable(result, adoption.namespace), now)
     written, refused = write(result, Path(args.out), args.dry_run, args.force)
     adopted: list[dict] = []
     if adoption is not None and not args.dry_run:
@@ -259,9 +265,17 @@ class Adoption:
             elif not group_tagged:
                 importing.adopt_group(self.clients, self.namespace)
                 group_tagged = True
+            replaces = cron.document.get("replaces")
+            how = ("the next reconcile takes it over in place: the registry first, then its "
+                   "target becomes the dispatch topic")
+            if replaces:
+                how = (f"the cron replaces it (replaces: {{rule: {replaces['rule']}}}): the "
+                       "next reconcile writes the registry first, hands the rule over to the "
+                       "dispatch topic, creates the cron's own schedule (rule "
+                       f"{rule_name(self.namespace, cron.name)} on the rules backend), then "
+                       "deletes the rule")
             done.append({"cron": cron.name, "kind": target.kind, "name": target.name,
-                         "how": "the next reconcile takes it over in place: the registry "
-                                "first, then its target becomes the dispatch topic"})
+                         "how": how})
         return done
 
 

@@ -28,6 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.adapters.alert_states import AlertStates
     from reconciler.adapters.aws import AwsClients
     from reconciler.adapters.executions import ExecutionStore
     from reconciler.adapters.registry_read import RegistryReader
@@ -43,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
         open_runs: dict[str, list] = {}
         for run in store.unfinished():  # one query: every open run of the namespace
             open_runs.setdefault(run.cron, []).append(run)
+        alerts = AlertStates(clients, settings).many([item.name for item in items])
         for item in items:
             spec = item.spec
             latest = store.recent(item.name, 1)
             rows.append(status_render.CronSummary(
                 name=item.name, schedule=spec.schedule, suspended=spec.suspend,
                 next_run=status_render.next_run_of(spec, now, item.schedule_since),
-                last=status_render.current_execution([*latest, *open_runs.get(item.name, [])])))
+                last=status_render.current_execution([*latest, *open_runs.get(item.name, [])]),
+                alert=alerts.get(item.name)))
     except CronctlError as exc:
         print(f"cronctl list: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from reconciler.commands.common import (
     namespace_settings,
     settings_from_args,
 )
+from reconciler.core.alerts.decide import describe_state
 from reconciler.core.status import render as status_render
 from reconciler.errors import CronctlError
 
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.adapters.alert_states import AlertStates
     from reconciler.adapters.aws import AwsClients
     from reconciler.adapters.executions import ExecutionStore
     from reconciler.adapters.registry_read import RegistryReader
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         executions = store.recent(args.name, args.limit)
         # Open runs older than the ones shown still give the cron's state (a run in progress
         # behind newer SKIPPED fires): the sparse index of open executions has them all.
-        open_runs = tuple(e for e in store.unfinished() if e.cron == args.name)
+        open_runs = tuple(e for e in store.unfinished()
+                          if e.cron == args.name and not e.terminal)
+        alert = AlertStates(clients, settings).get(args.name)
     except CronctlError as exc:
         print(f"cronctl status: {exc}", file=sys.stderr)
         return 1
@@ -58,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     view = status_render.CronStatus(
         name=item.name, schedule=spec.schedule, suspended=spec.suspend,
         next_run=status_render.next_run_of(spec, datetime.now(UTC), item.schedule_since),
-        executions=executions, timezone=spec.timezone, open_runs=open_runs)
+        executions=executions, timezone=spec.timezone, open_runs=open_runs,
+        alert=alert if alert.failing else None,
+        alert_text=describe_state(alert, spec))
     if args.output == "json":
         print(json.dumps(status_render.status_json(view), indent=2))
     else:

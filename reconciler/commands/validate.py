@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler.adapters.gitsource.reader import read_directory, read_git
 from reconciler.commands.common import add_output_flag, add_source_flags, settings_from_args
+from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.cronfile import yaml_lines
 from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.core.cronfile.loader import LoadResult, load_snapshot
@@ -71,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     now = datetime.now(UTC)
     warnings = busy_minute_warnings(result, snapshot, now)
+    # Validate reads no namespace: the Slack settings checked are this process's
+    # (CRONCTL_SLACK_TOKEN / CRONCTL_SLACK_WEBHOOK_URL), as the daemon's would be.
+    warnings += slack_warning_diagnostics(result, snapshot,
+                                          settings_from_args(args).slack_configured)
+    warnings.sort()
     if args.output == "json":
         print(json.dumps({**to_json(result, now),
                           "warnings": [w.to_dict() for w in warnings]}, indent=2))
@@ -85,6 +91,27 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _position(snapshot: Snapshot, file: str, path: tuple) -> Position:
+    data = snapshot.files.get(file)
+    if data is None:
+        return Position(1, 1)
+    return yaml_lines.parse(data.decode("utf-8", "replace")).position(path, key=True)
+
+
+def slack_warning_diagnostics(result: LoadResult, snapshot: Snapshot,
+                              slack_configured: bool) -> list[Diagnostic]:
+    """A warning at the ``notifications.slack`` line of each cron naming a Slack channel
+    when this process has no way to post to Slack (``core.alerts.decide.slack_warnings``)."""
+    files = {spec.name: spec.file for spec in result.specs}
+    out = []
+    for warning in slack_warnings(result.specs, slack_configured):
+        name = warning.split(":", 1)[0].removeprefix("cron ")
+        file = files[name]
+        where = _position(snapshot, file, ("notifications", "slack"))
+        out.append(Diagnostic(file, where.line, where.column, "notifications.slack", warning))
+    return out
+
+
 def busy_minute_warnings(result: LoadResult, snapshot: Snapshot, now: datetime,
                          window_s: int = 86400) -> list[Diagnostic]:
     """A warning at the ``schedule`` line of each cron that fires in a minute of the next day
@@ -97,11 +124,7 @@ def busy_minute_warnings(result: LoadResult, snapshot: Snapshot, now: datetime,
         hint = offset_hint(minute)
         for cron in minute.crons:
             file = files[cron]
-            data = snapshot.files.get(file)
-            position = Position(1, 1)
-            if data is not None:
-                position = yaml_lines.parse(data.decode("utf-8", "replace")).position(
-                    ("schedule",), key=True)
+            position = _position(snapshot, file, ("schedule",))
             warnings.append(Diagnostic(file, position.line, position.column, "schedule", hint))
     return sorted(set(warnings))
 

@@ -36,6 +36,9 @@ FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
     16384: (32768, 122880, 8192),
 }
 
+# An EventBridge rule's name (``replaces.rule``), matched whole.
+RULE_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}\Z"
+
 DEFAULT_TIMEOUT_S = 24 * 3600
 CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
 
@@ -76,6 +79,15 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Replaces:
+    """``replaces:``: the live EventBridge rule (default bus) this cron takes the place of.
+    The reconcile hands the rule over to dispatch, creates the cron's schedule, then deletes
+    the rule (``core/plan/planner.py``); a rule already gone needs nothing."""
+
+    rule: str
+
+
+@dataclass(frozen=True)
 class CronSpec:
     """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
 
@@ -90,6 +102,7 @@ class CronSpec:
     suspend: bool = False
     notifications: Notifications = field(default_factory=Notifications)
     docs: str | None = None
+    replaces: Replaces | None = None
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -119,6 +132,8 @@ class CronSpec:
                    if self.notifications.alert_after != 1 else {}),
             },
             "docs": self.docs,
+            # Only when set: specs stored before it existed keep their hash.
+            **({"replaces": {"rule": self.replaces.rule}} if self.replaces else {}),
         }
 
     @classmethod
@@ -127,6 +142,7 @@ class CronSpec:
         c = data["container"]
         n = data.get("notifications") or {}
         args = c.get("arguments")
+        replaces = data.get("replaces")
         return cls(
             name=data["name"],
             file=file,
@@ -145,6 +161,7 @@ class CronSpec:
             suspend=data.get("suspend", False),
             notifications=Notifications(**n),
             docs=data.get("docs"),
+            replaces=Replaces(rule=replaces["rule"]) if replaces else None,
         )
 
     def spec_hash(self) -> str:

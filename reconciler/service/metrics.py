@@ -28,6 +28,14 @@ Series (counters are exposed with ``_total``; label values known in advance star
   ``recorded_from_ecs``, ``lost``, and ``failed`` (a repair that raised; retried next sweep);
 - ``cronctl_monitor_pings_total{kind=start|finish,result=ok|failed|dropped}``: pings of the
   monitoring service (``service/monitoring/pings.py``; ``dropped``: the queue was full);
+  ``recorded_from_ecs``, ``lost``, ``lock_released``, ``closed`` (a finished run taken out of
+  the index of open runs), ``outbox`` (an outbox drained), ``overlong``, ``missed`` (a run
+  recorded MISSED), and ``failed`` (a repair that raised; retried next sweep);
+- ``cronctl_alerts_total{kind,notifier,result}``: notices to Slack or PagerDuty by kind
+  (``failed``, ``missed``, ``overlong``, ``recovered``) and result (``sent``, ``failed``: left
+  in the outbox to be retried, ``dropped``: given up); ``cronctl_outbox_retries_total`` (drains
+  that left a failed delivery for later) and ``cronctl_outbox_pending`` (runs whose outbox has
+  effects, as the watchdog's latest sweep saw them);
 - the standard ``process_*`` series of the daemon's process.
 """
 
@@ -56,7 +64,10 @@ SQS_FAILURES = ("malformed", "contended", "transient", "error", "not_deleted")
 PING_KINDS = ("start", "finish")
 PING_RESULTS = ("ok", "failed", "dropped")
 REPAIR_KINDS = ("resumed", "failed_to_start", "skipped", "recorded_from_ecs", "lost",
-                "lock_released", "failed")
+                "lock_released", "closed", "outbox", "overlong", "missed", "failed")
+ALERT_KINDS = ("failed", "missed", "overlong", "recovered")
+NOTIFIERS = ("slack", "pagerduty")
+ALERT_RESULTS = ("sent", "failed", "dropped")
 
 # Seconds. A pass takes from under a second to minutes (thousands of crons, throttled APIs);
 # runs start seconds after their time, and minutes late when SNS or AWS had trouble.
@@ -122,6 +133,20 @@ class Metrics:
         for kind in PING_KINDS:
             for result in PING_RESULTS:
                 self.monitor_pings.labels(kind, result)
+        self.alerts = Counter(
+            "cronctl_alerts", "Notices to Slack or PagerDuty, by kind, notifier and result.",
+            ["kind", "notifier", "result"], registry=r)
+        self.outbox_retries = Counter(
+            "cronctl_outbox_retries",
+            "Outbox drains that left a failed delivery to be retried later.", registry=r)
+        self.outbox_pending = Gauge(
+            "cronctl_outbox_pending",
+            "Runs whose outbox has effects left, as the latest watchdog sweep saw them.",
+            registry=r)
+        for kind in ALERT_KINDS:
+            for notifier in NOTIFIERS:
+                for result in ALERT_RESULTS:
+                    self.alerts.labels(kind, notifier, result)
         for labels, values in ((self.reconcile_passes, PASS_RESULTS),
                                (self.dispatches, DISPATCH_OUTCOMES),
                                (self.executions_finished, FINAL_STATUSES),
@@ -197,6 +222,15 @@ class Metrics:
     # -- monitoring service -------------------------------------------------------------------
     def monitor_ping(self, kind: str, result: str) -> None:
         self.monitor_pings.labels(kind, result).inc()
+    # -- alerts -------------------------------------------------------------------------------
+    def alert_sent(self, kind: str, notifier: str, result: str) -> None:
+        self.alerts.labels(kind, notifier, result).inc()
+
+    def outbox_retried(self) -> None:
+        self.outbox_retries.inc()
+
+    def outbox_seen(self, pending: int) -> None:
+        self.outbox_pending.set(pending)
 
     # -- exposition ---------------------------------------------------------------------------
     def exposition(self) -> tuple[str, str]:

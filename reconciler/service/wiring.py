@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from reconciler.adapters import ecs_tasks, sns, sqs
 from reconciler.adapters.aws import AwsClients, CallCounter
 from reconciler.adapters.executions import ExecutionStore, started_pending
+from reconciler.adapters.notifiers import Notifiers
 from reconciler.adapters.registry_read import RegistryReader
-from reconciler.errors import ConfigError
+from reconciler.core.alerts.decide import slack_warnings
+from reconciler.errors import ConfigError, CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.control.reconcile_loop import ReconcileLoop
 from reconciler.service.daemon import Component, Daemon, readiness_check
 from reconciler.service.execution.consumer import EventConsumer
 from reconciler.service.execution.dispatch import Dispatcher
+from reconciler.service.execution.outbox import Outbox
 from reconciler.service.execution.watchdog import Watchdog
 from reconciler.service.http.server import DaemonHttpServer, parse_listen
 from reconciler.service.http.sns_verify import CertificateStore, SnsVerifier
@@ -83,7 +86,11 @@ def build_daemon(settings: Settings, embedded: bool = False,
         "namespace.settings_not_recorded", message=text))
 
     pinger = Pinger(settings, metrics)  # the monitor's pings: dispatch and run ends
-    dispatcher = Dispatcher(clients, settings, metrics, pinger=pinger)
+    # What follows a run's final state (log line, ping, alerts), wherever it became final.
+    outbox = Outbox(clients, settings, pinger=pinger, notifiers=Notifiers(settings),
+                    metrics=metrics)
+    summary += _notifier_summary(clients, settings)
+    dispatcher = Dispatcher(clients, settings, metrics, pinger=pinger, outbox=outbox)
     dispatcher.warm()  # the default VPC's network, looked up now, not on the first dispatch
     loop = ReconcileLoop(clients, settings, metrics=metrics)
     verifier = SnsVerifier(topic_arn, CertificateStore(settings.sns_certs_dir, fetch=fetch))
@@ -100,8 +107,8 @@ def build_daemon(settings: Settings, embedded: bool = False,
         status_pages=StatusPages(clients, settings).answer,
     )
     consumer = EventConsumer(clients, settings, wait_time_s=settings.sqs_wait_s,
-                             metrics=metrics)
-    watchdog = Watchdog(clients, settings, dispatcher, metrics=metrics)
+                             metrics=metrics, outbox=outbox)
+    watchdog = Watchdog(clients, settings, dispatcher, metrics=metrics, outbox=outbox)
     # Started in this order, stopped in reverse: the endpoint stops accepting first (in-flight
     # dispatches finish), then the watchdog (its repairs are conditional writes, each whole
     # or not at all), then polling stops (no message is deleted before its effect is
@@ -127,6 +134,25 @@ def build_daemon(settings: Settings, embedded: bool = False,
     summary.append(f"listening on {settings.listen} ({routes})")
     return BuiltDaemon(daemon, http, loop, consumer, dispatcher, watchdog, settings, summary,
                        metrics, pinger)
+
+
+def _notifier_summary(clients: AwsClients, settings: Settings) -> list[str]:
+    """Which notifiers this process can reach, and a warning per cron that names Slack when
+    it has neither a token nor a webhook (logged too)."""
+    slack = ("Slack Web API (token)" if settings.slack_token else
+             "Slack incoming webhook" if settings.slack_webhook_url else "Slack not configured")
+    lines = [f"alerts: {slack}; PagerDuty Events API v2 at {settings.pagerduty_events_url}"]
+    if settings.slack_configured:
+        return lines
+    try:
+        specs = [item.spec for item in RegistryReader(clients, settings).all()]
+    except CronctlError as exc:  # not bootstrapped yet: the reconcile loop says so
+        log.debug("serve.slack_check_skipped", error=str(exc))
+        return lines
+    for warning in slack_warnings(specs, settings.slack_configured):
+        log.warning("serve.slack_not_configured", message=warning)
+        lines.append(f"warning: {warning}")
+    return lines
 
 
 class _Subscriber:

@@ -68,9 +68,12 @@ class ChaosNamespace:
         return None if item is None else _plain(item)
 
     def executions(self) -> list[dict]:
+        """Every execution record (not the cron's alert states, kept in the same table under
+        keys that start with ``#``)."""
         items = self.clients.client("dynamodb").scan(
             TableName=self.settings.executions_table, ConsistentRead=True)["Items"]
-        return [_plain(item) for item in items]
+        return [_plain(item) for item in items
+                if not item["execution_id"]["S"].startswith("#")]
 
 
 def _plain(item: dict) -> dict:

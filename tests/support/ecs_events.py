@@ -174,8 +174,11 @@ def prepare_execution_plane(clients, settings) -> str:
 
 def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
              concurrency: str = "forbid", suspend: bool = False,
-             schedule: str = "cron(*/5 * * * ? *)", timeout_s: int = 3600) -> None:
-    """A registry item as the control plane writes it."""
+             schedule: str = "cron(*/5 * * * ? *)", timeout_s: int = 3600,
+             notifications=None, docs: str | None = None,
+             schedule_since: str | None = None) -> None:
+    """A registry item as the control plane writes it (``notifications``: a
+    ``core.spec.Notifications``)."""
     from boto3.dynamodb.types import TypeSerializer
 
     from reconciler.core.registry_model import RegistryItem
@@ -184,7 +187,8 @@ def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
     spec = CronSpec(name=name, file=f"crons.d/{name}.yaml", schedule=schedule,
                     container=ContainerSpec(image="public.ecr.aws/docker/library/busybox:stable",
                                             arguments=("echo", "hello")),
-                    timeout_s=timeout_s, concurrency=concurrency, suspend=suspend)
+                    timeout_s=timeout_s, concurrency=concurrency, suspend=suspend,
+                    **({"notifications": notifications} if notifications else {}), docs=docs)
     overrides = {
         "containerOverrides": [
             {"name": "main", "command": ["echo", "hello"], "environment": []},
@@ -196,7 +200,7 @@ def put_cron(clients, settings, name: str, task_definition_arn: str | None, *,
     item = RegistryItem(name=name, spec=spec, spec_hash=spec.spec_hash(),
                         commit="0" * 40, file=spec.file, schedule_backend="rules",
                         task_definition_arn=task_definition_arn, overrides=overrides,
-                        updated_at="2018-02-26T13:00:00Z")
+                        updated_at="2018-02-26T13:00:00Z", schedule_since=schedule_since)
     serializer = TypeSerializer()
     clients.client("dynamodb").put_item(TableName=settings.registry_table, Item={
         k: serializer.serialize(v) for k, v in item.to_item().items()})

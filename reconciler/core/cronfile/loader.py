@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from reconciler.core.alerts.routing import pagerduty_problem
 from reconciler.core.cronfile.cron_fields import (
     env_value_problem,
     name_problem,
@@ -24,7 +25,13 @@ from reconciler.core.cronfile.schema_errors import CONTAINER_KEYS, FieldProblem,
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position, parse
 from reconciler.core.schedule import expressions as schedule
-from reconciler.core.spec import DEFAULT_TIMEOUT_S, ContainerSpec, CronSpec, Notifications
+from reconciler.core.spec import (
+    DEFAULT_TIMEOUT_S,
+    ContainerSpec,
+    CronSpec,
+    Notifications,
+    Replaces,
+)
 
 MAX_FILE_BYTES = 256 * 1024
 CRON_SUFFIXES = (".yaml", ".yml")
@@ -182,6 +189,9 @@ def _field_problems(document: dict, stem: str) -> list[FieldProblem]:
     if isinstance(notifications, dict):
         durations += [(("notifications", key), notifications[key])
                       for key in _THRESHOLDS if key in notifications]
+        pagerduty = notifications.get("pagerduty")
+        if isinstance(pagerduty, str) and (message := pagerduty_problem(pagerduty)):
+            problems.append(FieldProblem(("notifications", "pagerduty"), message))
     for path, value in durations:
         try:
             parse_duration(value)
@@ -238,6 +248,8 @@ def _build(document: dict, path: str, stem: str) -> CronSpec:
                                     alert_after=notifications.get("alert-after", 1),
                                     **thresholds),
         docs=(document.get("meta") or {}).get("docs"),
+        replaces=Replaces(rule=document["replaces"]["rule"]) if "replaces" in document
+        else None,
     )
 
 

@@ -30,6 +30,7 @@ _PATTERN_HINTS = {
     "slack": "must be a Slack channel like '#team' (lower case, starting with '#')",
     "pagerduty": "must be a PagerDuty routing key (32 letters and digits) or an https:// URI",
     "docs": "must be an http:// or https:// link",
+    "rule": "must be an EventBridge rule name: 1 to 64 letters, digits, '.', '_' or '-'",
     "image": "must be an image reference without spaces, at most 255 characters",
     "secrets": "must be an SSM parameter name or ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
                " or a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:"

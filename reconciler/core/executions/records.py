@@ -37,8 +37,11 @@ TIMEOUT = "TIMEOUT"
 SKIPPED = "SKIPPED"
 FAILED_TO_START = "FAILED_TO_START"
 LOST = "LOST"
-STATUSES = (PENDING, RUNNING, SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST)
-TERMINAL = frozenset({SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST})
+# A scheduled run that never came: no execution for it within the cron's no-run-threshold
+# (recorded by the watchdog, so that a delivery arriving later starts nothing).
+MISSED = "MISSED"
+STATUSES = (PENDING, RUNNING, SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST, MISSED)
+TERMINAL = frozenset({SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST, MISSED})
 TRIGGERS = ("schedule", "manual")
 
 # Task lastStatus values on the way down, before STOPPED.
@@ -114,6 +117,19 @@ class Execution:
     # How the run was made, when it differs from AWS's: the embedded runner without Docker
     # notes that it ran the command as a local process, without the image (``cronctl status``).
     note: str | None = None
+    # The outbox (see ``reconciler.core.alerts.model``): the effects still to carry out for
+    # this run, stored with its final state in the same conditional write; the claim of the
+    # replica carrying them out (owner, until: epoch seconds); when a failed delivery may be
+    # retried (epoch seconds), how many deliveries failed and since when; the decided notices
+    # (notice key -> JSON); when the run was found running past ran-longer-than-threshold.
+    outbox: frozenset[str] | None = None
+    outbox_owner: str | None = None
+    outbox_until: float | None = None
+    outbox_retry_at: float | None = None
+    outbox_attempts: int | None = None
+    outbox_failing_since: float | None = None
+    notices: dict | None = None
+    overlong_at: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -153,7 +169,31 @@ class Execution:
             values["claim_until"] = float(values["claim_until"])
         if values.get("lock_released") is not None:
             values["lock_released"] = bool(values["lock_released"])
+        for key in ("outbox_until", "outbox_retry_at", "outbox_failing_since"):
+            if values.get(key) is not None:
+                values[key] = float(values[key])
+        if values.get("outbox_attempts") is not None:
+            values["outbox_attempts"] = int(values["outbox_attempts"])
+        if values.get("outbox") is not None:
+            values["outbox"] = frozenset(values["outbox"]) or None
+        if values.get("notices") is not None:
+            values["notices"] = {str(k): str(v) for k, v in dict(values["notices"]).items()}
         return cls(**values)
+
+    @property
+    def pending_effects(self) -> frozenset[str]:
+        """The outbox's effects (empty when there are none)."""
+        return self.outbox or frozenset()
+
+    def outbox_claimed(self, now: float, owner: str | None = None) -> bool:
+        """True when a replica other than ``owner`` holds a live claim on the outbox."""
+        return (self.outbox_until is not None and self.outbox_until > now
+                and self.outbox_owner != owner)
+
+    def outbox_due(self, now: float) -> bool:
+        """True when the outbox has effects that may be carried out at ``now``."""
+        return bool(self.outbox) and not self.outbox_claimed(now) and (
+            self.outbox_retry_at is None or self.outbox_retry_at <= now)
 
 
 @dataclass(frozen=True)

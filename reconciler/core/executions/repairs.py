@@ -12,6 +12,9 @@ repair:
   longer knows it;
 - ``RELEASE_LOCK``: terminal, but the process that stored the final state died before
   releasing the overlap lock: release it;
+- ``CLOSE``: terminal, lock released, outbox empty, yet still in the index of open runs (a
+  process died between the two): take it out. (A terminal run whose outbox has effects left
+  gets ``NONE`` here: the watchdog drains outboxes apart from repairs.)
 - ``NONE``: nothing to do yet.
 
 ``task_event`` turns one task of a DescribeTasks answer into the ``TaskEvent`` that the ECS
@@ -38,6 +41,7 @@ from reconciler.core.executions.records import (
 class Repair(enum.Enum):
     NONE = "none"
     RELEASE_LOCK = "release_lock"
+    CLOSE = "close"
     RESUME = "resume"
     GIVE_UP = "give_up"
     CHECK_TASK = "check_task"
@@ -54,9 +58,11 @@ def overdue_at(record: Execution, timeout_s: float, grace_s: float) -> datetime 
 def decide(record: Execution, now: datetime, timeout_s: float, grace_s: float) -> Repair:
     """The repair ``record`` needs at ``now`` (see the module docstring)."""
     if record.terminal:
-        # Still in the index of open runs: its final state was stored but its lock release
-        # was not (a crash in between).
-        return Repair.NONE if record.lock_released else Repair.RELEASE_LOCK
+        # Still in the index of open runs: its final state was stored but its lock release,
+        # or its outbox, is not done (a crash in between, or a delivery to retry).
+        if not record.lock_released:
+            return Repair.RELEASE_LOCK
+        return Repair.NONE if record.outbox else Repair.CLOSE
     if record.unstarted:
         if record.claimed(now.timestamp()):
             return Repair.NONE

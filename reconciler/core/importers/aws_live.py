@@ -5,7 +5,8 @@ cpu/memory, task role) with the target's RunTask overrides applied."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core.desired import rule_name
@@ -19,6 +20,7 @@ from reconciler.core.importers.model import (
     Refused,
     SourceSchedule,
 )
+from reconciler.core.spec import RULE_NAME_PATTERN
 
 PLACEMENT = "tasks are placed by the namespace's settings (cluster, network, platform)"
 ECS_REASONS = {
@@ -175,15 +177,17 @@ def _one(live: LiveSchedule, strip_prefix: str) -> ImportedCron:
 
 
 def adoptable(result: ImportResult, namespace: str) -> ImportResult:
-    """``--adopt``: the crons whose live schedule the first reconcile can take over in place;
-    the others refused (nothing written for them), each with the reason.
+    """``--adopt``: the crons whose live schedule the first reconcile can take over, each as
+    it will be; the others refused (nothing written for them), each with the reason.
 
-    A rule is taken over only when it is named as cronctl names the cron's rule
-    (``<ns>-<cron>``: import with ``--rules-prefix <ns>-``): EventBridge cannot rename a rule,
-    and a rule by another name, left running beside the new one, would start its task a second
-    time. Scheduler schedules belong to cronctl by their group: the group must be the
-    namespace's, and every schedule in it must be imported (the group's other schedules would
-    become crons without files, which reconcile deletes).
+    A rule named as cronctl names the cron's rule (``<ns>-<cron>``: imported with
+    ``--rules-prefix <ns>-``) is taken over in place. EventBridge cannot rename a rule, so a
+    rule by another name gets ``replaces: {rule: NAME}`` in the cron's file: the first
+    reconcile hands it over to dispatch, creates ``<ns>-<cron>``, then deletes it (a rule left
+    running beside the new one would start its task a second time). Scheduler schedules
+    belong to cronctl by their group: the group must be the namespace's, and every schedule
+    in it must be imported (the group's other schedules would become crons without files,
+    which reconcile deletes).
     """
     crons, refused = [], list(result.refused)
     incomplete_groups = {r.source_file for r in result.refused if r.source_file.startswith(
@@ -194,11 +198,12 @@ def adoptable(result: ImportResult, namespace: str) -> ImportResult:
         if target is None:
             reason = "not a live rule or schedule"
         elif target.kind == "rule" and target.name != rule_name(namespace, cron.name):
-            reason = (f"rule {target.name} is not named as cronctl names the rule of cron "
-                      f"{cron.name} ({rule_name(namespace, cron.name)}) and a rule cannot be "
-                      f"renamed; import rules named {namespace}-... with --rules-prefix "
-                      f"{namespace}- to adopt them, or import without --adopt and delete "
-                      f"{target.name} yourself once cron {cron.name} runs")
+            if not re.match(RULE_NAME_PATTERN, target.name):
+                reason = (f"rule {target.name} has a name a cron file cannot name in "
+                          "'replaces' (1 to 64 letters, digits, '.', '_' or '-')")
+            else:
+                cron = replace(cron, document={**cron.document,
+                                               "replaces": {"rule": target.name}})
         elif target.kind == "schedule" and target.group != namespace:
             reason = (f"schedule group {target.group} is not the namespace's group "
                       f"({namespace}); import without --adopt and delete the schedule "

@@ -61,9 +61,16 @@ RULES: tuple[Rule, ...] = (
     Rule(Resource.REGISTRY, WRITES | {NO_OP}, Resource.SCHEDULE, WRITES, Link.SAME_CRON,
          "the registry item records the cron's schedules: written once they are in place, "
          "deleted after them", adopting=False),
-    Rule(Resource.SCHEDULE, frozenset({UPDATE}), Resource.REGISTRY, frozenset({CREATE}),
-         Link.SAME_CRON, "an adopted live schedule is re-targeted at the dispatch topic once "
-         "the registry item exists, so that no fire finds an unknown cron", adopting=True),
+    Rule(Resource.SCHEDULE, WRITES, Resource.REGISTRY, frozenset({CREATE}),
+         Link.SAME_CRON, "an adopted live schedule (or a rule the cron replaces) is "
+         "re-targeted at the dispatch topic, and the cron's other schedules created or "
+         "deleted, once the registry item exists, so that no fire finds an unknown cron",
+         adopting=True),
+    Rule(Resource.SCHEDULE, frozenset({CREATE, DELETE}), Resource.SCHEDULE,
+         frozenset({UPDATE}), Link.SAME_CRON, "a rule the cron replaces is handed over to "
+         "dispatch (an update) before the cron's schedule is created and before the rule is "
+         "deleted: a rule still starting its task itself beside the new schedule would start "
+         "a run twice"),
     Rule(Resource.REGISTRY, frozenset({CREATE, UPDATE}), Resource.TASK_DEFINITION,
          frozenset({CREATE}), Link.DESIRED_FAMILY,
          "the registry item records the ARN of the task definition it runs"),

@@ -81,6 +81,9 @@ class Observed:
     schedules: dict[str, ObservedSchedule] = field(default_factory=dict)
     task_definitions: dict[str, ObservedTaskDefinition] = field(default_factory=dict)
     monitors: MonitorObservation = field(default_factory=MonitorObservation)
+    # the live rules named by desired crons' ``replaces`` (with their tags), by rule name; a
+    # rule that is gone is absent
+    replaced: dict[str, ObservedSchedule] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,9 @@ class Change:
     depends_on: tuple[str, ...] = ()
     # ids of changes that run first but whose failure does not hold this one back
     after: tuple[str, ...] = ()
-    # a change of a cron whose live schedule (tagged ours) is taken over with no registry
-    # item: its registry item is written first (``dependencies.RULES``)
+    # a change of a cron whose live schedule, or the rule it ``replaces`` (tagged ours), is
+    # taken over with no registry item: its registry item is written first
+    # (``dependencies.RULES``)
     adopting: bool = False
 
 

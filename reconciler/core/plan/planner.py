@@ -18,6 +18,12 @@ Rules the plan keeps:
   schedule and monitor deletes before the registry delete), then task-definition deletes; a
   cron that adopts a live schedule (tagged ours, no registry item) has its registry write
   first;
+- a cron that ``replaces`` a live rule tagged ours for it is moved over create-before-delete
+  with no run lost or doubled: its registry item first (dispatch must know the cron), then
+  the rule handed over to dispatch (an update keeping its expression and state: dispatch
+  starts one task per cron and scheduled time, whichever rule fires), then the cron's own
+  schedule created, then the rule deleted; a rule not tagged ours for it is an error of the
+  cron (nothing of it changes), a rule that is gone needs nothing;
 - monitors at the namespace's monitoring service follow ``plan/monitors.py``.
 """
 
@@ -25,12 +31,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.desired import (
+    CRON_TAG,
+    RULE_INPUT_PATHS,
     Deployment,
     DesiredCron,
     desired_cron,
     family_of,
     is_ours,
+    ours_tags,
+    rule_input_template,
     rule_name,
     timezone_problem,
 )
@@ -141,6 +152,9 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
                     held_back=frozenset(desired.held_back))
     blocked, errors, warnings = _rules_quota_check(desired, observed)
     warnings += _scheduler_role_warning(desired)
+    # (settings without notifier settings, e.g. a plan computed elsewhere: nothing to warn)
+    warnings += slack_warnings([c.spec for c in desired.crons],
+                               getattr(settings, "slack_configured", True))
     kept: set[str] = set(blocked)
     monitors = MonitorPlanner(observed, desired.deployment, ns)
     per_cron: dict[str, list[Change]] = {}
@@ -211,11 +225,64 @@ def _cron_problem(dc: DesiredCron, observed: Observed, ns: str, backend: str) ->
     if live is not None and not live.owned_as(dc.spec.name, ns, reg):
         return (f"{_kind(backend)} {dc.schedule.name} exists and is not managed by cronctl "
                 f"in namespace {ns}: left untouched")
+    replaced = _replaced_rule(dc, observed)
+    if replaced is not None and (problem := _replaced_problem(dc, replaced, ns, reg)):
+        return problem
     td = observed.task_definitions.get(dc.task_definition.family)
     if td is not None and not is_ours(td.tags, ns):
         return (f"task definition family {td.family} exists and is not managed by cronctl: "
                 "left untouched")
     return None
+
+
+def _replaced_rule(dc: DesiredCron, observed: Observed) -> ObservedSchedule | None:
+    """The live rule the cron ``replaces``; None when it names none, when the rule is gone,
+    or when it names the cron's own rule (``<ns>-<cron>`` on the rules backend: taken over in
+    place, as any live schedule of the cron)."""
+    replaces = dc.spec.replaces
+    if replaces is None or (dc.schedule.backend == "rules" and replaces.rule == dc.schedule.name):
+        return None
+    return observed.replaced.get(replaces.rule)
+
+
+def _replaced_problem(dc: DesiredCron, old: ObservedSchedule, ns: str,
+                      reg: RegistryItem | None) -> str | None:
+    """Why the cron cannot take the rule it ``replaces`` over: not tagged ours for it (nor its
+    registered schedule), or not a schedule."""
+    name, rule = dc.spec.name, old.current.name
+    if not old.owned_as(name, ns, reg):
+        owner = (f" (it is tagged for cron {old.cron_tag})"
+                 if is_ours(old.tags, ns) and old.cron_tag else "")
+        prefix = rule[:-len(name)] if rule.endswith(name) and rule != name else "PREFIX"
+        tags = " ".join(f"Key={key},Value={value}" for key, value
+                        in sorted(ours_tags(ns, **{CRON_TAG: name}).items()))
+        return (f"replaces.rule: rule {rule} is not tagged as cronctl's for cron {name} in "
+                f"namespace {ns}{owner}: the rule and cron {name} are left as they are; tag "
+                f"the rule as this cron's, with `cronctl import aws --rules-prefix {prefix} "
+                f"--adopt --namespace {ns}` (it also writes the cron file: give another --out, "
+                f"or --force over this one) or `aws events tag-resource --resource-arn "
+                f"{old.arn} --tags {tags}`")
+    if not old.current.expression:
+        return (f"replaces.rule: rule {rule} has no schedule expression (it matches events): "
+                "it is not a cron's schedule and is left as it is; remove 'replaces' from "
+                "the file")
+    return None
+
+
+def _hand_over(dc: DesiredCron, old: ObservedSchedule) -> list[Change]:
+    """The rule the cron replaces, re-targeted at the dispatch topic with the cron's input,
+    its own expression and state kept (``rules.put(hand_over=True)``): from then on its fires
+    start at most one task per scheduled time, with the cron's new schedule's. None when it
+    already is."""
+    wanted = replace(old.current, target_arn=dc.schedule.target_arn,
+                     input=rule_input_template(dc.spec.name), input_paths=RULE_INPUT_PATHS)
+    diff = _diff(old.current.fields(), wanted.fields())
+    if not diff:
+        return []
+    new = f"{_kind(dc.schedule.backend)} {dc.schedule.name}"
+    return [Change(dc.spec.name, Resource.SCHEDULE, Action.UPDATE,
+                   f"hand-over: rule {old.current.name}, which this cron replaces, fires "
+                   f"through dispatch until {new} exists", diff, wanted, old)]
 
 
 def _diff(before: dict, after: dict) -> tuple[tuple[str, object, object], ...]:
@@ -245,9 +312,12 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit,
     name, wanted = dc.spec.name, dc.schedule
     reg = observed.registry.get(name)
     live = _schedules_of(observed, wanted.backend).get(wanted.name)
-    changes = []
+    replaced = _replaced_rule(dc, observed)
+    changes = _hand_over(dc, replaced) if replaced is not None else []
     if live is None:
-        if reg is None:
+        if replaced is not None:
+            reason = f"replaces rule {replaced.current.name}"
+        elif reg is None:
             reason = "new cron"
         elif reg.schedule_backend != wanted.backend:
             reason = f"backend switch {reg.schedule_backend} -> {wanted.backend}"
@@ -266,17 +336,29 @@ def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit,
     other_backend = "scheduler" if wanted.backend == "rules" else "rules"
     other_name = rule_name(ns, name) if other_backend == "rules" else name
     old = _schedules_of(observed, other_backend).get(other_name)
-    if old is not None and old.owned_as(name, ns, reg):
+    if old is not None and old.owned_as(name, ns, reg) \
+            and (replaced is None or old.arn != replaced.arn):
         changes.append(Change(name, Resource.SCHEDULE, Action.DELETE,
                               f"backend switch {other_backend} -> {wanted.backend}",
                               _diff(old.current.fields(), {}), observed=old))
+    if replaced is not None:
+        changes.append(Change(name, Resource.SCHEDULE, Action.DELETE,
+                              f"replaced: rule {replaced.current.name}, once "
+                              f"{_kind(wanted.backend)} {wanted.name} exists",
+                              _diff(replaced.current.fields(), {}), observed=replaced))
     monitor_changes, record = monitors.for_cron(dc.spec, reg)
     changes.extend(monitor_changes)
-    registry_change = _registry_change(dc, observed, commit, adopting=live is not None,
+    taking_over = live is not None or replaced is not None
+    registry_change = _registry_change(dc, observed, commit, adopting=taking_over,
                                        monitor=record)
-    if live is not None and reg is None:
-        # Adopting a live schedule: the registry item first, so that dispatch knows the cron
-        # before the schedule's target becomes the dispatch topic (no run lost between).
+    if replaced is not None and registry_change.action == Action.CREATE:
+        registry_change = replace(registry_change, reason=(
+            f"new cron replacing rule {replaced.current.name} (tagged as ours): written first, "
+            "so that dispatch knows the cron when the rule fires through it"))
+    if taking_over and reg is None:
+        # Adopting a live schedule (or the rule the cron replaces): the registry item first,
+        # so that dispatch knows the cron before a schedule's target becomes the dispatch
+        # topic (no run lost between).
         return [replace(c, adopting=True) for c in (registry_change, *changes)]
     changes.append(registry_change)
     return changes

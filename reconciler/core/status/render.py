@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from reconciler.core.alerts.model import AlertState
 from reconciler.core.executions.records import PENDING, RUNNING, Execution, parse_time
 from reconciler.core.schedule import expressions as schedule_module
 from reconciler.core.spec import CronSpec
@@ -227,7 +228,9 @@ class CronStatus:
     """Everything ``status`` shows for one cron; ``executions`` newest first.
 
     ``open_runs`` are the cron's open (non-terminal) executions, also those older than the
-    ones shown: they count for ``Status`` but are not listed. ``timezone`` is the cron's."""
+    ones shown: they count for ``Status`` but are not listed. ``timezone`` is the cron's.
+    ``alert`` is the cron's alert state and ``alert_text`` its one-line description
+    (``core.alerts.decide.describe_state``), None while the cron is not failing."""
 
     name: str
     schedule: str
@@ -236,6 +239,8 @@ class CronStatus:
     executions: list[Execution]
     timezone: str = "UTC"
     open_runs: tuple[Execution, ...] = ()
+    alert: AlertState | None = None
+    alert_text: str | None = None
 
     @property
     def status(self) -> str:
@@ -253,7 +258,19 @@ def status_json(view: CronStatus) -> dict:
     if _zone(view.timezone) is not None:
         data["timezone"] = view.timezone
         data["next_run_local"] = local_iso(view.next_run, view.timezone)
+    if view.alert_text and view.alert is not None:
+        data["alert"] = alert_json(view.alert, view.alert_text)
     return data
+
+
+def alert_json(state: AlertState, text: str) -> dict:
+    """A failing cron's alert state as JSON."""
+    return {"state": "FAILING", "since": state.failing_since,
+            "consecutive_failures": state.consecutive_failures,
+            "last_status": state.last_status,
+            "open": [{"kind": a.kind, "notifier": a.notifier, "since": a.since,
+                      "dedup_key": a.dedup_key, "channel": a.channel} for a in state.open],
+            "text": text}
 
 
 def status_text(view: CronStatus) -> str:
@@ -262,6 +279,7 @@ def status_text(view: CronStatus) -> str:
         ("Status", view.status),
         ("Schedule", view.schedule),
         ("Next Run", format_moment_in_zone(view.next_run, view.timezone)),
+        *([("Alert", view.alert_text)] if view.alert_text else []),
     ])
     lines += ["", "Last Executions:"]
     rows = [[
@@ -289,27 +307,48 @@ class CronSummary:
     suspended: bool
     next_run: datetime | None
     last: Execution | None
+    alert: AlertState | None = None     # set only while the cron is failing
+
+
+def _alert_cell(alert: AlertState | None) -> str:
+    if alert is None or not alert.failing:
+        return ""
+    opened = " (alerted)" if alert.open else ""
+    return f"FAILING x{alert.consecutive_failures}{opened}"
 
 
 def list_json(rows: list[CronSummary]) -> list[dict]:
-    return [{
-        "name": row.name,
-        "schedule": row.schedule,
-        "suspended": row.suspended,
-        "last_status": row.last.status if row.last else None,
-        "last_run": (row.last.started_at or row.last.created_at) if row.last else None,
-        "next_run": _iso(row.next_run),
-    } for row in rows]
+    result = []
+    for row in rows:
+        data = {
+            "name": row.name,
+            "schedule": row.schedule,
+            "suspended": row.suspended,
+            "last_status": row.last.status if row.last else None,
+            "last_run": (row.last.started_at or row.last.created_at) if row.last else None,
+            "next_run": _iso(row.next_run),
+        }
+        if row.alert is not None and row.alert.failing:
+            data["alert"] = {"state": "FAILING", "since": row.alert.failing_since,
+                             "consecutive_failures": row.alert.consecutive_failures,
+                             "alerted": bool(row.alert.open)}
+        result.append(data)
+    return result
 
 
 def list_text(rows: list[CronSummary]) -> str:
+    """The crons as a table; an ``Alert`` column (``FAILING x3 (alerted)``) appears only when
+    some cron is failing."""
     if not rows:
         return "No crons.\n"
+    alerts = any(_alert_cell(row.alert) for row in rows)
     body = [[
         row.name,
         row.schedule,
         cron_status(row.suspended, [row.last] if row.last else []),
         format_moment((row.last.started_at or row.last.created_at) if row.last else None),
         format_moment(row.next_run),
+        *([_alert_cell(row.alert)] if alerts else []),
     ] for row in rows]
-    return "\n".join(table(["Name", "Schedule", "Last Status", "Last Run", "Next Run"], body)) + "\n"
+    headers = ["Name", "Schedule", "Last Status", "Last Run", "Next Run"]
+    return "\n".join(table(headers + (["Alert"] if alerts else []), body)) + "\n"

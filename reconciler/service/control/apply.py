@@ -189,6 +189,7 @@ def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[Ap
                 Resource.SCHEDULE: applier.schedule, Resource.REGISTRY: applier.registry,
                 Resource.MONITOR: applier.monitor}
     failed: dict[str, str] = {}  # change id -> the failed change it is (or waits for)
+    registered: dict[str, Change] = {}  # cron -> its registry write applied so far
     for change in execution_order(plan.changes):
         blocker = next((failed[dep] for dep in change.depends_on if dep in failed), None)
         if change.action == Action.NO_OP:
@@ -207,6 +208,13 @@ def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[Ap
                 raise PermanentError(f"apply has no handler for {change.resource} changes")
             handler(change)
             applied.append(change)
+            if change.resource == Resource.REGISTRY and change.action != Action.DELETE:
+                registered[change.cron] = change
+            elif change.resource == Resource.SCHEDULE and change.cron in registered \
+                    and change.cron in applier.schedule_since:
+                # written before the schedule (adopting: a rule the cron replaces): record
+                # when the cron's schedule started
+                _record_schedule_start(applier, registered[change.cron], errors)
         except LeaseLost:
             raise
         except CronctlError as exc:
@@ -219,9 +227,10 @@ def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[Ap
 
 def _record_schedule_start(applier: _Applier, change: Change,
                            errors: list[ApplyError]) -> None:
-    """A registry item that is up to date while its schedule was re-created (drift): rewrite
-    it to record the new ``schedule_since``. Bookkeeping, not a change of the plan: neither
-    listed as applied nor counted in the progress."""
+    """A registry item that is up to date while its schedule was re-created (drift), or
+    written before its schedule was created (adopting): rewrite it to record the new
+    ``schedule_since``. Bookkeeping, not a change of the plan: neither listed as applied nor
+    counted in the progress."""
     try:
         applier.registry(change)
     except LeaseLost:

@@ -29,8 +29,11 @@ def not_set_up(settings: Settings) -> str:
             f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first")
 
 
-def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
-    """Raises ConfigError when the namespace has no registry table (not bootstrapped)."""
+def observe(clients: AwsClients, settings: Settings, account: str,
+            replaced_rules: tuple[str, ...] = ()) -> Observed:
+    """Raises ConfigError when the namespace has no registry table (not bootstrapped).
+    ``replaced_rules``: the rules named by desired crons' ``replaces`` (read by
+    ``_observe_replaced``)."""
     try:
         items, record = registry.scan_with_namespace(clients, settings)
     except NotFound as exc:
@@ -43,6 +46,7 @@ def observe(clients: AwsClients, settings: Settings, account: str) -> Observed:
         schedules=_observe_schedules(clients, settings, account, known_arns),
         task_definitions=taskdefs.observe(clients, settings.namespace),
         monitors=observe_monitors(settings, items),
+        replaced=_observe_replaced(clients, replaced_rules),
     )
 
 
@@ -72,4 +76,18 @@ def _observe_schedules(clients: AwsClients, settings: Settings, account: str,
         raw = schedules.get(clients, group, summary["Name"])
         if raw is not None:
             found[raw["Name"]] = schedules.observed(raw, group_tag_map)
+    return found
+
+
+def _observe_replaced(clients: AwsClients,
+                      names: tuple[str, ...]) -> dict[str, ObservedSchedule]:
+    """Each rule a desired cron ``replaces`` (whatever its name): DescribeRule, then, while it
+    exists, ListTargetsByRule and its tags (``core/plan/planner.py`` hands it over to
+    dispatch, creates the cron's schedule, then deletes it)."""
+    found = {}
+    for name in sorted(set(names)):
+        rule = rules.describe(clients, name)
+        if rule is not None:
+            found[name] = rules.observed(rule, rules.only_target(clients, name),
+                                         rules.tags(clients, rule["Arn"]))
     return found

@@ -140,7 +140,8 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Pl
 
     loaded = load_snapshot(snapshot, settings.path)
     partition, account = clients.identity()
-    observed = observe(clients, settings, account)
+    observed = observe(clients, settings, account,
+                       tuple(s.replaces.rule for s in loaded.specs if s.replaces))
     problems: dict[str, list[str]] = {}
     for diagnostic in (*loaded.diagnostics, *snapshot.refused):
         lines = problems.setdefault(diagnostic.file, [])

@@ -10,21 +10,27 @@ Per message:
   -> deleted quietly;
 - otherwise ``apply_event`` + a conditional write on ``detail.version``; stale and duplicate
   events change nothing. The message is deleted only after its effect is stored.
-On a terminal state the overlap lock is released (only if this execution holds it), the
-record notes ``lock_released`` (so a redelivered final event does not release again), and
-``on_terminal(execution)`` is called. Several replicas may consume the same queue: every
-effect is a conditional write.
+The write that makes a run terminal also stores its outbox (``finished``, ``ping``,
+``alert``: see ``reconciler.service.execution.outbox``). Then the overlap lock is released
+(only if this execution holds it), the record notes ``lock_released`` (so a redelivered final
+event does not release again), and the outbox is drained at once (the canonical
+``execution.finished`` line, the run counted, ``on_terminal(execution)``, the monitor's ping,
+alerts). A crash after the final state is stored loses none of it: a redelivered final event,
+or the watchdog's next sweep, releases the lock and drains the outbox. Several replicas may
+consume the same queue: every effect is a conditional write, the outbox's under a claim.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.sqs import EventQueue, QueueMessage
+from reconciler.core.alerts.model import initial_effects
 from reconciler.core.executions.records import (
     Execution,
     MalformedEvent,
@@ -36,6 +42,7 @@ from reconciler.core.executions.records import (
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
+from reconciler.service.execution.outbox import Outbox
 from reconciler.service.metrics import Metrics
 from reconciler.service.worker import Worker
 from reconciler.settings import Settings
@@ -54,12 +61,14 @@ class EventConsumer(Worker):
     def __init__(self, clients: AwsClients, settings: Settings,
                  on_terminal: Callable[[Execution], None] | None = None,
                  wait_time_s: int = 20, batch_size: int = 10,
-                 error_backoff_s: float = 1.0, metrics: Metrics | None = None) -> None:
+                 error_backoff_s: float = 1.0, metrics: Metrics | None = None,
+                 outbox: Outbox | None = None) -> None:
         self.metrics = metrics or Metrics(process=False)
         self.queue = EventQueue(clients, settings)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
-        self._on_terminal = on_terminal
+        self.outbox = outbox or Outbox(clients, settings, metrics=self.metrics,
+                                       on_terminal=on_terminal)
         self._wait_time_s = wait_time_s
         self._batch_size = batch_size
         self._error_backoff_s = error_backoff_s
@@ -138,14 +147,19 @@ class EventConsumer(Worker):
             updated = apply_event(record, event)
             if updated is None:
                 # Stale or duplicate. A redelivered final event makes sure the lock is gone
-                # (repairs a crash between storing the final state and releasing the lock),
-                # unless the record says it is gone already.
-                if record.terminal and outcome_decided(event) and not record.lock_released:
-                    self.release_lock(record)
+                # and the outbox carried out (repairs a crash after storing the final state),
+                # unless the record says they are done already.
+                if record.terminal and outcome_decided(event):
+                    if not record.lock_released:
+                        self.release_lock(record)
+                    if record.outbox:
+                        self.outbox.drain(record, "consumer")
                 return DELETE
-            if self.executions.apply(updated, record.version):
-                if updated.terminal and not record.terminal:
-                    self._finished(updated)
+            becomes_terminal = updated.terminal and not record.terminal
+            effects = initial_effects(updated.status) if becomes_terminal else frozenset()
+            if self.executions.apply(updated, record.version, effects):
+                if becomes_terminal:
+                    self._finished(replace(updated, outbox=effects or None))
                 return DELETE
             # Another consumer stored a newer state meanwhile: read it and apply again.
         log.warning("consumer.contended", execution_id=event.started_by)
@@ -157,30 +171,20 @@ class EventConsumer(Worker):
         release_lock(self.executions, self.locks, execution)
 
     def _finished(self, execution: Execution) -> None:
-        finished(self.executions, self.locks, execution, self._on_terminal, "consumer",
-                 self.metrics)
+        finished(self.executions, self.locks, execution, self.outbox, "consumer")
 
 
 def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution) -> None:
     """Release the run's overlap lock (if it holds it) and note on the record that it is gone."""
     locks.release(execution.cron, execution.execution_id)
-    executions.mark_lock_released(execution.execution_id)
+    executions.mark_lock_released(execution.execution_id, outbox_pending=bool(execution.outbox))
 
 
 def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
-             on_terminal: Callable[[Execution], None] | None, source: str,
-             metrics: Metrics | None = None) -> None:
-    """What follows a run's terminal state, once stored by ``source`` (consumer or watchdog):
-    the run counted by its status, the lock released, one canonical line, ``on_terminal``."""
-    if metrics is not None:
-        metrics.execution_finished(execution.status)
+             outbox: Outbox, source: str) -> None:
+    """What follows a run's terminal state, once stored by ``source`` (consumer or watchdog)
+    with its outbox: the lock released, then the outbox drained (the run counted, its
+    canonical line, ``on_terminal``, the ping, alerts). A failure here loses nothing: the
+    run stays in the index of open runs and the watchdog's sweep finishes it."""
     release_lock(executions, locks, execution)
-    log.info("execution.finished", cron=execution.cron, execution_id=execution.execution_id,
-             status=execution.status, exit_code=execution.exit_code,
-             duration_s=execution.duration_s(), reason=execution.reason, source=source)
-    if on_terminal is not None:
-        try:
-            on_terminal(execution)
-        except Exception as exc:  # a notifier's failure must not block the queue
-            log.error("execution.on_terminal_failed", execution_id=execution.execution_id,
-                      error=str(exc))
+    outbox.drain(execution, source)

@@ -37,7 +37,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from reconciler.adapters.aws import AwsClients
@@ -45,11 +45,13 @@ from reconciler.adapters.ec2 import default_network
 from reconciler.adapters.ecs_tasks import EcsTasks
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.registry_read import RegistryReader
+from reconciler.core.alerts.model import initial_effects
 from reconciler.core.executions import records as ex
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.core.spec import NAME_PATTERN, CronSpec
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
+from reconciler.service.execution.outbox import Outbox
 from reconciler.service.metrics import Metrics
 from reconciler.service.monitoring.pings import NoPings
 from reconciler.settings import NetworkSettings, Settings
@@ -61,6 +63,9 @@ SUSPENDED, FAILED_TO_START, UNKNOWN_CRON = "suspended", "failed_to_start", "unkn
 IN_PROGRESS = "in_progress"
 LOCK_ATTEMPTS = 5
 DEFAULT_TIMEOUT_S = 24 * 3600
+# What a run that fails to start leaves in its outbox: its ping and its alert (dispatch logs
+# and counts it itself).
+UNSTARTED_EFFECTS = initial_effects(ex.FAILED_TO_START, finished=False)
 
 
 class RetryLater(TransientError):
@@ -110,12 +115,14 @@ class Dispatcher:
     """Starts cron runs; safe to call concurrently from many threads and replicas."""
 
     def __init__(self, clients: AwsClients, settings: Settings,
-                 metrics: Metrics | None = None, pinger=None) -> None:
+                 metrics: Metrics | None = None, pinger=None,
+                 outbox: Outbox | None = None) -> None:
         self._clients = clients
         self._settings = settings
         self.metrics = metrics or Metrics(process=False)
         # The monitor's start ping once RunTask answered (queued: never holds the dispatch).
         self.pinger = pinger or NoPings()
+        self.outbox = outbox or Outbox(clients, settings, metrics=self.metrics)
         self.registry = RegistryReader(clients, settings)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
@@ -247,15 +254,17 @@ class Dispatcher:
     def _give_up(self, record: ex.Execution, attempt: str, reason: str) -> DispatchOutcome:
         """FAILED_TO_START with ``reason``, and the lock released if the run held it."""
         if not self.executions.finish_unstarted(record.execution_id, ex.FAILED_TO_START,
-                                                reason, lock_released=False):
+                                                reason, lock_released=False,
+                                                effects=UNSTARTED_EFFECTS):
             current = self.executions.get(record.execution_id)
             return DispatchOutcome(DUPLICATE, record.execution_id,
                                    current.task_arn if current else None)
         self.metrics.execution_finished(ex.FAILED_TO_START)
         self.locks.release(record.cron, record.execution_id)
-        self.executions.mark_lock_released(record.execution_id)
+        self.executions.mark_lock_released(record.execution_id, outbox_pending=True)
         log.warning("dispatch.failed_to_start", cron=record.cron,
                     execution_id=record.execution_id, reason=reason)
+        self._drain(record)
         return DispatchOutcome(FAILED_TO_START, record.execution_id, reason=reason)
 
     def _proceed(self, item, record: ex.Execution, attempt: str, *, force: bool,
@@ -325,9 +334,11 @@ class Dispatcher:
         can never start later (a resumed dispatch of it finds it finished)."""
         reason = f"replaced by {eid}"
         if holder.unstarted and self.executions.finish_unstarted(
-                holder.execution_id, ex.FAILED_TO_START, f"{reason} before it started"):
+                holder.execution_id, ex.FAILED_TO_START, f"{reason} before it started",
+                effects=UNSTARTED_EFFECTS):
             self.metrics.execution_finished(ex.FAILED_TO_START)
             log.info("dispatch.replaced", cron=cron, ended=holder.execution_id, by=eid)
+            self._drain(holder)
             return
         current = self.executions.get(holder.execution_id) if holder.unstarted else holder
         arn = current.task_arn if current else None
@@ -405,11 +416,20 @@ class Dispatcher:
 
     def _refused(self, cron: str, eid: str, locked: bool, reason: str) -> DispatchOutcome:
         """AWS refused for good: FAILED_TO_START with the reason, lock released."""
-        if self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason,
-                                            lock_released=not locked):
+        ended = self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason,
+                                                 lock_released=not locked,
+                                                 effects=UNSTARTED_EFFECTS)
+        if ended:
             self.metrics.execution_finished(ex.FAILED_TO_START)
         if locked:
             self.locks.release(cron, eid)
-            self.executions.mark_lock_released(eid)
+            self.executions.mark_lock_released(eid, outbox_pending=ended)
         log.warning("dispatch.failed_to_start", cron=cron, execution_id=eid, reason=reason)
+        if ended:
+            self._drain(ex.Execution(execution_id=eid, cron=cron, scheduled_at=""))
         return DispatchOutcome(FAILED_TO_START, eid, reason=reason)
+
+    def _drain(self, record: ex.Execution) -> None:
+        """The fast path of a run ended before it started: its outbox (ping, alert), carried
+        out on the record as stored (the claim reads it)."""
+        self.outbox.drain(replace(record, outbox=UNSTARTED_EFFECTS), "dispatch")

@@ -11,7 +11,18 @@ sparse index ``unfinished``) and, for each, does what ``reconciler.core.executio
   period (default 60 s): ECS is asked about that one task (DescribeTasks). If it stopped, its
   final state is recorded from ECS's answer exactly as the STOPPED event would have; if ECS no
   longer knows it, the run is LOST and its lock released. The lock is released before the
-  final state is stored, so a crash between the two is repaired by the next sweep.
+  final state is stored, so a crash between the two is repaired by the next sweep;
+- a finished run still in the index: its lock is released, its outbox drained (what a crash
+  or a failed delivery left: ``reconciler.service.execution.outbox``), or it is taken out;
+- a run still going past its cron's ran-longer-than-threshold: noted on the record with an
+  ``overlong`` effect in its outbox, by conditional write (once per run, whichever replica
+  wins), then drained (a Slack message).
+
+Every ``missed_interval_s`` (default 60 s) it also looks for scheduled runs that never came:
+for each cron with a no-run-threshold, the fire times of the look-back window
+(``core.alerts.decide.missed_fires``) whose record does not exist (one BatchGetItem for all
+crons' ids, 100 a call) are recorded MISSED by a conditional create keyed by the run's
+execution id, with an outbox: of three replicas, one creates it and alerts.
 
 It is safe with several replicas: resuming takes a claim by conditional write, and every
 final state is a compare-and-swap on the record's version, so one replica wins each repair
@@ -20,20 +31,32 @@ and ``on_terminal`` runs once. Errors are logged and counted; the next sweep tri
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.ecs_tasks import EcsTasks
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.registry_read import RegistryReader
+from reconciler.core.alerts import decide as alerts
+from reconciler.core.alerts.model import OVERLONG, initial_effects
 from reconciler.core.executions import repairs
-from reconciler.core.executions.records import Execution, apply_event
+from reconciler.core.executions.records import (
+    MISSED,
+    Execution,
+    apply_event,
+    execution_id,
+    format_time,
+)
+from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
 from reconciler.service.execution.consumer import finished, release_lock
 from reconciler.service.execution.dispatch import DEFAULT_TIMEOUT_S, Dispatcher, RetryLater
+from reconciler.service.execution.outbox import Outbox
 from reconciler.service.metrics import Metrics
 from reconciler.service.worker import Worker
 from reconciler.settings import Settings
@@ -49,12 +72,16 @@ class Watchdog(Worker):
     def __init__(self, clients: AwsClients, settings: Settings, dispatcher: Dispatcher,
                  on_terminal: Callable[[Execution], None] | None = None,
                  now: Callable[[], datetime] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, outbox: Outbox | None = None,
+                 missed_interval_s: float = 60.0) -> None:
         self.metrics = metrics or Metrics(process=False)
         self._settings = settings
         self._dispatcher = dispatcher
-        self._on_terminal = on_terminal
         self._now = now or (lambda: datetime.now(UTC))
+        self.outbox = outbox or Outbox(clients, settings, metrics=self.metrics,
+                                       on_terminal=on_terminal, now=self._now)
+        self.missed_interval_s = missed_interval_s
+        self._missed_checked: float | None = None
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
         self.tasks = EcsTasks(clients, settings)
@@ -75,23 +102,35 @@ class Watchdog(Worker):
 
     # -- work -----------------------------------------------------------------------------
     def sweep(self) -> Counter[str]:
-        """One look at every open execution; the repairs made, by kind."""
+        """One look at every open execution (and, when due, at missed runs); the repairs
+        made, by kind."""
         done: Counter[str] = Counter()
-        timeouts: dict[str, float] = {}
+        items: dict[str, RegistryItem | None] = {}
+        pending = 0
         for record in self.executions.unfinished():
             if self._stop.is_set():
                 break
+            pending += bool(record.outbox)
+            for step in (self._repair, self._overlong, self._drain):
+                try:
+                    kind = step(record, items)
+                except RetryLater:
+                    kind = None
+                except CronctlError as exc:
+                    log.warning("watchdog.repair_failed", execution_id=record.execution_id,
+                                cron=record.cron, error=str(exc))
+                    done["failed"] += 1
+                    break
+                if kind:
+                    done[kind] += 1
+        self.metrics.outbox_seen(pending)
+        if not self._stop.is_set() and self._missed_due():
             try:
-                kind = self._repair(record, timeouts)
-            except RetryLater:
-                kind = None
+                done["missed"] += self.check_missed()
             except CronctlError as exc:
-                log.warning("watchdog.repair_failed", execution_id=record.execution_id,
-                            cron=record.cron, error=str(exc))
+                log.warning("watchdog.missed_check_failed", error=str(exc))
                 done["failed"] += 1
-                continue
-            if kind:
-                done[kind] += 1
+        done = Counter({k: v for k, v in done.items() if v})
         self.sweeps += 1
         self.repairs.update(done)
         self.metrics.repaired(done)
@@ -99,21 +138,26 @@ class Watchdog(Worker):
             log.info("watchdog.sweep", **dict(done))
         return done
 
-    def _timeout_s(self, cron: str, cache: dict[str, float]) -> float:
+    def _item(self, cron: str, cache: dict[str, RegistryItem | None]) -> RegistryItem | None:
         if cron not in cache:
-            item = self.registry.get(cron)
-            cache[cron] = float(item.spec.timeout_s if item else DEFAULT_TIMEOUT_S)
+            cache[cron] = self.registry.get(cron)
         return cache[cron]
 
-    def _repair(self, record: Execution, timeouts: dict[str, float]) -> str | None:
+    def _timeout_s(self, cron: str, cache: dict[str, RegistryItem | None]) -> float:
+        item = self._item(cron, cache)
+        return float(item.spec.timeout_s if item else DEFAULT_TIMEOUT_S)
+
+    def _repair(self, record: Execution, items: dict[str, RegistryItem | None]) -> str | None:
         now = self._now()
-        timeout_s = self._timeout_s(record.cron, timeouts)
+        timeout_s = self._timeout_s(record.cron, items)
         action = repairs.decide(record, now, timeout_s, self._settings.grace_s)
         if action is repairs.Repair.RELEASE_LOCK:
             release_lock(self.executions, self.locks, record)
             log.info("watchdog.lock_released", cron=record.cron,
                      execution_id=record.execution_id, status=record.status)
             return "lock_released"
+        if action is repairs.Repair.CLOSE:
+            return "closed" if self.executions.close(record.execution_id) else None
         if action in (repairs.Repair.RESUME, repairs.Repair.GIVE_UP):
             outcome = self._dispatcher.resume(record, source="watchdog")
             log.info("watchdog.resumed", cron=record.cron, execution_id=record.execution_id,
@@ -140,9 +184,80 @@ class Watchdog(Worker):
             updated = apply_event(record, repairs.task_event(task, (record.version or 0) + 1))
             if updated is None:
                 return None
-        if not self.executions.apply(updated, record.version):
+        becomes_terminal = updated.terminal and not record.terminal
+        effects = initial_effects(updated.status) if becomes_terminal else frozenset()
+        if not self.executions.apply(updated, record.version, effects):
             return None            # an event or another replica got there first
-        if updated.terminal and not record.terminal:
-            finished(self.executions, self.locks, updated, self._on_terminal, "watchdog",
-                     self.metrics)
+        if becomes_terminal:
+            finished(self.executions, self.locks,
+                     replace(updated, outbox=(record.pending_effects | effects) or None),
+                     self.outbox, "watchdog")
         return "lost" if updated.status == "LOST" else "recorded_from_ecs"
+
+    # -- the outbox, overlong and missed runs ------------------------------------------------
+    def _drain(self, record: Execution, items: dict[str, RegistryItem | None]) -> str | None:
+        """Carry out what a crash or a failed delivery left in a run's outbox."""
+        if not record.outbox or not record.outbox_due(self._now().timestamp()):
+            return None
+        current = self.executions.get(record.execution_id)
+        if current is None or not current.outbox:
+            return None
+        if current.terminal and not current.lock_released:
+            return None   # the repair of this sweep (or the next) releases it first
+        drained = self.outbox.drain(current, "watchdog", self._item(record.cron, items))
+        return "outbox" if drained else None
+
+    def _overlong(self, record: Execution, items: dict[str, RegistryItem | None]) -> str | None:
+        """Alert once about a run still going past its ran-longer-than-threshold."""
+        if record.terminal:
+            return None
+        item = self._item(record.cron, items)
+        now = self._now()
+        if item is None or not alerts.overlong(record, item.spec, now):
+            return None
+        if not self.executions.mark_overlong(record.execution_id, format_time(now), OVERLONG):
+            return None            # another replica did (one alert per run)
+        log.warning("watchdog.overlong", cron=record.cron, execution_id=record.execution_id,
+                    started_at=record.started_at,
+                    threshold_s=item.spec.notifications.ran_longer_than_threshold_s)
+        self.outbox.drain(replace(record, outbox=record.pending_effects | {OVERLONG}),
+                          "watchdog", item)
+        return "overlong"
+
+    def _missed_due(self) -> bool:
+        now = time.monotonic()
+        if self._missed_checked is not None and \
+                now - self._missed_checked < self.missed_interval_s:
+            return False
+        self._missed_checked = now
+        return True
+
+    def check_missed(self) -> int:
+        """Record (and alert about) every scheduled run of the look-back window that never
+        came; the number this replica recorded."""
+        now = self._now()
+        fires: dict[str, tuple[RegistryItem, datetime]] = {}
+        for item in self.registry.all():
+            if item.spec.notifications.no_run_threshold_s is None:
+                continue
+            for fire in alerts.missed_fires(item.spec, item.schedule_since, now):
+                fires[execution_id(item.name, format_time(fire))] = (item, fire)
+        if not fires:
+            return 0
+        existing = self.executions.existing(list(fires))
+        expires = int((now + timedelta(days=self._settings.history_days)).timestamp())
+        recorded = 0
+        for eid, (item, fire) in fires.items():
+            if eid in existing or self._stop.is_set():
+                continue
+            record = replace(alerts.missed_record(item.spec, eid, fire, now, expires),
+                             outbox=initial_effects(MISSED))
+            created, _ = self.executions.create_or_get(record)
+            if not created:
+                continue           # it came after all, or another replica recorded it
+            recorded += 1
+            log.warning("watchdog.missed", cron=item.name, execution_id=eid,
+                        scheduled_at=record.scheduled_at,
+                        threshold_s=item.spec.notifications.no_run_threshold_s)
+            self.outbox.drain(record, "watchdog", item)
+        return recorded

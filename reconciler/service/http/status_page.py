@@ -16,9 +16,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from reconciler.adapters.alert_states import AlertStates
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore
 from reconciler.adapters.registry_read import RegistryReader
+from reconciler.core.alerts.decide import describe_state
+from reconciler.core.alerts.model import AlertState
 from reconciler.core.executions.records import Execution
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.spec import NAME_PATTERN
@@ -57,8 +60,16 @@ class StatusPages:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  history: int = HISTORY, registry: RegistryReader | None = None,
                  executions: ExecutionStore | None = None,
-                 open_runs: Callable[[], list[Execution]] | None = None) -> None:
+                 open_runs: Callable[[], list[Execution]] | None = None,
+                 alert_states: Callable[[list[str]], dict[str, AlertState]] | None = None
+                 ) -> None:
         self._settings = settings
+        # Each cron's alert state (one BatchGetItem for the overview): from the executions
+        # table by default; none when the page is built without AWS clients.
+        if alert_states is None:
+            alert_states = AlertStates(clients, settings).many if clients is not None \
+                else (lambda names: {})
+        self._alert_states = alert_states
         self._registry = registry or RegistryReader(clients, settings)
         self._executions = executions or ExecutionStore(clients, settings)
         # Every open run of the namespace (one query of the sparse index): by default from the
@@ -93,12 +104,14 @@ class StatusPages:
             return _html(503, "unavailable", status_page.unavailable_page(namespace, str(exc),
                                                                            now))
 
-    def _row(self, item: RegistryItem, now: datetime, last) -> status_page.CronRow:
+    def _row(self, item: RegistryItem, now: datetime, last,
+             alert: AlertState | None = None) -> status_page.CronRow:
         spec = item.spec
         return status_page.CronRow(
             name=item.name, schedule=spec.schedule, timezone=spec.timezone,
             suspended=spec.suspend,
-            next_run=next_run_of(spec, now, item.schedule_since), last=last)
+            next_run=next_run_of(spec, now, item.schedule_since), last=last,
+            alert=describe_state(alert, spec))
 
     def _open_by_cron(self) -> dict[str, list[Execution]]:
         found: dict[str, list[Execution]] = {}
@@ -109,10 +122,12 @@ class StatusPages:
     def _overview(self, now: datetime) -> status_page.Overview:
         rows = []
         open_runs = self._open_by_cron()
-        for item in self._registry.all():
+        items = self._registry.all()
+        alerts = self._alert_states([item.name for item in items])
+        for item in items:
             latest = self._executions.recent(item.name, 1)
             rows.append(self._row(item, now, current_execution(
-                [*latest, *open_runs.get(item.name, [])])))
+                [*latest, *open_runs.get(item.name, [])]), alerts.get(item.name)))
         return status_page.Overview(namespace=self._settings.namespace, now=now, crons=rows)
 
     def _cron_page(self, name: str, now: datetime) -> status_page.CronPage | None:
@@ -126,7 +141,7 @@ class StatusPages:
                  else ("--namespace", settings.namespace))
         return status_page.CronPage(
             namespace=settings.namespace, now=now,
-            cron=self._row(item, now, current),
+            cron=self._row(item, now, current, self._alert_states([name]).get(name)),
             executions=executions, docs=item.spec.docs, file=item.file,
             commit=item.commit, log_group=settings.log_group_name,
             # Console links only for AWS itself, not for a local endpoint.
