@@ -6,7 +6,8 @@
   one more environment variable;
 - ``reconcile.drift_sweep``: at that same commit, after drift was made out of band on
   ``drifted(n)`` crons (a third of their rules disabled, a third lost their targets, a third
-  deleted), the pass that finds and repairs it (today every pass is a full drift check).
+  deleted), the full check (``--full-check``, the daemon's drift check) that finds and
+  repairs it.
 
 Passes run in this process with ``run_pass`` on warm clients (as the daemon's loop does), the
 cron files given as a Snapshot (no Git). Calls are counted client-side (botocore hooks) and
@@ -208,8 +209,11 @@ def run(url: str, n: int) -> ReconcileRun:
     change_calls = log.take()
     replayer = Replayer(url)
     drift = _make_drift(replayer, settings.namespace, n)
+    # The drift check: a full pass (the daemon's every --drift-check-interval; the CLI's
+    # --full-check); a pass at the same commit is otherwise cheap and reads nothing.
     sweep = _checked("drift sweep", run_pass(clients, settings, dry_run=False,
-                                             source=snapshot(n, COMMIT_B, edited)))
+                                             source=snapshot(n, COMMIT_B, edited),
+                                             full_check=True))
     sweep_calls = log.take()
     repaired = _repaired(replayer, drift)
     log.recording = False

@@ -140,7 +140,12 @@ class ReadableLines:
         commit = fields.pop("commit", None)
         duration = fields.pop("duration_s", None)
         calls = fields.pop("aws_calls", None)
-        if creates or updates or deletes:
+        cheap = fields.pop("check", None) == "cheap"
+        fields.pop("check_reason", None)
+        summary = fields.pop("summary", None)
+        if cheap and summary:
+            text = f"reconcile{' (dry run)' if dry_run else ''}: {summary}"
+        elif creates or updates or deletes:
             text = (f"reconcile{' (dry run)' if dry_run else ''}: {creates} to create, "
                     f"{updates} to update, {deletes} to delete")
             if not dry_run:

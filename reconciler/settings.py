@@ -181,6 +181,9 @@ class DaemonSettings:
 
     listen: str = "127.0.0.1:8080"
     interval_s: float = 60.0
+    # A full pass (every resource read: drift found and repaired) at least this often; the
+    # passes between, at the applied commit, are cheap (``core/plan/pass_check.py``).
+    drift_check_s: float = 3600.0
     history_days: int = 30
     sns_certs_dir: str | None = None
     webhook_token: str | None = field(default=None, repr=False)  # CI webhook Bearer token
@@ -358,6 +361,7 @@ class Settings:
     slack_configured = _delegate("notifications", "slack_configured")
     listen = _delegate("daemon", "listen")
     interval_s = _delegate("daemon", "interval_s")
+    drift_check_s = _delegate("daemon", "drift_check_s")
     history_days = _delegate("daemon", "history_days")
     sns_certs_dir = _delegate("daemon", "sns_certs_dir")
     webhook_token = _delegate("daemon", "webhook_token")
@@ -573,6 +577,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("interval_s", "--interval", "CRONCTL_INTERVAL_S", "60",
            "seconds between reconcile passes",
            parse=lambda raw: _positive_seconds("CRONCTL_INTERVAL_S", raw)),
+    Option("drift_check_s", "--drift-check-interval", "CRONCTL_DRIFT_CHECK_S", "3600",
+           "seconds between the daemon's full passes (every resource read, drift repaired); "
+           "the passes between, at the applied commit, read nothing",
+           parse=lambda raw: _positive_seconds("CRONCTL_DRIFT_CHECK_S", raw)),
     Option("history_days", "--history-days", None, "30", "days execution records are kept"),
     Option("sns_certs_dir", None, "CRONCTL_SNS_CERTS", "none", "folder of SNS signing "
            "certificates"),

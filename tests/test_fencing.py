@@ -119,11 +119,11 @@ class _PauseInApply:
         self._original = rules.put
         monkeypatch.setattr(rules, "put", self)
 
-    def __call__(self, clients, namespace, cron, wanted, existing=False):
+    def __call__(self, clients, namespace, cron, wanted, existing=False, **kwargs):
         if cron == self.cron and not self.paused.is_set():
             self.paused.set()
             assert self.resume.wait(30), "the test never resumed the paused pass"
-        return self._original(clients, namespace, cron, wanted, existing=existing)
+        return self._original(clients, namespace, cron, wanted, existing=existing, **kwargs)
 
 
 def _freeze_dynamodb(clients: AwsClients, paused: threading.Event, resume: threading.Event):

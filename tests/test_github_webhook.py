@@ -265,7 +265,7 @@ class GatedPasses:
     def hold_next(self) -> None:
         self._hold = True
 
-    def __call__(self, clients, settings, *, dry_run, fence) -> PassResult:
+    def __call__(self, clients, settings, *, dry_run, fence, **_policy) -> PassResult:
         self.starts.append(self.sent)
         if self._hold:
             self._hold = False

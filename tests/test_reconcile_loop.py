@@ -73,11 +73,11 @@ def test_a_failing_pass_is_logged_and_the_loop_goes_on(env):
     clients, settings = env
     calls = []
 
-    def flaky(clients, settings, *, dry_run, fence):
+    def flaky(clients, settings, *, dry_run, fence, **policy):
         calls.append(dry_run)
         if len(calls) == 1:
             raise RuntimeError("boom")
-        return run_pass(clients, settings, dry_run=dry_run, fence=fence)
+        return run_pass(clients, settings, dry_run=dry_run, fence=fence, **policy)
 
     loop = ReconcileLoop(clients, settings.with_(interval_s=3600), owner_id="one",
                          pass_fn=flaky)

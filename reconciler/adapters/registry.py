@@ -6,7 +6,9 @@ generation), so DynamoDB refuses the write of a replica that lost the lease (``L
 
 The namespace's recorded settings live in the same table, in the item ``#namespace`` (a name
 no cron can have: cron names are ``[a-z0-9-]``), with a ``version`` that grows at every change;
-the scan of the crons leaves it out.
+the scan of the crons leaves it out. Item ``#applied`` records the last converged pass
+(``core/plan/pass_check.py``: commit, settings version, when, lease generation), written and
+cleared through the fence like every registry write.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from reconciler.adapters.aws import AwsClients, call, call_retrying, retrying
 from reconciler.adapters.lease import Fence, LeaseLost
+from reconciler.core.plan.pass_check import AppliedRecord
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import Conflict, PermanentError, TransientError
 from reconciler.settings import Settings
@@ -42,6 +45,7 @@ def from_wire(item: dict) -> RegistryItem:
 
 
 NAMESPACE_ITEM = "#namespace"
+APPLIED_ITEM = "#applied"
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,54 @@ def read_namespace(clients: AwsClients, settings: Settings) -> NamespaceRecord |
                              Key={"name": {"S": NAMESPACE_ITEM}}, ConsistentRead=True)
     item = response.get("Item")
     return namespace_from_wire(item) if item else None
+
+
+def read_applied(clients: AwsClients, settings: Settings
+                 ) -> tuple[AppliedRecord | None, NamespaceRecord | None]:
+    """The record of the last converged pass and the namespace's recorded settings, in one
+    request (a consistent BatchGetItem). A missing registry table raises ``NotFound``."""
+    ddb = clients.client("dynamodb")
+    keys = [{"name": {"S": NAMESPACE_ITEM}}, {"name": {"S": APPLIED_ITEM}}]
+    found: dict[str, dict] = {}
+    while keys:
+        response = call_retrying(ddb.batch_get_item, RequestItems={
+            settings.registry_table: {"Keys": keys, "ConsistentRead": True}})
+        for raw in response.get("Responses", {}).get(settings.registry_table, []):
+            found[raw["name"]["S"]] = raw
+        keys = response.get("UnprocessedKeys", {}).get(settings.registry_table,
+                                                       {}).get("Keys", [])
+    namespace = found.get(NAMESPACE_ITEM)
+    return (_applied_from_wire(found[APPLIED_ITEM]) if APPLIED_ITEM in found else None,
+            namespace_from_wire(namespace) if namespace else None)
+
+
+def _applied_from_wire(item: dict) -> AppliedRecord | None:
+    data = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
+    try:
+        return AppliedRecord(
+            commit=str(data["commit"]),
+            settings_version=None if data.get("settings_version") is None
+            else int(data["settings_version"]),
+            checked_at=datetime.fromisoformat(data["checked_at"]),
+            generation=None if data.get("generation") is None else int(data["generation"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # unreadable: as if none was recorded (the next pass is a full one)
+
+
+def write_applied(clients: AwsClients, settings: Settings, record: AppliedRecord, *,
+                  fence: Fence) -> None:
+    """Record the last converged pass (replacing the previous record), through ``fence``."""
+    item = {"name": APPLIED_ITEM, "kind": "applied", "commit": record.commit,
+            "settings_version": record.settings_version,
+            "checked_at": record.checked_at.isoformat(timespec="seconds"),
+            "generation": record.generation}
+    _write(clients, fence, APPLIED_ITEM, {"Put": {"TableName": settings.registry_table,
+                                                  "Item": _to_wire(item)}})
+
+
+def clear_applied(clients: AwsClients, settings: Settings, *, fence: Fence) -> None:
+    """Forget the last converged pass (the next pass is a full one), through ``fence``."""
+    delete(clients, settings, APPLIED_ITEM, fence=fence)
 
 
 def write_namespace(clients: AwsClients, settings: Settings, record: dict,

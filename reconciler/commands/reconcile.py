@@ -20,7 +20,10 @@ DESCRIPTION = HELP + (". Applying takes the namespace's leader lease for the pas
                       "the command refuses: ask that daemon for a pass (SIGHUP or its webhook "
                       "POST /reconcile) instead. --dry-run needs no lease. Exit codes: 0 "
                       "success, 1 error; with --detailed-exitcode 0 no changes, 2 changes "
-                      "(pending with --dry-run, applied otherwise), 1 error.")
+                      "(pending with --dry-run, applied otherwise), 1 error. At the commit "
+                      "the last converged pass applied, the pass is cheap: it reads one "
+                      "record and nothing else (drift is not looked for); --full-check reads "
+                      "every resource and repairs drift.")
 
 
 def register(subparsers) -> None:
@@ -29,6 +32,9 @@ def register(subparsers) -> None:
     add_aws_flags(parser)
     add_output_flag(parser, ("text", "json", "markdown"))  # markdown: a pull-request comment
     parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    parser.add_argument("--full-check", action="store_true",
+                        help="read every resource even at the applied commit (finds and, "
+                             "unless --dry-run, repairs drift)")
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when there are changes, 0 when none, 1 on error")
     parser.add_argument("--max-deletes", type=int, default=None,
@@ -111,6 +117,18 @@ class ApplyProgress:
         self.progress.update(self._applying, completed=done, total=total)
 
 
+def check_dict(result) -> dict | None:
+    """The JSON ``check``: full or cheap, why, and (a cheap pass) what is applied since when."""
+    if result.check is None:
+        return None
+    data = {"kind": result.check.kind.value, "reason": result.check.reason}
+    if result.cheap and result.recorded is not None:
+        data["applied_commit"] = result.recorded.commit
+        data["last_full_check"] = result.recorded.checked_at.isoformat()
+        data["summary"] = result.summary
+    return data
+
+
 def _warn_uncommitted(settings) -> str | None:
     from reconciler.service.control.uncommitted import uncommitted, warning_text
 
@@ -139,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
         token = PROGRESS.set(progress.report if progress else None)
         try:
             if args.dry_run:
-                result = run_pass(clients, settings, dry_run=True)
+                result = run_pass(clients, settings, dry_run=True, full_check=args.full_check)
             else:  # LeaseHeld / ConfigError: one line on stderr, exit 1 (cli.main)
-                result = run_leased_pass(clients, settings)
+                result = run_leased_pass(clients, settings, full_check=args.full_check)
         finally:
             PROGRESS.reset(token)
     if args.output == "json" or result.plan is None:
@@ -151,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_json(result.plan, result.api_calls, result.apply_errors,
                                      result.errors, result.commit,
                                      warnings=(warning,) if warning else (),
-                                     skipped=result.skipped))
+                                     skipped=result.skipped, check=check_dict(result)))
     elif args.output == "markdown":
         from datetime import UTC, datetime
 
@@ -159,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(render_markdown(result.plan, result.apply_errors, result.errors,
                                          now=datetime.now(UTC), dry_run=args.dry_run))
+        if result.summary:  # a cheap pass: what is applied, and the last full check
+            sys.stdout.write(f"\n{result.summary}\n")
     elif result.plan is not None:
         sys.stdout.write(render_text(result.plan, result.apply_errors, result.errors,
-                                     result.skipped))
+                                     result.skipped, summary=result.summary))
         if not args.dry_run and result.plan.has_changes:
             print(f"Applied {len(result.applied)} of {len(result.plan.pending)} changes"
                   f"{f'; {len(result.apply_errors)} failed' if result.apply_errors else ''}"

@@ -14,7 +14,9 @@ HELP = "run the daemon: reconcile loop, SNS dispatch endpoint and ECS event cons
 DESCRIPTION = """\
 Run the cronctl daemon until SIGTERM/SIGINT. In one process:
   - the reconcile loop: every --interval seconds (and on SIGHUP or the CI webhook) make AWS
-    match the cron files; with several replicas only the lease holder reconciles;
+    match the cron files; with several replicas only the lease holder reconciles; a pass at
+    the applied commit reads nothing, and every --drift-check-interval seconds a full pass
+    reads every resource and repairs drift;
   - POST /sns: verified SNS deliveries of schedules start ECS tasks (GET /healthz, /readyz);
   - POST /reconcile (only when CRONCTL_WEBHOOK_TOKEN is set): CI asks for a pass now, with
     `Authorization: Bearer $CRONCTL_WEBHOOK_TOKEN` and an optional JSON body {"commit": SHA};
@@ -34,6 +36,8 @@ def register(subparsers) -> None:
     add_aws_flags(parser)
     parser.add_argument("--listen", help=help_text("listen"))
     parser.add_argument("--interval", dest="interval_s", type=float, help=help_text("interval_s"))
+    parser.add_argument("--drift-check-interval", dest="drift_check_s", type=float,
+                        help=help_text("drift_check_s"))
     parser.add_argument("--history-days", dest="history_days", type=int,
                         help="days execution records are kept (default 30)")
     parser.add_argument("--embedded", action="store_true",
@@ -81,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.interval_s is not None and args.interval_s <= 0:
         print("cronctl serve: --interval must be a positive number of seconds", file=sys.stderr)
+        return 2
+    if args.drift_check_s is not None and not args.drift_check_s > 0:
+        print("cronctl serve: --drift-check-interval must be a positive number of seconds",
+              file=sys.stderr)
         return 2
     if args.history_days is not None and args.history_days < 1:
         print("cronctl serve: --history-days must be at least 1 (days execution records are "

@@ -164,11 +164,13 @@ def skipped_line(skipped) -> str:
             "the next pass tries again")
 
 
-def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=()) -> str:
+def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=(),
+                summary: str | None = None) -> str:
     """Terraform-style: one block per change, per-field ``before -> after``, an ``Error:``
     block per error (what, where, the way out), a ``Skipped:`` line per change not tried
     because one it depends on failed, then the summary line, which counts exactly the
-    changes listed above it, by action."""
+    changes listed above it, by action. ``summary``: a cheap pass's line
+    (``pass_check.cheap_summary``), said instead of ``No changes.``."""
     lines: list[str] = []
     if plan is not None and plan.commit:
         lines.append(f"Commit {plan.commit}")
@@ -195,7 +197,8 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=()) 
         lines.append("")
         lines.extend(skipped_line(item) for item in skipped)
     lines.append("")
-    lines.append(summary_line(plan, len(views)))
+    line = summary_line(plan, len(views))
+    lines.append(summary if summary and line == "No changes." else line)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -239,10 +242,13 @@ def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=
 
 def render_json(plan: Plan | None, api_calls: dict | None = None, apply_errors=(),
                 pass_errors: tuple[str, ...] = (), commit: str | None = None,
-                warnings: tuple[str, ...] = (), skipped=()) -> str:
+                warnings: tuple[str, ...] = (), skipped=(), check: dict | None = None) -> str:
     """The JSON document; a pass that stopped before planning (``plan`` None, e.g. an
-    unreadable source) still gives one, with no changes and its ``pass_errors``."""
+    unreadable source) still gives one, with no changes and its ``pass_errors``. ``check``:
+    whether the pass was full or cheap, why, and the last full check."""
     data = plan_to_dict(plan, api_calls, apply_errors, pass_errors, commit, skipped)
+    if check is not None:
+        data["check"] = check
     warnings = (*warnings, *(plan.warnings if plan else ()))
     if warnings:
         data["warnings"] = list(warnings)

@@ -23,6 +23,12 @@ from reconciler.service.namespace import check_unchanged
 from reconciler.settings import Settings
 
 
+def not_set_up(settings: Settings) -> str:
+    return (f"registry table {settings.registry_table} not found: namespace "
+            f"{settings.namespace!r} is not set up; run `cronctl bootstrap --namespace "
+            f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first")
+
+
 def observe(clients: AwsClients, settings: Settings, account: str,
             replaced_rules: tuple[str, ...] = ()) -> Observed:
     """Raises ConfigError when the namespace has no registry table (not bootstrapped).
@@ -31,10 +37,7 @@ def observe(clients: AwsClients, settings: Settings, account: str,
     try:
         items, record = registry.scan_with_namespace(clients, settings)
     except NotFound as exc:
-        raise ConfigError(
-            f"registry table {settings.registry_table} not found: namespace "
-            f"{settings.namespace!r} is not set up; run `cronctl bootstrap --namespace "
-            f"{settings.namespace}` (or deploy deploy/cloudformation.yaml) first") from exc
+        raise ConfigError(not_set_up(settings)) from exc
     check_unchanged(settings, record)
     known_arns = {item.schedule_arn for item in items.values() if item.schedule_arn}
     return Observed(

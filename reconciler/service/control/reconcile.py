@@ -6,6 +6,16 @@ changed: an unreadable source never deletes anything.
 Every write of the apply goes through ``fence`` (``reconciler.adapters.lease``): the daemon's
 loop and ``cronctl reconcile`` pass the fence of the leader lease they hold; a pass that loses
 the lease stops at once (``LeaseLost``) and says so in its errors and its log line.
+
+Cheap passes (``core/plan/pass_check.py``): a pass that converged (``PassResult.converged``,
+the one definition) records its commit in the namespace (registry item ``#applied``, fenced);
+an applying pass at a commit clears it before it changes anything, and after it when it did
+not converge, so a pass that died or failed leaves no record behind. A pass at
+the recorded commit with the same settings version is cheap: no observe, no plan, no apply;
+it reads the record (with the namespace settings, one BatchGetItem) unless the daemon's memory
+of its own converged pass under the same lease generation says it already. ``full_check``
+(``cronctl reconcile --full-check``) and the daemon's drift check (``PassPolicy``) observe
+everything as before; a plain folder (no commit) is always checked in full.
 """
 
 from __future__ import annotations
@@ -13,20 +23,37 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
+from reconciler.adapters import registry
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import UNFENCED, Fence
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
 from reconciler.core.plan.model import Action, Change, Plan
+from reconciler.core.plan.pass_check import (
+    AppliedRecord,
+    PassDecision,
+    PassFacts,
+    PassKind,
+    PassPolicy,
+    cheap_summary,
+    decide,
+)
 from reconciler.core.plan.planner import desired_state, make_plan
-from reconciler.errors import ConfigError, CronctlError, NamespaceSettingsChanged, SourceError
+from reconciler.errors import (
+    ConfigError,
+    CronctlError,
+    NamespaceSettingsChanged,
+    NotFound,
+    SourceError,
+)
 from reconciler.logs import get_logger
 from reconciler.service.control.apply import ApplyError, Skipped, apply_plan
-from reconciler.service.control.observe import observe
+from reconciler.service.control.observe import not_set_up, observe
+from reconciler.service.namespace import check_unchanged
 from reconciler.settings import Settings
 
 log = get_logger("cronctl.reconcile")
@@ -51,11 +78,32 @@ class PassResult:
     skipped: tuple[Skipped, ...] = ()  # changes not tried: a change they depend on failed
     # the namespace's recorded settings changed since this process read them: nothing done
     settings_changed: bool = False
+    # full or cheap, and why (None: the pass stopped before it could tell, e.g. no source)
+    check: PassDecision | None = None
+    # the converged pass this one recorded (a full pass) or relied on (a cheap pass)
+    recorded: AppliedRecord | None = None
+    summary: str | None = None  # a cheap pass's one line (``cheap_summary``)
 
     @property
     def ok(self) -> bool:
         return self.plan is not None and not self.errors and not self.plan.errors \
             and not self.apply_errors
+
+    @property
+    def cheap(self) -> bool:
+        return self.check is not None and self.check.kind == PassKind.CHEAP
+
+    @property
+    def converged(self) -> bool:
+        """The one definition of a converged pass, the only kind recorded as applied: a full
+        applying pass at a commit that planned and applied its whole plan: no pass error, no
+        plan error, no failed or skipped change, no cron held back, the lease kept and the
+        namespace settings unchanged."""
+        plan = self.plan
+        return (not self.dry_run and not self.cheap and self.commit is not None
+                and plan is not None and not self.errors and not plan.errors
+                and not plan.held_back and not self.apply_errors and not self.skipped
+                and not self.lease_lost and not self.settings_changed)
 
 
 def read_source(settings: Settings) -> Snapshot:
@@ -121,44 +169,73 @@ def _held_file(name: str, item, problems: dict[str, list[str]]) -> str | None:
 
 
 def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
-             source: Source = None, fence: Fence = UNFENCED) -> PassResult:
+             source: Source = None, fence: Fence = UNFENCED, full_check: bool = False,
+             policy: PassPolicy | None = None, now: datetime | None = None) -> PassResult:
     """One pass. ``source``: a Snapshot or a callable returning one (default: the repo).
     ``fence``: what every write goes through; ``UNFENCED`` only for a namespace with a single
-    writer by design (tests, benchmarks)."""
+    writer by design (tests, benchmarks). ``full_check``: observe everything even at the
+    applied commit; ``policy``: the daemon's drift check and memory; ``now``: the wall clock
+    (aware UTC) the pass is decided and recorded at."""
     started = time.monotonic()
+    now = now or datetime.now(UTC)
+    policy = policy or PassPolicy()
     with clients.counter.scope() as calls:
-        commit, plan, applied, errors, apply_errors, lost, skipped, changed = _pass(
-            clients, settings, dry_run, source, fence)
-    result = PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
-                        apply_errors=apply_errors, skipped=skipped,
-                        api_calls=dict(sorted(calls.items())),
-                        duration_s=round(time.monotonic() - started, 3), dry_run=dry_run,
-                        lease_lost=lost is not None, settings_changed=changed)
-    if lost is not None:
-        log.error("reconcile.lease_lost", fence=repr(fence), error=str(lost),
-                  applied_before=len(applied),
+        result = _pass(clients, settings, dry_run, source, fence, full_check, policy, now)
+        if not dry_run and result.check is not None and result.check.kind == PassKind.FULL:
+            result = _record(clients, settings, result, fence, now)
+    result = replace(result, api_calls=dict(sorted(calls.items())),
+                     duration_s=round(time.monotonic() - started, 3))
+    if result.lease_lost:
+        log.error("reconcile.lease_lost", fence=repr(fence), error=result.errors[0],
+                  applied_before=len(result.applied),
                   message="this replica lost the leader lease: pass stopped, nothing more "
                           "written; the new holder reconciles")
     _log(result)
     return result
 
 
+def decide_pass(clients: AwsClients, settings: Settings, commit: str | None, fence: Fence,
+                full_check: bool, policy: PassPolicy, now: datetime) -> PassDecision:
+    """Full or cheap (``core/plan/pass_check.decide``), reading the namespace's record of the
+    applied commit only when the decision needs it (one BatchGetItem, which also checks that
+    the namespace settings are still this process's)."""
+    facts = PassFacts(commit=commit, settings_version=settings.recorded_version, now=now,
+                      full_check=full_check, generation=getattr(fence, "generation", None))
+    decision = decide(facts, policy)
+    if decision.kind != PassKind.READ:
+        return decision
+    try:
+        record, namespace = registry.read_applied(clients, settings)
+    except NotFound as exc:
+        raise ConfigError(not_set_up(settings)) from exc
+    check_unchanged(settings, namespace)
+    return decide(replace(facts, record=record, record_read=True), policy)
+
+
 def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source,
-          fence: Fence):
-    """The steps of a pass: (commit, plan, applied, errors, apply_errors, lease_lost,
-    skipped, settings_changed). Errors are worded for a reader: never an exception's class
-    name."""
+          fence: Fence, full_check: bool, policy: PassPolicy, now: datetime) -> PassResult:
+    """The steps of a pass (without its call counts and duration). Errors are worded for a
+    reader: never an exception's class name."""
     commit, plan, applied, errors, apply_errors, lost, skipped = (None, None, (), (), (), None,
                                                                   ())
-    changed = False
+    changed, decision = False, None
     try:
         if settings.scheduler not in BACKENDS:
             raise ConfigError(f"unknown scheduler {settings.scheduler!r}: use "
                               f"{' or '.join(BACKENDS)}")
         snapshot = _snapshot(settings, source)
         commit = snapshot.commit
+        decision = decide_pass(clients, settings, commit, fence, full_check, policy, now)
+        if decision.kind == PassKind.CHEAP:
+            return PassResult(commit=commit, plan=Plan(commit=commit), dry_run=dry_run,
+                              check=decision, recorded=decision.record,
+                              summary=cheap_summary(decision.record, now))
         plan = plan_pass(clients, settings, snapshot)
         if not dry_run:
+            if commit is not None and plan.has_changes:
+                # First forget what is applied: a pass that dies while applying leaves no
+                # record behind, so the next pass is a full one.
+                registry.clear_applied(clients, settings, fence=fence)
             result = apply_plan(clients, settings, plan, fence=fence)
             applied, apply_errors, lost = result.applied, result.errors, result.lease_lost
             skipped = result.skipped
@@ -170,12 +247,38 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
         errors, changed = (str(exc),), True
     except CronctlError as exc:
         errors = (str(exc),)
-    return commit, plan, applied, errors, apply_errors, lost, skipped, changed
+    return PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
+                      apply_errors=apply_errors, dry_run=dry_run, lease_lost=lost is not None,
+                      skipped=skipped, settings_changed=changed, check=decision)
+
+
+def _record(clients: AwsClients, settings: Settings, result: PassResult, fence: Fence,
+            now: datetime) -> PassResult:
+    """After a full applying pass: record it when it converged; else, when it planned at a
+    commit, clear the record so that the next pass is a full one. A failure to do so is
+    logged: the next pass is then a full one, or (record not cleared, lease lost) another
+    replica's."""
+    try:
+        if result.converged:
+            record = AppliedRecord(result.commit, settings.recorded_version,
+                                   now.replace(microsecond=0),
+                                   getattr(fence, "generation", None))
+            registry.write_applied(clients, settings, record, fence=fence)
+            return replace(result, recorded=record)
+        if result.plan is not None and result.commit is not None and not result.lease_lost:
+            registry.clear_applied(clients, settings, fence=fence)
+    except CronctlError as exc:
+        log.warning("reconcile.record_failed", commit=result.commit, error=str(exc),
+                    message="the applied commit could not be recorded or cleared")
+    return result
 
 
 def _log(result: PassResult) -> None:
     counts = result.plan.counts() if result.plan else {}
-    log.info("reconcile.pass", commit=result.commit, dry_run=result.dry_run,
+    check = result.check.kind.value if result.check else None
+    log.info("reconcile.pass", commit=result.commit, dry_run=result.dry_run, check=check,
+             check_reason=result.check.reason if result.check else None,
+             summary=result.summary,
              create=counts.get(Action.CREATE, 0), update=counts.get(Action.UPDATE, 0),
              delete=counts.get(Action.DELETE, 0), applied=len(result.applied),
              plan_errors=len(result.plan.errors) if result.plan else 0,

@@ -9,6 +9,13 @@ once. Every write of a pass goes through the fence of the tenure it started with
 that lost the lease writes nothing more (``LeaseLost`` ends its pass). ``stop()`` releases the
 lease so another replica takes over at once.
 
+Cheap passes (``core/plan/pass_check.py``): the loop remembers the last converged pass it made
+or found recorded (``PassResult.recorded``) with the lease generation it held. While it keeps
+holding that generation, nobody else can have written, so a pass at the same commit makes no
+AWS call at all; a pass asked for by ``trigger()`` (SIGHUP, webhooks) reads the namespace's
+record once, which also notices changed namespace settings; every ``drift_check_s`` a pass is
+a full one.
+
 ``run_leased_pass`` is ``cronctl reconcile``: it takes the lease for one pass (refusing, with
 ``LeaseHeld``, while a live daemon holds it), keeps it renewed and releases it after.
 """
@@ -21,10 +28,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import LeaderLease, LeaseHeld, LeaseHolder
+from reconciler.core.plan.pass_check import AppliedRecord, PassPolicy
 from reconciler.errors import ConfigError, NotFound
 from reconciler.logs import get_logger
 from reconciler.service.control.reconcile import PassResult, Source, run_pass
@@ -73,6 +82,8 @@ class LeaseKeeper:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        if not self.take_over:  # just taken: the first renewal is due a third of it later
+            self._stop.wait(max(0.05, self.lease.next_attempt_in()))
         while not self._stop.is_set():
             delay = self.tick()
             self._stop.wait(delay)
@@ -105,12 +116,14 @@ class LeaseKeeper:
 class ReconcileLoop:
     """Runs ``pass_fn`` on thread ``cronctl-reconcile`` while this replica holds the lease:
     when it takes the lease, every interval and on ``trigger()``. An exception in a pass is
-    logged and the loop goes on. ``lease_s`` overrides ``settings.lease_s``."""
+    logged and the loop goes on. ``lease_s`` overrides ``settings.lease_s``; ``clock`` is the
+    wall clock (aware UTC) passes are decided by (replaceable in tests)."""
 
     def __init__(self, clients: AwsClients, settings: Settings, *, owner_id: str | None = None,
                  pass_fn: Callable[..., PassResult] = run_pass,
                  lease_s: float | None = None, metrics: Metrics | None = None,
-                 on_settings_changed: Callable[[], None] | None = None) -> None:
+                 on_settings_changed: Callable[[], None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.clients = clients
         self.settings = settings
         self.owner_id = owner_id or replica_id("serve")
@@ -122,6 +135,11 @@ class ReconcileLoop:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._passed_generation: int | None = None  # generation the latest pass started with
+        self._clock = clock or (lambda: datetime.now(UTC))
+        # this loop's last converged pass (with the generation it held): a later pass at its
+        # commit under the same generation reads nothing
+        self._applied: AppliedRecord | None = None
+        self._triggered = False  # the next pass was asked for: it reads the record
         self._thread: threading.Thread | None = None
         self.last_result: PassResult | None = None
         # Called once when a pass finds the namespace's recorded settings changed since
@@ -139,7 +157,9 @@ class ReconcileLoop:
         self.keeper.start()
 
     def trigger(self) -> None:
-        """Run a pass now (SIGHUP, CI webhook)."""
+        """Run a pass now (SIGHUP, CI webhook); at the applied commit it stays cheap, reading
+        only the namespace's record (and noticing changed namespace settings)."""
+        self._triggered = True
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -188,7 +208,13 @@ class ReconcileLoop:
                 return
             if self._stop.is_set():
                 return
-            result = self._pass_fn(self.clients, self.settings, dry_run=False, fence=fence)
+            policy = PassPolicy(drift_check_s=self.settings.drift_check_s,
+                                remembered=self._applied, verify=self._triggered)
+            self._triggered = False
+            self._applied = None  # until this pass says it still holds
+            result = self._pass_fn(self.clients, self.settings, dry_run=False, fence=fence,
+                                   policy=policy, now=self._clock())
+            self._applied = _remembered(result, fence.generation)
             self.last_result = result
             self.passes += 1
             if getattr(result, "lease_lost", False):
@@ -203,8 +229,22 @@ class ReconcileLoop:
             log.error("reconcile.pass_failed", error=f"{type(exc).__name__}: {exc}")
 
 
+def _remembered(result: PassResult, generation: int) -> AppliedRecord | None:
+    """What the loop remembers after ``result``, under the lease ``generation`` the pass held:
+    the record of a converged pass, or the record a cheap pass found (an applying pass clears
+    the record before it changes anything, so a record means its commit is applied whole and
+    nothing was applied since; under the same generation only this loop can apply); else
+    nothing."""
+    recorded = getattr(result, "recorded", None)
+    if recorded is None:
+        return None
+    if getattr(result, "converged", False) or getattr(result, "cheap", False):
+        return replace(recorded, generation=generation)
+    return None
+
+
 def run_leased_pass(clients: AwsClients, settings: Settings, *, owner: str | None = None,
-                    source: Source = None) -> PassResult:
+                    source: Source = None, full_check: bool = False) -> PassResult:
     """One applying pass holding the leader lease (``cronctl reconcile``): taken when free,
     released or expired, renewed during the pass, released after. Raises ``LeaseHeld`` when a
     live replica holds it, ``ConfigError`` when the namespace has no leases table."""
@@ -223,7 +263,8 @@ def run_leased_pass(clients: AwsClients, settings: Settings, *, owner: str | Non
     keeper = LeaseKeeper(lease, take_over=False)
     keeper.start()
     try:
-        return run_pass(clients, settings, dry_run=False, source=source, fence=lease.fence())
+        return run_pass(clients, settings, dry_run=False, source=source, fence=lease.fence(),
+                        full_check=full_check)
     finally:
         keeper.stop(timeout=10.0)
         lease.release()
