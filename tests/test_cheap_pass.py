@@ -78,6 +78,16 @@ DECISIONS = [
      PassKind.CHEAP, False, "applied"),                            # the CLI: no schedule
     (facts(now=T0 + timedelta(hours=2), record=record(), record_read=True), HOURLY,
      PassKind.FULL, False, "last full check 2 h ago"),
+    # an active window starts or ends: what was applied holds until then
+    (facts(now=T0 + timedelta(minutes=30), record=replace(
+        record(), valid_until=T0 + timedelta(minutes=30)), record_read=True), HOURLY,
+     PassKind.FULL, False, "active window started or ended"),
+    (facts(now=T0 + timedelta(minutes=29), record=replace(
+        record(), valid_until=T0 + timedelta(minutes=30)), record_read=True), HOURLY,
+     PassKind.CHEAP, False, "applied"),
+    (facts(now=T0 + timedelta(minutes=30)), replace(WARM, remembered=replace(
+        record(), valid_until=T0 + timedelta(minutes=30))), PassKind.FULL, False,
+     "active window"),
 ]
 
 
@@ -467,3 +477,26 @@ def test_a_cheap_pass_is_one_plain_line_on_a_terminal():
     plain = re.sub(r"\x1b\[[0-9;]*m", "", stream.getvalue())
     assert f"reconcile: {line}" in plain and "check_reason" not in plain
     assert "aws_calls=0" in plain
+
+
+def test_an_active_window_boundary_makes_the_next_pass_at_the_same_commit_a_full_one(env):
+    """Rules backend: the plan disables a rule outside its active window. What a converged
+    pass applied holds until the window starts; from then, a pass at the same commit is full
+    and enables the rule."""
+    clients, settings, repo = env
+    window = ('schedule: "cron(0 5 * * ? *)"\ncontainer:\n  image: busybox\n'
+              'active:\n  from: "2026-12-03T00:00:00"\n')
+    commit(repo, {"windowed": window}, "a cron that starts on Dec 3")
+    before = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    first = run_pass(clients, settings, dry_run=False, now=before)
+    assert first.converged
+    assert first.recorded.valid_until == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    rule = clients.client("events").describe_rule(Name="test-windowed")
+    assert rule["State"] == "DISABLED"
+    still = run_pass(clients, settings, dry_run=False, now=before + timedelta(hours=6))
+    assert still.cheap
+    after = run_pass(clients, settings, dry_run=False,
+                     now=datetime(2026, 12, 3, 0, 1, tzinfo=UTC))
+    assert after.check.kind == PassKind.FULL and "active window" in after.check.reason
+    assert clients.client("events").describe_rule(Name="test-windowed")["State"] == "ENABLED"
+    assert after.converged and after.recorded.valid_until is None

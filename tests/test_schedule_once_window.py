@@ -316,3 +316,19 @@ def test_status_text_says_a_one_time_run_is_done():
                       next_run=next_run_of(cron, NOW, None), executions=[],
                       next_run_note=next_run_note(cron, NOW))
     assert "Next Run = - (one-time run done)" in status_text(view)
+
+
+def test_the_next_window_boundary_is_the_first_start_or_end_after_now():
+    from reconciler.core.schedule.window import next_boundary
+    from tests.support.specs import make_spec
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    specs = [make_spec("a", active={"from": "2026-12-03", "until": "2026-12-10"}),
+             make_spec("b", active={"from": "2026-11-01", "until": "2026-12-05"},
+                       timezone="Europe/Berlin"),
+             make_spec("c")]
+    # b ends at the end of 2026-12-05 in Berlin (23:00 UTC); a starts 2026-12-03 00:00 UTC
+    assert next_boundary(specs, now) == datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+    assert next_boundary(specs, datetime(2026, 12, 4, tzinfo=UTC)) == \
+        datetime(2026, 12, 5, 23, 0, tzinfo=UTC)
+    assert next_boundary([make_spec("c")], now) is None

@@ -137,7 +137,9 @@ def _applied_from_wire(item: dict) -> AppliedRecord | None:
             settings_version=None if data.get("settings_version") is None
             else int(data["settings_version"]),
             checked_at=datetime.fromisoformat(data["checked_at"]),
-            generation=None if data.get("generation") is None else int(data["generation"]))
+            generation=None if data.get("generation") is None else int(data["generation"]),
+            valid_until=datetime.fromisoformat(data["valid_until"])
+            if data.get("valid_until") else None)
     except (KeyError, TypeError, ValueError):
         return None  # unreadable: as if none was recorded (the next pass is a full one)
 
@@ -148,7 +150,9 @@ def write_applied(clients: AwsClients, settings: Settings, record: AppliedRecord
     item = {"name": APPLIED_ITEM, "kind": "applied", "commit": record.commit,
             "settings_version": record.settings_version,
             "checked_at": record.checked_at.isoformat(timespec="seconds"),
-            "generation": record.generation}
+            "generation": record.generation,
+            "valid_until": record.valid_until.isoformat(timespec="seconds")
+            if record.valid_until else None}
     _write(clients, fence, APPLIED_ITEM, {"Put": {"TableName": settings.registry_table,
                                                   "Item": _to_wire(item)}})
 

@@ -6,6 +6,7 @@ The same ``Plan`` object is printed by ``--dry-run`` and executed by apply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from reconciler.core.desired import (
@@ -142,6 +143,9 @@ class Plan:
     errors: tuple[PlanError, ...] = ()
     held_back: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
+    # The plan depends on the time until then (an active window starts or ends): a pass at
+    # the same commit must be a full one from that moment (``core/plan/pass_check.py``).
+    valid_until: datetime | None = None
 
     @property
     def pending(self) -> tuple[Change, ...]:

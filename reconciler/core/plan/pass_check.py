@@ -32,6 +32,8 @@ class AppliedRecord:
     settings_version: int | None
     checked_at: datetime
     generation: int | None = None
+    # what was applied depends on the time until then (an active window starts or ends)
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ def _matching(facts: PassFacts, record: AppliedRecord | None, policy: PassPolicy
         return PassDecision(PassKind.FULL, f"new commit (applied: {record.commit[:7]})")
     if record.settings_version != facts.settings_version:
         return PassDecision(PassKind.FULL, "the namespace settings changed since the commit "
+                                           "was applied")
+    if record.valid_until is not None and facts.now >= record.valid_until:
+        return PassDecision(PassKind.FULL, "an active window started or ended since the commit "
                                            "was applied")
     age = (facts.now - record.checked_at).total_seconds()
     if policy.drift_check_s is not None and age >= policy.drift_check_s:

@@ -68,6 +68,7 @@ from reconciler.core.plan.model import (
 from reconciler.core.plan.monitors import MonitorPlanner, MonitorRecord
 from reconciler.core.registry_model import RegistryItem
 from reconciler.core.schedule import expressions as schedule_expressions
+from reconciler.core.schedule.window import next_boundary
 from reconciler.core.spec import CronSpec
 
 ADOPTING = "adopting resource tagged as ours but missing from the registry"
@@ -216,8 +217,11 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
         changes.extend(per_cron[name])
     changes.extend(td_deletes)
     errors += monitors.errors
+    now = desired.deployment.now if desired.deployment else None
     return Plan(commit=desired.commit, changes=with_dependencies(changes, ns), errors=tuple(errors),
-                held_back=frozenset(desired.held_back), warnings=tuple(warnings))
+                held_back=frozenset(desired.held_back), warnings=tuple(warnings),
+                valid_until=next_boundary([dc.spec for dc in desired.crons], now)
+                if now is not None else None)
 
 
 def _kind(backend: str) -> str:

@@ -114,3 +114,13 @@ def spec_fire_times(spec: CronSpec, after: datetime, count: int,
         after = window.start - timedelta(microseconds=1)
     times = schedule.next_fire_times(spec.schedule, spec.timezone, after, count, anchor=anchor)
     return [moment for moment in times if window.contains(moment)]
+
+
+def next_boundary(specs, now: datetime) -> datetime | None:
+    """The first moment after ``now`` at which an active window of one of ``specs`` starts or
+    ends: what the plan of ``now`` holds until (a rule enabled or disabled then)."""
+    moments = []
+    for spec in specs:
+        window = bounds(spec.active, spec.timezone)
+        moments += [m for m in (window.start, window.end) if m is not None and m > now]
+    return min(moments, default=None)

@@ -117,7 +117,9 @@ def read_source(settings: Settings) -> Snapshot:
     return read_git(repo, settings.ref, settings.path)
 
 
-def deployment(settings: Settings, account: str, partition: str = "aws") -> Deployment:
+def deployment(settings: Settings, account: str, partition: str = "aws",
+               now: datetime | None = None) -> Deployment:
+    now = now or datetime.now(UTC)
     return Deployment(
         namespace=settings.namespace, region=settings.region, account=account,
         backend=settings.scheduler, sidecar_image=settings.sidecar_image,
@@ -125,7 +127,7 @@ def deployment(settings: Settings, account: str, partition: str = "aws") -> Depl
         default_task_role_arn=settings.default_task_role_arn,
         scheduler_role_arn=settings.scheduler_role_arn, partition=partition,
         fargate=settings.placement.fargate, rules_quota=settings.rules_quota,
-        monitor=settings.monitor, year=datetime.now(UTC).year, now=datetime.now(UTC))
+        monitor=settings.monitor, year=now.year, now=now)
 
 
 def _snapshot(settings: Settings, source: Source) -> Snapshot:
@@ -134,7 +136,8 @@ def _snapshot(settings: Settings, source: Source) -> Snapshot:
     return source() if callable(source) else source
 
 
-def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Plan:
+def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot,
+              now: datetime | None = None) -> Plan:
     """Load the snapshot, observe AWS and compute the plan (no changes made)."""
     from reconciler.core.cronfile.loader import load_snapshot
 
@@ -152,7 +155,7 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot) -> Pl
     held -= {spec.name for spec in loaded.specs}
     held_files = {name: _held_file(name, observed.registry.get(name), problems)
                   for name in held}
-    desired = desired_state(tuple(loaded.specs), deployment(settings, account, partition),
+    desired = desired_state(tuple(loaded.specs), deployment(settings, account, partition, now),
                             commit=snapshot.commit, held_back=frozenset(held),
                             held_files={n: f for n, f in held_files.items() if f},
                             held_reasons={n: tuple(problems.get(f, ()))
@@ -230,7 +233,7 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
             return PassResult(commit=commit, plan=Plan(commit=commit), dry_run=dry_run,
                               check=decision, recorded=decision.record,
                               summary=cheap_summary(decision.record, now))
-        plan = plan_pass(clients, settings, snapshot)
+        plan = plan_pass(clients, settings, snapshot, now=now)
         if not dry_run:
             if commit is not None and plan.has_changes:
                 # First forget what is applied: a pass that dies while applying leaves no
@@ -262,7 +265,8 @@ def _record(clients: AwsClients, settings: Settings, result: PassResult, fence: 
         if result.converged:
             record = AppliedRecord(result.commit, settings.recorded_version,
                                    now.replace(microsecond=0),
-                                   getattr(fence, "generation", None))
+                                   getattr(fence, "generation", None),
+                                   valid_until=result.plan.valid_until)
             registry.write_applied(clients, settings, record, fence=fence)
             return replace(result, recorded=record)
         if result.plan is not None and result.commit is not None and not result.lease_lost:
