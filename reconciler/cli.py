@@ -10,7 +10,7 @@ from reconciler import __version__
 from reconciler.errors import CronctlError
 
 COMMANDS = ("validate", "bootstrap", "reconcile", "serve", "list", "status", "trigger", "logs",
-            "schedule")
+            "schedule", "resume")
 
 
 def build_parser() -> argparse.ArgumentParser:

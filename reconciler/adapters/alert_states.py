@@ -8,7 +8,9 @@ and a ``version``.
 state is written only if its version is still the one read, and the run's ``alert`` effect is
 replaced by its notices only while it is still there and ``owner`` holds the outbox's claim.
 So each run is counted once, even when its outbox is carried out twice (redelivery, replicas,
-a crash before the effect's removal).
+a crash before the effect's removal). ``replace`` stores a state alone, under the same
+compare-and-swap on its version (``cronctl resume``). The state also carries the cron's
+pause (suspend-after-failures), so dispatch reads one item to know it.
 """
 
 from __future__ import annotations
@@ -67,17 +69,7 @@ class AlertStates:
         ``effects`` is the outbox as the claim read it. False when either condition failed
         (another run of the cron was folded in meanwhile: read again; or the effect is gone)."""
         outbox = (set(effects) - {ALERT}) | {notify_effect(n.key) for n in notices}
-        state_put = {"Put": {
-            "TableName": self._table,
-            "Item": {"execution_id": {"S": state_key(new.cron)},
-                     "alert_state": {"S": new.to_json()},
-                     "version": {"N": str(read.version + 1)}},
-            **({"ConditionExpression": "attribute_not_exists(execution_id)"}
-               if read.version == 0 else
-               {"ConditionExpression": "#v = :v",
-                "ExpressionAttributeNames": {"#v": "version"},
-                "ExpressionAttributeValues": {":v": {"N": str(read.version)}}}),
-        }}
+        state_put = {"Put": self._put(read, new)}
         values: dict = {":alert": {"S": ALERT}, ":me": {"S": owner}}
         if outbox:
             update = "SET outbox = :outbox"
@@ -98,3 +90,25 @@ class AlertStates:
         except Conflict:
             return False
         return True
+
+    def replace(self, read: AlertState, new: AlertState) -> bool:
+        """Store ``new`` if the stored state is still ``read`` (``cronctl resume``); False
+        when it changed meanwhile (read again)."""
+        try:
+            call_retrying(self._ddb.put_item, **self._put(read, new))
+        except Conflict:
+            return False
+        return True
+
+    def _put(self, read: AlertState, new: AlertState) -> dict:
+        return {
+            "TableName": self._table,
+            "Item": {"execution_id": {"S": state_key(new.cron)},
+                     "alert_state": {"S": new.to_json()},
+                     "version": {"N": str(read.version + 1)}},
+            **({"ConditionExpression": "attribute_not_exists(execution_id)"}
+               if read.version == 0 else
+               {"ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"N": str(read.version)}}}),
+        }

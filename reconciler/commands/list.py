@@ -1,5 +1,5 @@
 """`cronctl list`: every cron with its schedule, state (a run in progress, else the last run's
-status), last run and next run."""
+status; `(PAUSED)` when suspend-after-failures paused it), last run and next run."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 name=item.name, schedule=spec.schedule, suspended=spec.suspend,
                 next_run=status_render.next_run_of(spec, now, item.schedule_since),
                 last=status_render.current_execution([*latest, *open_runs.get(item.name, [])]),
-                alert=alerts.get(item.name)))
+                alert=alerts.get(item.name),
+                paused=item.name in alerts and alerts[item.name].paused_for(spec.spec_hash())))
     except CronctlError as exc:
         print(f"cronctl list: {exc}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from reconciler.commands.common import (
     namespace_settings,
     settings_from_args,
 )
-from reconciler.core.alerts.decide import describe_state
+from reconciler.core.alerts.decide import describe_pause, describe_state
 from reconciler.core.status import render as status_render
 from reconciler.errors import CronctlError
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         next_run_note=status_render.next_run_note(spec, now),
         executions=executions, timezone=spec.timezone, open_runs=open_runs,
         alert=alert if alert.failing else None,
-        alert_text=describe_state(alert, spec))
+        alert_text=describe_state(alert, spec), paused_text=describe_pause(alert, spec))
     if args.output == "json":
         print(json.dumps(status_render.status_json(view), indent=2))
     else:

@@ -14,6 +14,7 @@ from reconciler.adapters.gitsource.reader import read_directory, read_git
 from reconciler.commands.common import add_output_flag, add_source_flags, settings_from_args
 from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.cronfile import yaml_lines
+from reconciler.core.cronfile.calendars import calendar_folder, excluded_by
 from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.core.cronfile.loader import LoadResult, load_snapshot
 from reconciler.core.cronfile.snapshot import Snapshot
@@ -29,7 +30,10 @@ DESCRIPTION = """\
 Check cron files the way the control plane will read them: every field, every schedule
 expression, unique names. All errors of all files are reported at once, each as
 FILE:LINE:COLUMN: FIELD: MESSAGE. For every valid cron, its schedule in words and its next
-3 runs (UTC, and in its time zone) are shown.
+3 runs (UTC, and in its time zone) are shown; runs on dates its calendars (exclude:) leave
+out are not among them, and how many were left out is said. Calendar files
+(<path>/calendars/NAME.yaml) are checked too; with PATH arguments they are read from the
+--path folder's calendars/.
 
 What is read:
   cronctl validate                    the --path folder (default crons.d) of the current directory
@@ -170,8 +174,14 @@ def load_source(args: argparse.Namespace) -> tuple[LoadResult, Snapshot]:
         snapshot = read_git(settings.repo, settings.ref, settings.path)
         return load_snapshot(snapshot, settings.path), snapshot
     if paths:
+        # The calendars that ``exclude:`` names are read from the --path folder's.
+        calendars = calendar_folder(settings.path)
         snapshot = read_paths(paths)
-        return load_snapshot(snapshot, cron_path=""), snapshot
+        if os.path.isdir(calendars):
+            extra = read_directory(".", [calendars])
+            snapshot = Snapshot(commit=None, files={**extra.files, **snapshot.files},
+                                refused=snapshot.refused + extra.refused)
+        return load_snapshot(snapshot, cron_path="", calendar_dir=calendars), snapshot
     snapshot = read_directory(".", [settings.path])
     return load_snapshot(snapshot, settings.path), snapshot
 
@@ -209,8 +219,33 @@ def _moved(diagnostic: Diagnostic, root: str) -> Diagnostic:
 
 
 def next_runs(spec: CronSpec, now: datetime) -> list[datetime]:
-    """The next runs inside the cron's active window."""
-    return active_window.spec_fire_times(spec, now, NEXT_RUNS)
+    """The next runs inside the cron's active window, leaving out excluded dates."""
+    return next_runs_and_excluded(spec, now)[0]
+
+
+def next_runs_and_excluded(spec: CronSpec, now: datetime
+                           ) -> tuple[list[datetime], list[tuple[datetime, str, str]]]:
+    """The next runs, leaving out fire times on dates the cron's calendars exclude, and the
+    fire times left out before the last run shown: (time, calendar, date)."""
+    if not spec.exclude:
+        return active_window.spec_fire_times(spec, now, NEXT_RUNS), []
+    runs: list[datetime] = []
+    excluded: list[tuple[datetime, str, str]] = []
+    after = now
+    for _ in range(20):      # at most 20 x 100 fire times looked at
+        batch = active_window.spec_fire_times(spec, after, 100)
+        for moment in batch:
+            hit = excluded_by(spec.exclude, moment)
+            if hit:
+                excluded.append((moment, *hit))
+            else:
+                runs.append(moment)
+            if len(runs) == NEXT_RUNS:
+                return runs, excluded
+        if len(batch) < 100:
+            break
+        after = batch[-1]
+    return runs, excluded
 
 
 def iso_utc(moment: datetime) -> str:
@@ -224,7 +259,11 @@ def to_json(result: LoadResult, now: datetime) -> dict:
                    "timezone": spec.timezone,
                    "description": schedule.describe(spec.schedule, spec.timezone),
                    **({"active": spec.active.to_dict()} if spec.active else {}),
-                   "next_runs": [iso_utc(moment) for moment in next_runs(spec, now)]}
+                   "next_runs": [iso_utc(moment) for moment in next_runs(spec, now)],
+                   **({"excluded_runs": [
+                       {"at": iso_utc(moment), "calendar": calendar, "date": day}
+                       for moment, calendar, day in next_runs_and_excluded(spec, now)[1]]}
+                      if spec.exclude else {})}
                   for spec in result.specs],
         "errors": [d.to_dict() for d in result.diagnostics],
     }
@@ -243,7 +282,12 @@ def to_text(result: LoadResult, now: datetime, warnings: list[Diagnostic] = ()) 
             lines.append(f"  active     {active_window.describe_window(spec.active)} "
                          f"({spec.timezone})")
         zone = ZoneInfo(spec.timezone)
-        runs = next_runs(spec, now)
+        runs, excluded = next_runs_and_excluded(spec, now)
+        if spec.exclude:
+            lines.append("  exclude    " + excluded_text(spec, excluded))
+        if spec.suspend_after_failures:
+            lines.append(f"  pauses     after {spec.suspend_after_failures} consecutive failed "
+                         f"runs (then: cronctl resume {spec.name})")
         if not runs:
             lines.append("  next runs  none: the schedule has no fire times after now"
                          + (" inside its active window" if spec.active else ""))
@@ -263,6 +307,16 @@ def to_text(result: LoadResult, now: datetime, warnings: list[Diagnostic] = ()) 
         lines.append("")
     lines.append(summary(result))
     return "\n".join(lines)
+
+
+def excluded_text(spec: CronSpec, excluded: list[tuple[datetime, str, str]]) -> str:
+    """``dates of calendar holidays-de: 2 runs left out (2026-12-24, 2026-12-25)``."""
+    names = ", ".join(e.calendar for e in spec.exclude)
+    text = f"dates of calendar{'s' if len(spec.exclude) > 1 else ''} {names}"
+    if not excluded:
+        return text
+    days = ", ".join(sorted({day for _, _, day in excluded}))
+    return f"{text}: {len(excluded)} run{'s' if len(excluded) != 1 else ''} left out ({days})"
 
 
 def summary(result: LoadResult) -> str:

@@ -104,6 +104,18 @@ class ActiveWindow:
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """One calendar a cron's ``exclude:`` names, resolved by the loader from
+    ``<cron path>/calendars/<calendar>.yaml``: its zone and its excluded dates as inclusive
+    ``(first, last)`` ISO dates (``YYYY-MM-DD``), sorted. It travels in the spec, so a
+    calendar edit changes the spec (and its hash) of every cron that uses it."""
+
+    calendar: str
+    timezone: str
+    ranges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class CronSpec:
     """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
 
@@ -120,6 +132,9 @@ class CronSpec:
     docs: str | None = None
     replaces: Replaces | None = None
     active: ActiveWindow | None = None
+    # -- calendars and pause (issue 11: exclude, suspend-after-failures) --
+    exclude: tuple[Exclusion, ...] = ()
+    suspend_after_failures: int | None = None
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -153,6 +168,12 @@ class CronSpec:
             **({"replaces": {"rule": self.replaces.rule}} if self.replaces else {}),
             # Only when set: specs stored before it existed keep their hash.
             **({"active": self.active.to_dict()} if self.active else {}),
+            # Only when set: specs stored before they existed keep their hash.
+            **({"exclude": [{"calendar": e.calendar, "timezone": e.timezone,
+                             "ranges": [list(r) for r in e.ranges]} for e in self.exclude]}
+               if self.exclude else {}),
+            **({"suspend_after_failures": self.suspend_after_failures}
+               if self.suspend_after_failures is not None else {}),
         }
 
     @classmethod
@@ -184,6 +205,10 @@ class CronSpec:
             replaces=Replaces(rule=replaces["rule"]) if replaces else None,
             active=ActiveWindow(start=active.get("from"), until=active.get("until"))
             if active else None,
+            exclude=tuple(Exclusion(calendar=e["calendar"], timezone=e["timezone"],
+                                    ranges=tuple((r[0], r[1]) for r in e["ranges"]))
+                          for e in data.get("exclude") or ()),
+            suspend_after_failures=data.get("suspend_after_failures"),
         )
 
     def spec_hash(self) -> str:

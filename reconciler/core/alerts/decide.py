@@ -8,6 +8,12 @@ when the cron has a routing key, else go to its Slack channel; overlong runs go 
 failures notify nobody again (``cronctl status`` shows the count). The next SUCCESS resolves
 every open alert: a PagerDuty resolve per open incident, one Slack "recovered" message when an
 alert had gone to Slack. SKIPPED runs change nothing.
+
+``suspend-after-failures: N`` (``pause``): the N-th consecutive failed run (FAILED, TIMEOUT,
+FAILED_TO_START, LOST; a MISSED run neither counts nor breaks the streak) pauses the cron
+for its current spec (``paused_spec_hash``): dispatch then starts nothing until the spec
+changes (a commit that changes the file) or ``cronctl resume`` (``resumed``). A cron with
+notifiers is told once (Slack, else a PagerDuty incident resolved by the next SUCCESS).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from reconciler.core.alerts.model import (
     KIND_FAILED,
     KIND_MISSED,
     KIND_OVERLONG,
+    KIND_PAUSED,
     KIND_RECOVERED,
     MESSAGE,
     PAGERDUTY,
     RESOLVE,
+    RUN_FAILURE_STATUSES,
     SLACK,
     SUCCESS_STATUS,
     TRIGGER,
@@ -34,6 +42,7 @@ from reconciler.core.alerts.model import (
     OpenAlert,
 )
 from reconciler.core.alerts.routing import routing_key
+from reconciler.core.cronfile.calendars import without_excluded
 from reconciler.core.executions.records import (
     MISSED,
     PENDING,
@@ -57,6 +66,12 @@ def alerting(spec: CronSpec) -> bool:
     return bool(spec.notifications.slack or spec.notifications.pagerduty)
 
 
+def counted(spec: CronSpec) -> bool:
+    """True when the cron's runs are folded into its alert state: it names a notifier, or it
+    pauses after failures (counted, without alerts it did not ask for)."""
+    return alerting(spec) or spec.suspend_after_failures is not None
+
+
 def dedup_key(namespace: str, cron: str, kind: str) -> str:
     return f"{namespace}/{cron}/{kind}"
 
@@ -68,6 +83,7 @@ def evaluate(state: AlertState, run: Execution, spec: CronSpec, namespace: str) 
 
     The caller makes sure each run is folded in once (the service does it in the same
     transaction that removes the run's ``alert`` effect)."""
+    state = _pause_current(state, spec)
     if run.status == SUCCESS_STATUS:
         return _recovered(state, run, spec, namespace)
     if run.status not in FAILURE_STATUSES:
@@ -76,17 +92,94 @@ def evaluate(state: AlertState, run: Execution, spec: CronSpec, namespace: str) 
     since = state.failing_since or run.stopped_at or run.scheduled_at
     new = replace(state, consecutive_failures=count, failing_since=since,
                   last_status=run.status)
+    paused = None
+    if run.status in RUN_FAILURE_STATUSES:
+        new, paused = _pause(new, run, spec, namespace)
     kind = KIND_MISSED if run.status == MISSED else KIND_FAILED
     if count < spec.notifications.alert_after or state.is_open(kind):
-        return Decision(new)
+        return _with(new, paused)
     notice = _failure_notice(run, spec, namespace, kind, count)
     if notice is None:
-        return Decision(new)
+        return _with(new, paused)
     opened = OpenAlert(kind=kind, notifier=notice.notifier,
                        since=run.stopped_at or run.scheduled_at,
                        dedup_key=notice.dedup_key, routing_key=notice.routing_key,
                        channel=notice.channel)
-    return Decision(replace(new, open=(*new.open, opened)), (notice,))
+    return _with(replace(new, open=(*new.open, opened)), paused, notice)
+
+
+def _with(state: AlertState, paused: Notice | None, *notices: Notice) -> Decision:
+    """The decision, with the pause notice (and its open alert) when one was decided."""
+    if paused is None:
+        return Decision(state, tuple(notices))
+    opened = OpenAlert(kind=KIND_PAUSED, notifier=paused.notifier, since=state.paused_at or "",
+                       dedup_key=paused.dedup_key, routing_key=paused.routing_key,
+                       channel=paused.channel)
+    return Decision(replace(state, open=(*state.open, opened)), (*notices, paused))
+
+
+# -- suspend-after-failures ------------------------------------------------------------------
+
+def _pause_current(state: AlertState, spec: CronSpec) -> AlertState:
+    """A pause of an older spec ended with that spec (a new commit): it counts afresh."""
+    if state.paused_at is not None and state.paused_spec_hash != spec.spec_hash():
+        return resumed(state)
+    return state
+
+
+def resumed(state: AlertState) -> AlertState:
+    """The state after ``cronctl resume`` (or a new spec): not paused, the streak restarted.
+    The alerts' own count and open alerts are left as they are."""
+    return replace(state, run_failures=0, paused_at=None, paused_after=None,
+                   paused_spec_hash=None)
+
+
+def _pause(state: AlertState, run: Execution, spec: CronSpec,
+           namespace: str) -> tuple[AlertState, Notice | None]:
+    """One more failed run: the streak, and the pause (with its notice) when it reaches N."""
+    limit = spec.suspend_after_failures
+    count = state.run_failures + 1
+    state = replace(state, run_failures=count)
+    if limit is None or count < limit or state.paused_at is not None:
+        return state, None
+    state = replace(state, paused_at=run.stopped_at or run.scheduled_at, paused_after=count,
+                    paused_spec_hash=spec.spec_hash())
+    return state, _paused_notice(run, spec, namespace, count)
+
+
+def _paused_notice(run: Execution, spec: CronSpec, namespace: str,
+                   count: int) -> Notice | None:
+    summary = messages.paused_summary(namespace, spec, count)
+    if spec.notifications.slack:
+        return Notice(SLACK, MESSAGE, KIND_PAUSED, spec.name, namespace,
+                      execution_id=run.execution_id, channel=spec.notifications.slack,
+                      summary=summary,
+                      text=messages.paused_text(namespace, spec, run, count))
+    key = routing_key(spec.notifications.pagerduty)
+    if key:
+        return Notice(PAGERDUTY, TRIGGER, KIND_PAUSED, spec.name, namespace,
+                      execution_id=run.execution_id, routing_key=key,
+                      dedup_key=dedup_key(namespace, spec.name, KIND_PAUSED),
+                      summary=summary, severity="warning",
+                      details=messages.run_facts(namespace, spec, run))
+    return None
+
+
+def pause_reason(state: AlertState, spec: CronSpec) -> str:
+    """Why dispatch skips a run of a paused cron (the SKIPPED record's reason)."""
+    n = state.paused_after or state.run_failures
+    return (f"paused after {n} consecutive failure{'s' if n != 1 else ''} since "
+            f"{messages.minute(state.paused_at)}; cronctl resume {spec.name}")
+
+
+def describe_pause(state: AlertState | None, spec: CronSpec) -> str | None:
+    """``PAUSED since 2026-Dec-01 13:50 UTC after 2 consecutive failures; resume: cronctl
+    resume NAME``; None when the cron is not paused (for its current spec)."""
+    if state is None or not state.paused_for(spec.spec_hash()):
+        return None
+    n = state.paused_after or state.run_failures
+    return (f"PAUSED since {messages.minute(state.paused_at)} after {n} consecutive failure"
+            f"{'s' if n != 1 else ''}; resume: cronctl resume {spec.name}")
 
 
 def _failure_notice(run: Execution, spec: CronSpec, namespace: str, kind: str,
@@ -111,7 +204,7 @@ def _failure_notice(run: Execution, spec: CronSpec, namespace: str, kind: str,
 def _recovered(state: AlertState, run: Execution, spec: CronSpec,
                namespace: str) -> Decision:
     new = replace(state, consecutive_failures=0, failing_since=None, last_status=run.status,
-                  open=())
+                  open=(), run_failures=0)
     notices: list[Notice] = []
     for alert in state.open:
         if alert.notifier == PAGERDUTY:
@@ -188,7 +281,7 @@ def missed_fires(spec: CronSpec, since: datetime | str | None, now: datetime, *,
         times = active_window.spec_fire_times(spec, start, 500, anchor=anchor)
     except (schedule.ScheduleError, ValueError):
         return []
-    return [t for t in times if t <= latest][-limit:]
+    return without_excluded(spec, [t for t in times if t <= latest])[-limit:]
 
 
 def missed_record(spec: CronSpec, execution_id: str, fire: datetime, now: datetime,

@@ -105,3 +105,18 @@ def recovered_text(namespace: str, spec: CronSpec, run: Execution, failures: int
               f"scheduled: {format_moment(run.scheduled_at)}",
               f"execution: {run.execution_id}"]
     return "\n".join(lines)
+
+
+def paused_summary(namespace: str, spec: CronSpec, failures: int) -> str:
+    """``cron nightly (crons) paused after 3 consecutive failures; ...``."""
+    return (f"cron {spec.name} ({namespace}) paused after {failures} consecutive failure"
+            f"{'s' if failures != 1 else ''}: nothing starts until the next commit that "
+            f"changes its file, or cronctl resume {spec.name}")[:SUMMARY_MAX]
+
+
+def paused_text(namespace: str, spec: CronSpec, run: Execution, failures: int) -> str:
+    """A Slack message about a cron that suspend-after-failures paused."""
+    flags = "" if namespace == DEFAULT_NAMESPACE else f" --namespace {namespace}"
+    return "\n".join([f":double_vertical_bar: *{paused_summary(namespace, spec, failures)}*",
+                      f"last run: {run.status} ({run.execution_id})",
+                      f"resume: cronctl resume {spec.name}{flags}"])

@@ -33,10 +33,14 @@ NOTIFY_PREFIX = "notify:"
 # Alert kinds. ``failed`` covers FAILED, TIMEOUT, FAILED_TO_START and LOST.
 KIND_FAILED, KIND_MISSED, KIND_OVERLONG, KIND_RECOVERED = (
     "failed", "missed", "overlong", "recovered")
+KIND_PAUSED = "paused"   # suspend-after-failures paused the cron
 SLACK, PAGERDUTY = "slack", "pagerduty"
 TRIGGER, RESOLVE, MESSAGE = "trigger", "resolve", "message"
 
 FAILURE_STATUSES = frozenset({FAILED, TIMEOUT, FAILED_TO_START, LOST, MISSED})
+# What ``suspend-after-failures`` counts: failed runs. A MISSED run never started (cronctl or
+# delivery was down): it neither counts nor breaks the streak.
+RUN_FAILURE_STATUSES = frozenset({FAILED, TIMEOUT, FAILED_TO_START, LOST})
 NOT_COUNTED = frozenset({SKIPPED})
 SUCCESS_STATUS = SUCCESS
 
@@ -77,10 +81,20 @@ class AlertState:
     last_status: str | None = None
     open: tuple[OpenAlert, ...] = ()
     version: int = 0
+    # -- suspend-after-failures: consecutive failed runs (MISSED not counted) and the pause:
+    # since when, after how many, for which spec (a new spec hash ends it) --
+    run_failures: int = 0
+    paused_at: str | None = None
+    paused_after: int | None = None
+    paused_spec_hash: str | None = None
 
     @property
     def failing(self) -> bool:
         return self.consecutive_failures > 0
+
+    def paused_for(self, spec_hash: str) -> bool:
+        """True while paused for this spec (a commit that changes the cron's file ends it)."""
+        return self.paused_at is not None and self.paused_spec_hash == spec_hash
 
     def is_open(self, kind: str) -> bool:
         return any(a.kind == kind for a in self.open)

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from reconciler.core.alerts.routing import pagerduty_problem
+from reconciler.core.cronfile.calendars import (
+    Calendar,
+    calendar_folder,
+    calendar_name,
+    is_calendar_file,
+    load_calendar,
+)
 from reconciler.core.cronfile.cron_fields import (
     env_value_problem,
     name_problem,
@@ -74,24 +81,34 @@ def is_cron_file(path: str, cron_path: str = "crons.d") -> bool:
     """True for ``.yaml``/``.yml`` files at or under ``cron_path`` (``""``/``"."``: anywhere)."""
     folder = cron_path.strip().removeprefix("./").rstrip("/")
     inside = folder in ("", ".") or path == folder or path.startswith(folder + "/")
-    return inside and path.lower().endswith(CRON_SUFFIXES)
+    # Calendar files (``<cron path>/calendars/*.yaml``) are not crons.
+    return inside and path.lower().endswith(CRON_SUFFIXES) and \
+        not path.startswith(calendar_folder(cron_path) + "/")
 
 
-def load_file(path: str, data: bytes) -> tuple[CronSpec | None, list[Diagnostic]]:
-    """The spec in one file, or ``None`` and every error found in it (sorted)."""
-    result = _read(path, data)
+def load_file(path: str, data: bytes, calendars: dict[str, Calendar | None] | None = None
+              ) -> tuple[CronSpec | None, list[Diagnostic]]:
+    """The spec in one file, or ``None`` and every error found in it (sorted).
+    ``calendars``: name -> calendar (None: its file is invalid) for ``exclude:``."""
+    result = _read(path, data, calendars or {}, calendar_folder("crons.d"))
     return result.spec, sorted(result.diagnostics)
 
 
-def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d") -> LoadResult:
-    """Every cron file of ``snapshot`` under ``cron_path``; see ``LoadResult``."""
-    results = [_read(path, data) for path, data in sorted(snapshot.files.items())
-               if is_cron_file(path, cron_path)]
-    diagnostics = list(snapshot.refused)
+def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d",
+                  calendar_dir: str | None = None) -> LoadResult:
+    """Every cron file of ``snapshot`` under ``cron_path``; see ``LoadResult``. The calendars
+    that ``exclude:`` names are read from ``<cron path>/calendars/`` of the same snapshot
+    (``calendar_dir``: another folder, e.g. when the crons are files named one by one)."""
+    folder = calendar_dir or calendar_folder(cron_path)
+    calendars, diagnostics = load_calendars(snapshot, folder)
+    results = [_read(path, data, calendars, folder) for path, data in sorted(snapshot.files.items())
+               if is_cron_file(path, cron_path) and not path.startswith(folder + "/")]
+    diagnostics += list(snapshot.refused)
     # A refused cron file holds back its cron; a refused folder link (``up -> ..``) is
     # reported but names no cron.
     held_back = {PurePosixPath(d.file).stem for d in snapshot.refused
-                 if d.file.lower().endswith(CRON_SUFFIXES)}
+                 if d.file.lower().endswith(CRON_SUFFIXES)
+                 and not d.file.startswith(folder + "/")}
     by_name: dict[str, list[_FileResult]] = defaultdict(list)
     for result in results:
         by_name[result.name].append(result)
@@ -115,7 +132,34 @@ def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d") -> LoadResult:
                       files={spec.name: spec.file for spec in specs})
 
 
-def _read(path: str, data: bytes) -> _FileResult:
+def load_calendars(snapshot: Snapshot, folder: str = "crons.d/calendars"
+                   ) -> tuple[dict[str, Calendar | None], list[Diagnostic]]:
+    """The calendar files in ``folder`` of ``snapshot`` (name -> calendar, None when its file
+    is invalid) and their errors; two files of one name are both invalid."""
+    calendars: dict[str, Calendar | None] = {}
+    files: dict[str, list[str]] = defaultdict(list)
+    diagnostics: list[Diagnostic] = []
+    for path, data in sorted(snapshot.files.items()):
+        if not is_calendar_file(path, folder):
+            continue
+        calendar, problems = load_calendar(path, data)
+        files[calendar_name(path)].append(path)
+        calendars[calendar_name(path)] = calendar
+        diagnostics += problems
+    for refused in snapshot.refused:
+        if is_calendar_file(refused.file, folder):
+            calendars[calendar_name(refused.file)] = None
+    for name, paths in files.items():
+        if len(paths) > 1:
+            calendars[name] = None
+            diagnostics += [Diagnostic(path, 1, 1, "", f"calendar '{name}' is given by "
+                                       f"{len(paths)} files ({', '.join(paths)})")
+                            for path in paths]
+    return calendars, diagnostics
+
+
+def _read(path: str, data: bytes, calendars: dict[str, Calendar | None],
+          calendar_dir: str) -> _FileResult:
     stem = PurePosixPath(path).stem
     result = _FileResult(path, stem, Position(1, 1), None, [])
 
@@ -150,7 +194,8 @@ def _read(path: str, data: bytes) -> _FileResult:
     if isinstance(document.get("name"), str):
         result.name = document["name"]
         result.name_position = parsed.position(("name",))
-    problems = list(schema_problems(document)) + _field_problems(document, stem)
+    problems = list(schema_problems(document)) + _field_problems(document, stem) + \
+        _exclude_problems(document, calendars, calendar_dir)
     unreliable = [problem.path for problem in parsed.problems if problem.path]
     for problem in problems:
         if any(problem.path[:len(bad)] == bad for bad in unreliable):
@@ -160,7 +205,7 @@ def _read(path: str, data: bytes) -> _FileResult:
             at = Position(1, 1)  # the name comes from the file name
         fail(at.line, at.column, problem.message, _dotted(problem.path))
     if not result.diagnostics:
-        result.spec = _build(document, path, stem)
+        result.spec = _build(document, path, stem, calendars)
     return result
 
 
@@ -232,6 +277,25 @@ def _active_of(active: dict) -> ActiveWindow:
     return ActiveWindow(start=text.get("from"), until=text.get("until"))
 
 
+def _exclude_problems(document: dict, calendars: dict[str, Calendar | None],
+                      folder: str) -> list[FieldProblem]:
+    """Each calendar ``exclude:`` names must exist and be valid."""
+    names = document.get("exclude")
+    if not isinstance(names, list):
+        return []
+    problems = []
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name not in calendars:
+            problems.append(FieldProblem(("exclude", index), f"no calendar '{name}': "
+                                         f"expected the file {folder}/{name}.yaml"))
+        elif calendars[name] is None:
+            problems.append(FieldProblem(("exclude", index), f"calendar '{name}' is invalid "
+                                         "(see its file's errors); this cron is held back"))
+    return problems
+
+
 def _container_problems(key: str, container: dict) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     env = container.get("env")
@@ -246,7 +310,8 @@ def _container_problems(key: str, container: dict) -> list[FieldProblem]:
     return problems
 
 
-def _build(document: dict, path: str, stem: str) -> CronSpec:
+def _build(document: dict, path: str, stem: str,
+           calendars: dict[str, Calendar | None]) -> CronSpec:
     """The spec of a document that passed every check, with defaults applied."""
     raw = document.get("container") or document["description"]
     capacity, _ = resolve_capacity(raw.get("capacity") or {})
@@ -279,6 +344,9 @@ def _build(document: dict, path: str, stem: str) -> CronSpec:
         replaces=Replaces(rule=document["replaces"]["rule"]) if "replaces" in document
         else None,
         active=_active_of(document["active"]) if "active" in document else None,
+        # -- calendars and pause (issue 11) --
+        exclude=tuple(calendars[name].exclusion() for name in document.get("exclude") or ()),
+        suspend_after_failures=document.get("suspend-after-failures"),
     )
 
 

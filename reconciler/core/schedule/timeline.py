@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from reconciler.core.cronfile.calendars import excluded_by
 from reconciler.core.schedule import expressions as schedule
 from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import CronSpec
@@ -83,7 +84,8 @@ class Timeline:
 
 def fire_times(spec: CronSpec, start: datetime, end: datetime,
                anchor: datetime | None = None) -> list[datetime]:
-    """The cron's fire times in ``[start, end)`` (aware UTC)."""
+    """The cron's fire times in ``[start, end)`` (aware UTC), without those on dates its
+    calendars exclude (they start nothing)."""
     found: list[datetime] = []
     after = start - timedelta(microseconds=1)
     while len(found) < MAX_FIRES_PER_CRON:
@@ -91,7 +93,8 @@ def fire_times(spec: CronSpec, start: datetime, end: datetime,
         for moment in batch:
             if moment >= end:
                 return found
-            found.append(moment)
+            if not spec.exclude or excluded_by(spec.exclude, moment) is None:
+                found.append(moment)
         if len(batch) < 500:
             return found
         after = batch[-1]

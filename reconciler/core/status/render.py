@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from reconciler.core.alerts.model import AlertState
+from reconciler.core.cronfile.calendars import without_excluded
 from reconciler.core.executions.records import PENDING, RUNNING, Execution, parse_time
 from reconciler.core.schedule import expressions as schedule_module
 from reconciler.core.schedule import window as active_window
@@ -153,7 +154,9 @@ def next_run_of(spec: CronSpec, now: datetime, since: datetime | str | None) -> 
             if since is None:
                 return None  # counted from a start nobody recorded: unknown, not guessed
             anchor = _as_datetime(since).astimezone(UTC).replace(microsecond=0)
-        times = active_window.spec_fire_times(spec, now, 1, anchor=anchor)
+        # Dates its calendars exclude start nothing: the next run is the first after them.
+        times = without_excluded(spec, active_window.spec_fire_times(
+            spec, now, 400 if spec.exclude else 1, anchor=anchor))
     except (schedule_module.ScheduleError, ValueError, TypeError):
         return None
     return times[0] if times else None
@@ -263,6 +266,8 @@ class CronStatus:
     alert: AlertState | None = None
     alert_text: str | None = None
     next_run_note: str | None = None  # ``next_run_note``: one-time done, active window
+    # ``core.alerts.decide.describe_pause``: set while suspend-after-failures pauses the cron
+    paused_text: str | None = None
 
     @property
     def status(self) -> str:
@@ -284,6 +289,9 @@ def status_json(view: CronStatus) -> dict:
         data["next_run_local"] = local_iso(view.next_run, view.timezone)
     if view.alert_text and view.alert is not None:
         data["alert"] = alert_json(view.alert, view.alert_text)
+    if view.paused_text:
+        data["state"] = "PAUSED"
+        data["paused"] = view.paused_text
     return data
 
 
@@ -304,6 +312,7 @@ def status_text(view: CronStatus) -> str:
         ("Schedule", view.schedule),
         ("Next Run", format_moment_in_zone(view.next_run, view.timezone)
          + (f" ({view.next_run_note})" if view.next_run_note else "")),
+        *([("State", view.paused_text)] if view.paused_text else []),
         *([("Alert", view.alert_text)] if view.alert_text else []),
     ])
     lines += ["", "Last Executions:"]
@@ -333,6 +342,7 @@ class CronSummary:
     next_run: datetime | None
     last: Execution | None
     alert: AlertState | None = None     # set only while the cron is failing
+    paused: bool = False                # suspend-after-failures paused it
 
 
 def _alert_cell(alert: AlertState | None) -> str:
@@ -353,6 +363,8 @@ def list_json(rows: list[CronSummary]) -> list[dict]:
             "last_run": (row.last.started_at or row.last.created_at) if row.last else None,
             "next_run": _iso(row.next_run),
         }
+        if row.paused:
+            data["state"] = "PAUSED"
         if row.alert is not None and row.alert.failing:
             data["alert"] = {"state": "FAILING", "since": row.alert.failing_since,
                              "consecutive_failures": row.alert.consecutive_failures,
@@ -370,7 +382,8 @@ def list_text(rows: list[CronSummary]) -> str:
     body = [[
         row.name,
         row.schedule,
-        cron_status(row.suspended, [row.last] if row.last else []),
+        cron_status(row.suspended, [row.last] if row.last else [])
+        + (" (PAUSED)" if row.paused else ""),
         format_moment((row.last.started_at or row.last.created_at) if row.last else None),
         format_moment(row.next_run),
         *([_alert_cell(row.alert)] if alerts else []),

@@ -43,12 +43,15 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from reconciler.adapters.alert_states import AlertStates
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.ec2 import default_network
 from reconciler.adapters.ecs_tasks import EcsTasks
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.registry_read import RegistryReader
+from reconciler.core.alerts.decide import pause_reason
 from reconciler.core.alerts.model import initial_effects
+from reconciler.core.cronfile.calendars import excluded_by, exclusion_reason
 from reconciler.core.executions import records as ex
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.core.schedule import window as active_window
@@ -132,6 +135,7 @@ class Dispatcher:
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
         self.tasks = EcsTasks(clients, settings)
+        self.alert_states = AlertStates(clients, settings)
         self._network: NetworkSettings | None = None
         self._network_lock = threading.Lock()
 
@@ -294,10 +298,11 @@ class Dispatcher:
         spec = item.spec
         policy = spec.concurrency
         try:
-            blocked = self._take_lock(cron, eid, policy, force, self._hold_s(spec),
-                                      resumed=resumed)
-            if blocked is not None:
-                reason = f"previous execution {blocked} is still running"
+            reason = self._held(item, record, force)    # calendars, pause after failures
+            blocked = None if reason else self._take_lock(cron, eid, policy, force,
+                                                          self._hold_s(spec), resumed=resumed)
+            if reason or blocked is not None:
+                reason = reason or f"previous execution {blocked} is still running"
                 if self.executions.finish_unstarted(eid, ex.SKIPPED, reason,
                                                     lock_released=True):
                     self.metrics.execution_finished(ex.SKIPPED)
@@ -311,6 +316,22 @@ class Dispatcher:
         except (TransientError, PermanentError):
             self._unclaim(eid, attempt)
             raise
+
+    def _held(self, item, record: ex.Execution, force: bool) -> str | None:
+        """Why a due run starts nothing before any lock is taken: its scheduled time is on a
+        date one of its calendars excludes (scheduled runs only), or suspend-after-failures
+        paused the cron for its current spec (unless forced). Only a cron with
+        ``suspend-after-failures`` costs a read (its alert state)."""
+        spec = item.spec
+        if spec.exclude and record.trigger == "schedule":
+            hit = excluded_by(spec.exclude, ex.parse_time(record.scheduled_at))
+            if hit is not None:
+                return exclusion_reason(*hit)
+        if spec.suspend_after_failures is not None and not force:
+            state = self.alert_states.get(record.cron)
+            if state.paused_for(spec.spec_hash()):
+                return pause_reason(state, spec)
+        return None
 
     def _unclaim(self, eid: str, attempt: str) -> None:
         """Nothing recorded as started: let the next delivery resume at once."""

@@ -115,7 +115,7 @@ class Outbox:
         carried |= done
         notices = {key: Notice.from_json(text) for key, text in (run.notices or {}).items()}
         if ALERT in effects:
-            if item is None or not decide.alerting(item.spec):
+            if item is None or not decide.counted(item.spec):
                 done.add(ALERT)
             else:
                 decided = self._fold(run, owner, frozenset(effects - done), item)
