@@ -40,7 +40,7 @@ FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
 RULE_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}\Z"
 
 DEFAULT_TIMEOUT_S = 24 * 3600
-CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
+CONCURRENCY_POLICIES = ("forbid", "allow", "replace", "queue")
 
 
 def fargate_memory_allowed(cpu: int, memory: int) -> bool:
@@ -87,6 +87,34 @@ class Replaces:
     rule: str
 
 
+# -- retries and catch-up (issue 11) -----------------------------------------------------------
+RETRY_ON = ("failure", "timeout")
+MIN_BACKOFF_S = 10
+MAX_BACKOFF_S = 3600
+DEFAULT_BACKOFF_S = 60
+DEFAULT_CATCH_UP_S = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries:``: up to ``attempts`` retries after the first try, the first after
+    ``backoff_s``, doubling, at most ``MAX_BACKOFF_S``; TIMEOUT too when ``on_timeout``."""
+
+    attempts: int
+    backoff_s: int = DEFAULT_BACKOFF_S
+    on_timeout: bool = False
+
+    def to_dict(self) -> dict:
+        return {"attempts": self.attempts, "backoff_s": self.backoff_s,
+                "on": ["failure", "timeout"] if self.on_timeout else ["failure"]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RetryPolicy:
+        return cls(attempts=int(data["attempts"]),
+                   backoff_s=int(data.get("backoff_s", DEFAULT_BACKOFF_S)),
+                   on_timeout="timeout" in (data.get("on") or ()))
+
+
 @dataclass(frozen=True)
 class CronSpec:
     """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
@@ -103,6 +131,9 @@ class CronSpec:
     notifications: Notifications = field(default_factory=Notifications)
     docs: str | None = None
     replaces: Replaces | None = None
+    # -- retries and catch-up (issue 11) --
+    retries: RetryPolicy | None = None
+    catch_up_s: int | None = None      # None: no-run-threshold, else 5 minutes (capped)
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -134,6 +165,9 @@ class CronSpec:
             "docs": self.docs,
             # Only when set: specs stored before it existed keep their hash.
             **({"replaces": {"rule": self.replaces.rule}} if self.replaces else {}),
+            # -- retries and catch-up (issue 11): only when set, so hashes stay --
+            **({"retries": self.retries.to_dict()} if self.retries else {}),
+            **({"catch_up_s": self.catch_up_s} if self.catch_up_s is not None else {}),
         }
 
     @classmethod
@@ -162,6 +196,9 @@ class CronSpec:
             notifications=Notifications(**n),
             docs=data.get("docs"),
             replaces=Replaces(rule=replaces["rule"]) if replaces else None,
+            # -- retries and catch-up (issue 11) --
+            retries=RetryPolicy.from_dict(data["retries"]) if data.get("retries") else None,
+            catch_up_s=data.get("catch_up_s"),
         )
 
     def spec_hash(self) -> str:
