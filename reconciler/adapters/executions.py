@@ -39,6 +39,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.adapters.tables import EXECUTIONS_BY_CRON, EXECUTIONS_UNFINISHED, UNFINISHED
 from reconciler.core.executions.records import PENDING, RUNNING, TERMINAL, Execution
+from reconciler.core.executions.repairs import LockState
 from reconciler.errors import Conflict
 from reconciler.settings import Settings
 
@@ -46,6 +47,9 @@ from reconciler.settings import Settings
 # never sets them from what it read.
 OUTBOX_FIELDS = frozenset({"outbox", "outbox_owner", "outbox_until", "outbox_retry_at",
                            "outbox_attempts", "outbox_failing_since", "notices", "overlong_at"})
+
+# How long a lock handed to the run waiting for it lasts before that run renews it.
+HAND_OVER_S = 300.0
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -196,6 +200,62 @@ class ExecutionStore:
                           UpdateExpression="REMOVE claim_until, claimed_by",
                           ConditionExpression="claimed_by = :me",
                           ExpressionAttributeValues={":me": {"S": attempt}})
+        except Conflict:
+            return False
+        return True
+
+    def retry(self, waiting: Execution, read: Execution) -> bool:
+        """``retries``: store ``waiting`` (``core.executions.retries.after_attempt``: PENDING, no
+        task, the next attempt and when it may start, the ended attempt in ``tries``) in place
+        of the attempt ``read`` (compare-and-swap on its version; a record no event touched:
+        still PENDING with the task it had). The run stays in the index of open runs with its
+        lock; nothing goes to its outbox. False when someone else wrote first."""
+        values = to_attributes({
+            ":status": PENDING, ":attempt": waiting.attempt, ":retry_at": waiting.retry_at,
+            ":deadline": waiting.start_deadline,
+            ":tries": [t.to_dict() for t in waiting.tries or ()]})
+        if read.version is not None:
+            condition = "#version = :read_version"
+            values[":read_version"] = {"N": str(read.version)}
+        else:
+            condition = "attribute_not_exists(#version) AND #status = :status AND " + (
+                "task_arn = :arn" if read.task_arn else "attribute_not_exists(task_arn)")
+            if read.task_arn:
+                values[":arn"] = {"S": read.task_arn}
+        try:
+            call_retrying(
+                self._ddb.update_item, TableName=self._table,
+                Key={"execution_id": {"S": waiting.execution_id}},
+                UpdateExpression="SET #status = :status, attempt = :attempt, "
+                                 "retry_at = :retry_at, start_deadline = :deadline, "
+                                 "tries = :tries REMOVE task_arn, #version, started_at, "
+                                 "stopped_at, exit_code, reason, claimed_by, claim_until, "
+                                 "overlong_at",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues=values)
+        except Conflict:
+            return False
+        return True
+
+    def mark_queued(self, execution_id: str, attempt: str, behind: str,
+                    start_deadline: str) -> bool:
+        """``concurrency: queue``: note that the PENDING run (claimed by ``attempt``) waits for
+        ``behind``, with the start deadline of a run that waits, and end the claim; False when
+        the record has moved on (started, or ended) or the claim is not ``attempt``'s."""
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"execution_id": {"S": execution_id}},
+                          UpdateExpression="SET queued_behind = :behind, "
+                                           "start_deadline = :deadline "
+                                           "REMOVE claim_until, claimed_by",
+                          ConditionExpression="#status = :pending AND "
+                                              "attribute_not_exists(task_arn) AND "
+                                              "claimed_by = :me",
+                          ExpressionAttributeNames={"#status": "status"},
+                          ExpressionAttributeValues=to_attributes({
+                              ":behind": behind, ":deadline": start_deadline,
+                              ":pending": PENDING, ":me": attempt}))
         except Conflict:
             return False
         return True
@@ -498,16 +558,69 @@ class OverlapLocks:
         call_retrying(self._ddb.put_item, TableName=self._table,
                       Item=self._item(cron, execution_id, hold_s, time.time()))
 
+    def get(self, cron: str) -> LockState | None:
+        """The lock as stored (holder, expiry, the run waiting for it), or None when free."""
+        response = call_retrying(self._ddb.get_item, TableName=self._table,
+                                 Key={"lease_id": {"S": lock_id(cron)}}, ConsistentRead=True)
+        item = response.get("Item")
+        if not item:
+            return None
+        data = from_attributes(item)
+        return LockState(holder=str(data["execution_id"]),
+                         expires_at=float(data.get("expires_at", 0)),
+                         waiting=str(data["waiting"]) if data.get("waiting") else None)
+
+    def wait(self, cron: str, holder: str, execution_id: str,
+             expected_waiting: str | None = None) -> tuple[bool, LockState | None]:
+        """``concurrency: queue``: note ``execution_id`` as the one run waiting for ``holder``
+        (conditional: ``holder`` still holds the lock, and nobody else waits, or
+        ``expected_waiting`` does: a stale mark taken over). ``(True, None)``, else
+        ``(False, the lock as it is)``."""
+        condition = ("execution_id = :holder AND (attribute_not_exists(waiting) OR "
+                     "waiting = :me")
+        values = {":holder": {"S": holder}, ":me": {"S": execution_id}}
+        if expected_waiting is not None:
+            condition += " OR waiting = :old"
+            values[":old"] = {"S": expected_waiting}
+        try:
+            call_retrying(self._ddb.update_item, TableName=self._table,
+                          Key={"lease_id": {"S": lock_id(cron)}},
+                          UpdateExpression="SET waiting = :me",
+                          ConditionExpression=condition + ")",
+                          ExpressionAttributeValues=values)
+        except Conflict:
+            return False, self.get(cron)
+        return True, None
+
     def release(self, cron: str, execution_id: str) -> bool:
         """Delete the lock only if ``execution_id`` holds it; True when deleted."""
+        return self.release_to_waiting(cron, execution_id)[0]
+
+    def release_to_waiting(self, cron: str, execution_id: str,
+                           hand_over_s: float = HAND_OVER_S) -> tuple[bool, str | None]:
+        """Release the lock if ``execution_id`` holds it; when a run waits for it
+        (``concurrency: queue``), the lock is handed to that run for ``hand_over_s`` (it
+        renews it when it starts; a crash before that leaves the watchdog to start it).
+        ``(released, the run it was handed to or None)``."""
         try:
-            call_retrying(self._ddb.delete_item, TableName=self._table,
-                          Key={"lease_id": {"S": lock_id(cron)}},
-                          ConditionExpression="execution_id = :me",
-                          ExpressionAttributeValues={":me": {"S": execution_id}})
+            answer = call_retrying(self._ddb.delete_item, TableName=self._table,
+                                   Key={"lease_id": {"S": lock_id(cron)}},
+                                   ConditionExpression="execution_id = :me",
+                                   ExpressionAttributeValues={":me": {"S": execution_id}},
+                                   ReturnValues="ALL_OLD")
         except Conflict:
-            return False
-        return True
+            return False, None
+        waiting = (answer.get("Attributes") or {}).get("waiting", {}).get("S")
+        if not waiting or waiting == execution_id:
+            return True, None
+        now = time.time()
+        try:
+            call_retrying(self._ddb.put_item, TableName=self._table,
+                          Item=self._item(cron, waiting, hand_over_s, now),
+                          ConditionExpression="attribute_not_exists(lease_id)")
+        except Conflict:
+            return True, None      # taken meanwhile: the waiting run queues behind it
+        return True, waiting
 
 
 def started_pending(clients: AwsClients, table: str) -> list[dict]:

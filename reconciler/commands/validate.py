@@ -16,13 +16,15 @@ from reconciler.core.alerts.decide import slack_warnings
 from reconciler.core.cronfile import yaml_lines
 from reconciler.core.cronfile.calendars import calendar_folder, excluded_by
 from reconciler.core.cronfile.diagnostics import Diagnostic
+from reconciler.core.cronfile.durations import format_duration
 from reconciler.core.cronfile.loader import LoadResult, load_snapshot
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position
+from reconciler.core.executions import catchup
 from reconciler.core.schedule import expressions as schedule
 from reconciler.core.schedule import window as active_window
 from reconciler.core.schedule.timeline import fleet_timeline, offset_hint
-from reconciler.core.spec import CronSpec
+from reconciler.core.spec import MAX_BACKOFF_S, CronSpec
 from reconciler.errors import SourceError
 
 HELP = "check cron files (schema, schedules, names) and show their next runs"
@@ -248,6 +250,26 @@ def next_runs_and_excluded(spec: CronSpec, now: datetime
     return runs, excluded
 
 
+def run_lines(spec: CronSpec) -> list[str]:
+    """``concurrency: queue``, ``retries`` and ``catch-up`` in words (issue 11), when set."""
+    lines = []
+    if spec.concurrency == "queue":
+        lines.append("  overlap    queue: a run due while the last one runs starts when it "
+                     "ends (one waits, more are skipped)")
+    if spec.retries is not None:
+        policy = spec.retries
+        waits = [format_duration(min(MAX_BACKOFF_S, policy.backoff_s * 2 ** k))
+                 for k in range(policy.attempts)]
+        what = "failure, timeout" if policy.on_timeout else "failure"
+        lines.append(f"  retries    up to {policy.attempts} on {what}, after "
+                     f"{', '.join(waits)}; never past the next run"
+                     + (" (concurrency: allow: may be)" if spec.concurrency == "allow" else ""))
+    if spec.catch_up_s is not None:
+        lines.append(f"  catch-up   {format_duration(catchup.window_s(spec))}: a run missed "
+                     "during an outage starts late within it, older ones are MISSED")
+    return lines
+
+
 def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -281,6 +303,7 @@ def to_text(result: LoadResult, now: datetime, warnings: list[Diagnostic] = ()) 
         if spec.active:
             lines.append(f"  active     {active_window.describe_window(spec.active)} "
                          f"({spec.timezone})")
+        lines += run_lines(spec)
         zone = ZoneInfo(spec.timezone)
         runs, excluded = next_runs_and_excluded(spec, now)
         if spec.exclude:

@@ -40,7 +40,7 @@ FARGATE_MEMORY: dict[int, tuple[int, int, int]] = {
 RULE_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}\Z"
 
 DEFAULT_TIMEOUT_S = 24 * 3600
-CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
+CONCURRENCY_POLICIES = ("forbid", "allow", "replace", "queue")
 
 
 def fargate_memory_allowed(cpu: int, memory: int) -> bool:
@@ -85,6 +85,34 @@ class Replaces:
     the rule (``core/plan/planner.py``); a rule already gone needs nothing."""
 
     rule: str
+
+
+# -- retries and catch-up (issue 11) -----------------------------------------------------------
+RETRY_ON = ("failure", "timeout")
+MIN_BACKOFF_S = 10
+MAX_BACKOFF_S = 3600
+DEFAULT_BACKOFF_S = 60
+DEFAULT_CATCH_UP_S = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries:``: up to ``attempts`` retries after the first try, the first after
+    ``backoff_s``, doubling, at most ``MAX_BACKOFF_S``; TIMEOUT too when ``on_timeout``."""
+
+    attempts: int
+    backoff_s: int = DEFAULT_BACKOFF_S
+    on_timeout: bool = False
+
+    def to_dict(self) -> dict:
+        return {"attempts": self.attempts, "backoff_s": self.backoff_s,
+                "on": ["failure", "timeout"] if self.on_timeout else ["failure"]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RetryPolicy:
+        return cls(attempts=int(data["attempts"]),
+                   backoff_s=int(data.get("backoff_s", DEFAULT_BACKOFF_S)),
+                   on_timeout="timeout" in (data.get("on") or ()))
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,9 @@ class CronSpec:
     # -- calendars and pause (issue 11: exclude, suspend-after-failures) --
     exclude: tuple[Exclusion, ...] = ()
     suspend_after_failures: int | None = None
+    # -- retries and catch-up (issue 11) --
+    retries: RetryPolicy | None = None
+    catch_up_s: int | None = None      # None: no-run-threshold, else 5 minutes (capped)
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -174,6 +205,9 @@ class CronSpec:
                if self.exclude else {}),
             **({"suspend_after_failures": self.suspend_after_failures}
                if self.suspend_after_failures is not None else {}),
+            # -- retries and catch-up (issue 11): only when set, so hashes stay --
+            **({"retries": self.retries.to_dict()} if self.retries else {}),
+            **({"catch_up_s": self.catch_up_s} if self.catch_up_s is not None else {}),
         }
 
     @classmethod
@@ -209,6 +243,9 @@ class CronSpec:
                                     ranges=tuple((r[0], r[1]) for r in e["ranges"]))
                           for e in data.get("exclude") or ()),
             suspend_after_failures=data.get("suspend_after_failures"),
+            # -- retries and catch-up (issue 11) --
+            retries=RetryPolicy.from_dict(data["retries"]) if data.get("retries") else None,
+            catch_up_s=data.get("catch_up_s"),
         )
 
     def spec_hash(self) -> str:

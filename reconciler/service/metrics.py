@@ -15,7 +15,8 @@ Series (counters are exposed with ``_total``; label values known in advance star
   those AWS answered with throttling (``adapters.aws.CallCounter``);
 - ``cronctl_dispatches_total{outcome}``: each SNS delivery's outcome (``started``, ``skipped``,
   ``duplicate``, ``in_progress``, ``failed_to_start``, ``unknown_cron``, ``suspended``,
-  ``retry``, ``invalid``, ``error``);
+  ``retry``, ``invalid``, ``error``, ``queued``: waiting for the run ahead, ``retry_wait``:
+  RunTask refused, retried later);
 - ``cronctl_dispatch_schedule_skew_seconds`` (histogram): from a scheduled run's scheduled
   time to RunTask's answer with its task;
 - ``cronctl_executions_finished_total{status}``: runs becoming terminal (SUCCESS, FAILED,
@@ -36,6 +37,10 @@ Series (counters are exposed with ``_total``; label values known in advance star
   in the outbox to be retried, ``dropped``: given up); ``cronctl_outbox_retries_total`` (drains
   that left a failed delivery for later) and ``cronctl_outbox_pending`` (runs whose outbox has
   effects, as the watchdog's latest sweep saw them);
+- ``cronctl_execution_retries_total{status}``: attempts that ended and were retried (by the
+  status they ended with: ``retries``), and ``cronctl_catch_up_total{result=started|missed}``:
+  fires found without an execution after an outage, started late within their catch-up
+  window or recorded MISSED past it;
 - the standard ``process_*`` series of the daemon's process.
 """
 
@@ -57,7 +62,8 @@ from prometheus_client import (
 
 PASS_RESULTS = ("ok", "error")
 DISPATCH_OUTCOMES = ("started", "skipped", "duplicate", "in_progress", "failed_to_start",
-                     "unknown_cron", "suspended", "retry", "invalid", "error")
+                     "unknown_cron", "suspended", "retry", "invalid", "error", "queued",
+                     "retry_wait")
 FINAL_STATUSES = ("SUCCESS", "FAILED", "TIMEOUT", "SKIPPED", "FAILED_TO_START", "LOST",
                   "MISSED")
 SQS_FAILURES = ("malformed", "contended", "transient", "error", "not_deleted")
@@ -143,6 +149,17 @@ class Metrics:
             "cronctl_outbox_pending",
             "Runs whose outbox has effects left, as the latest watchdog sweep saw them.",
             registry=r)
+        # -- retries and catch-up (issue 11) --
+        self.execution_retries = Counter(
+            "cronctl_execution_retries",
+            "Attempts of runs that ended and were retried, by the status they ended with.",
+            ["status"], registry=r)
+        self.catch_up = Counter(
+            "cronctl_catch_up",
+            "Fires without an execution found by the watchdog: started late within the "
+            "catch-up window, or recorded MISSED past it.", ["result"], registry=r)
+        for result in ("started", "missed"):
+            self.catch_up.labels(result)
         for kind in ALERT_KINDS:
             for notifier in NOTIFIERS:
                 for result in ALERT_RESULTS:
@@ -225,6 +242,15 @@ class Metrics:
     # -- alerts -------------------------------------------------------------------------------
     def alert_sent(self, kind: str, notifier: str, result: str) -> None:
         self.alerts.labels(kind, notifier, result).inc()
+
+    def retried(self, status: str) -> None:
+        """An attempt that ended with ``status`` is retried (``retries``)."""
+        self.execution_retries.labels(status).inc()
+
+    def caught_up(self, result: str, count: int = 1) -> None:
+        """Fires found missing after an outage: ``started`` late, or ``missed``."""
+        if count:
+            self.catch_up.labels(result).inc(count)
 
     def outbox_retried(self) -> None:
         self.outbox_retries.inc()

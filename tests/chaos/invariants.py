@@ -2,9 +2,10 @@
 
 For every scheduled run involved (the ids a scenario names, and every record in the executions
 table):
-- ECS started exactly one task with ``startedBy`` = the execution id and the record names that
-  task; or none, and the record is FAILED_TO_START or LOST with a reason (SKIPPED too, where a
-  scenario says an overlap is expected);
+- ECS started exactly one task with ``startedBy`` = the execution id (of a retried run: of each
+  attempt, ``startedBy`` = the attempt's token) and the record names that task (an earlier
+  attempt's in ``tries``); or none, and the record is FAILED_TO_START or LOST with a reason
+  (SKIPPED too, where a scenario says an overlap is expected);
 - the record is visible to the watchdog exactly while it is open (the sparse ``unfinished``
   marker), and no open record is left PENDING without a task;
 - no overlap lock is held by a finished (terminal) run, or by a run that has no record.
@@ -21,8 +22,17 @@ redelivered event may still be settling things, and fails with every violation i
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from reconciler.core.executions.records import FAILED_TO_START, LOST, PENDING, SKIPPED, TERMINAL
+from reconciler.core.executions.records import (
+    FAILED_TO_START,
+    LOST,
+    PENDING,
+    SKIPPED,
+    TERMINAL,
+    attempt_token,
+    parse_time,
+)
 from reconciler.service.control.reconcile import run_pass
 from tests.chaos.namespace import ChaosNamespace
 from tests.support.serve_process import ServeProcess
@@ -57,10 +67,19 @@ def run_violations(ns: ChaosNamespace, execution_ids: Iterable[str] = (), *,
     allowed_without_task = ENDED_WITHOUT_TASK + ((SKIPPED,) if allow_skipped else ())
     for eid in sorted(set(execution_ids) | set(records)):
         record = records.get(eid)
-        arns = task_arns(ns, eid)
+        attempt = int((record or {}).get("attempt") or 1)
+        arns = task_arns(ns, attempt_token(eid, attempt))
         if record is None:
             problems.append(f"{eid}: no execution record (the run is lost); tasks {arns}")
             continue
+        for entry in record.get("tries") or []:     # the earlier attempts of a retried run
+            done = {k: next(iter(v.values())) for k, v in entry["M"].items()}
+            earlier = task_arns(ns, attempt_token(eid, int(done["attempt"])))
+            if earlier != ([done["task_arn"]] if done.get("task_arn") else []):
+                problems.append(f"{eid}: attempt {done['attempt']} started {earlier}, its "
+                                f"record names {done.get('task_arn')}")
+        waiting = record.get("retry_at") and not record.get("task_arn") and \
+            parse_time(record["retry_at"]) > datetime.now(UTC)
         status, named = record.get("status"), record.get("task_arn")
         where = f"{eid} ({record.get('cron')} @ {record.get('scheduled_at')}, {status})"
         if len(arns) > 1:
@@ -68,12 +87,12 @@ def run_violations(ns: ChaosNamespace, execution_ids: Iterable[str] = (), *,
         elif len(arns) == 1:
             if named != arns[0]:
                 problems.append(f"{where}: ECS runs {arns[0]} but the record names {named}")
-        elif status not in allowed_without_task:
+        elif status not in allowed_without_task and not waiting:
             problems.append(f"{where}: no task, and the run is not {allowed_without_task}"
                             + (f" (it names {named})" if named else ""))
         elif not record.get("reason"):
             problems.append(f"{where}: ended without a task and without a reason")
-        if status == PENDING and not named:
+        if status == PENDING and not named and not waiting:
             problems.append(f"{where}: left PENDING without a task (claim until "
                             f"{record.get('claim_until')})")
         if (status in TERMINAL) == ("unfinished" in record):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chaos.invariants import assert_runs
+from tests.chaos.namespace import QUIET_SCHEDULE
 from tests.chaos.tools import (
     add_crons,
     event_apply,
@@ -27,7 +28,7 @@ from tests.support.waiting import wait_for
 
 KEY = "0123456789abcdef0123456789ABCDEF"
 AT = "2026-11-27T10:05:00Z"
-PAGED = ('schedule: "cron(*/5 * * * ? *)"\n'
+PAGED = (f'schedule: "{QUIET_SCHEDULE}"\n'
          "container:\n  image: busybox\n  arguments: [\"sh\", \"-c\", \"exit 2\"]\n"
          f"timeout: 10m\nnotifications:\n  pagerduty: \"{KEY}\"\n")
 

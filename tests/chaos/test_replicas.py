@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.chaos.invariants import assert_control_plane, assert_runs
+from tests.chaos.namespace import QUIET_SCHEDULE
 from tests.chaos.tools import (
     add_crons,
     cron_yaml,
@@ -118,7 +119,7 @@ CONTROL_PLANE_WRITES = ("events.Put*", "events.Delete*", "events.Remove*", "even
 
 
 def schedule_yaml(schedule: str) -> str:
-    return cron_yaml().replace("cron(*/5 * * * ? *)", schedule)
+    return cron_yaml().replace(QUIET_SCHEDULE, schedule)
 
 
 @pytest.mark.parametrize("held", HELD_WRITES, ids=[h.name for h in HELD_WRITES])

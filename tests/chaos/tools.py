@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from reconciler.service.control.reconcile import run_pass
-from tests.chaos.namespace import ChaosNamespace
+from tests.chaos.namespace import QUIET_SCHEDULE, ChaosNamespace
 from tests.support.faultproxy import Request
 from tests.support.moto import REGION
 from tests.support.sns_delivery import SnsDelivery, answer_json, delivered
@@ -82,7 +82,7 @@ def add_crons(ns: ChaosNamespace, crons: dict[str, str]) -> None:
 
 
 def cron_yaml(*, timeout: str = "10m", concurrency: str = "forbid") -> str:
-    return ('schedule: "cron(*/5 * * * ? *)"\n'
+    return (f'schedule: "{QUIET_SCHEDULE}"\n'
             "container:\n  image: busybox\n  arguments: [\"sh\", \"-c\", \"echo hello\"]\n"
             f"timeout: {timeout}\nconcurrency: {concurrency}\n")
 

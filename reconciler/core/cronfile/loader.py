@@ -27,19 +27,23 @@ from reconciler.core.cronfile.cron_fields import (
     timezone_problem,
 )
 from reconciler.core.cronfile.diagnostics import Diagnostic
-from reconciler.core.cronfile.durations import parse_duration, type_name
+from reconciler.core.cronfile.durations import format_duration, parse_duration, type_name
 from reconciler.core.cronfile.schema_errors import CONTAINER_KEYS, FieldProblem, schema_problems
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position, parse
 from reconciler.core.schedule import expressions as schedule
 from reconciler.core.schedule import window as active_window
+from reconciler.core.schedule.gaps import shortest_gap_s
 from reconciler.core.spec import (
+    DEFAULT_BACKOFF_S,
     DEFAULT_TIMEOUT_S,
+    MIN_BACKOFF_S,
     ActiveWindow,
     ContainerSpec,
     CronSpec,
     Notifications,
     Replaces,
+    RetryPolicy,
 )
 
 MAX_FILE_BYTES = 256 * 1024
@@ -249,6 +253,7 @@ def _field_problems(document: dict, stem: str) -> list[FieldProblem]:
         if isinstance(container, dict):
             problems += _container_problems(key, container)
     problems += _active_problems(document)
+    problems += _retry_and_catch_up_problems(document)
     return problems
 
 
@@ -294,6 +299,54 @@ def _exclude_problems(document: dict, calendars: dict[str, Calendar | None],
             problems.append(FieldProblem(("exclude", index), f"calendar '{name}' is invalid "
                                          "(see its file's errors); this cron is held back"))
     return problems
+
+
+# -- retries and catch-up (issue 11) ---------------------------------------------------------
+def _retry_and_catch_up_problems(document: dict) -> list[FieldProblem]:
+    """``retries.backoff`` at least 10 s; it and ``catch-up`` not longer than the shortest gap
+    between two fire times (a retried or late run would reach the next one); ``retries.on``
+    includes ``failure``. Shapes (``attempts`` 1-10, durations) are the schema's."""
+    problems: list[FieldProblem] = []
+    expression, zone = document.get("schedule"), document.get("timezone", "UTC")
+    gap = shortest_gap_s(expression, zone) \
+        if isinstance(expression, str) and isinstance(zone, str) else None
+    limits: list[tuple[tuple, object]] = []
+    retries = document.get("retries")
+    if isinstance(retries, dict):
+        on = retries.get("on")
+        if isinstance(on, list) and on and set(on) <= {"timeout"}:
+            problems.append(FieldProblem(("retries", "on"), "must include 'failure' "
+                                         "('timeout' is retried only with it)"))
+        if "backoff" in retries:
+            limits.append((("retries", "backoff"), retries["backoff"]))
+    if "catch-up" in document:
+        limits.append((("catch-up",), document["catch-up"]))
+    for path, value in limits:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            problems.append(FieldProblem(path, str(error)))
+            continue
+        what = "a retry" if path[0] == "retries" else "a late run"
+        if path[0] == "retries" and seconds < MIN_BACKOFF_S:
+            problems.append(FieldProblem(path, f"must be at least {MIN_BACKOFF_S}s, got "
+                                         f"{value!r}"))
+        elif gap is not None and seconds > gap:
+            problems.append(FieldProblem(path, (
+                f"{format_duration(seconds)} is longer than the shortest gap between two "
+                f"fire times of the schedule ({format_duration(gap)}): {what} would reach "
+                f"the next scheduled run; at most {format_duration(gap)}")))
+    return problems
+
+
+def _retry_policy(document: dict) -> RetryPolicy | None:
+    retries = document.get("retries")
+    if not isinstance(retries, dict):
+        return None
+    return RetryPolicy(attempts=retries["attempts"],
+                       backoff_s=parse_duration(retries["backoff"]) if "backoff" in retries
+                       else DEFAULT_BACKOFF_S,
+                       on_timeout="timeout" in (retries.get("on") or ()))
 
 
 def _container_problems(key: str, container: dict) -> list[FieldProblem]:
@@ -347,6 +400,9 @@ def _build(document: dict, path: str, stem: str,
         # -- calendars and pause (issue 11) --
         exclude=tuple(calendars[name].exclusion() for name in document.get("exclude") or ()),
         suspend_after_failures=document.get("suspend-after-failures"),
+        # -- retries and catch-up (issue 11) --
+        retries=_retry_policy(document),
+        catch_up_s=parse_duration(document["catch-up"]) if "catch-up" in document else None,
     )
 
 

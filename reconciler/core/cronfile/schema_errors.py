@@ -83,6 +83,8 @@ def checked_elsewhere(path: tuple) -> bool:
                 ("notifications", "ran-longer-than-threshold"),
                 ("active", "from"), ("active", "until")}:
         return True
+    if path in {("retries", "backoff"), ("catch-up",)}:     # retries and catch-up (issue 11)
+        return True
     if len(path) == 3 and path[0] in CONTAINER_KEYS:
         return path[1:] in {("capacity", "cpu"), ("capacity", "memory")} or path[1] == "env"
     return False

@@ -40,6 +40,11 @@ LOST = "LOST"
 # A scheduled run that never came: no execution for it within the cron's no-run-threshold
 # (recorded by the watchdog, so that a delivery arriving later starts nothing).
 MISSED = "MISSED"
+# Not stored statuses: how ``status`` shows a PENDING run with no task that waits for the run
+# holding its cron's lock (``concurrency: queue``; ``Execution.queued_behind``), or for the
+# time of its next attempt (``retries``; ``Execution.retry_at``).
+QUEUED = "QUEUED"
+RETRY_WAIT = "RETRY_WAIT"
 STATUSES = (PENDING, RUNNING, SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST, MISSED)
 TERMINAL = frozenset({SUCCESS, FAILED, TIMEOUT, SKIPPED, FAILED_TO_START, LOST, MISSED})
 TRIGGERS = ("schedule", "manual")
@@ -89,6 +94,71 @@ def manual_execution_id() -> str:
     return str(uuid.uuid4())
 
 
+def attempt_token(eid: str, attempt: int) -> str:
+    """RunTask's ``clientToken`` and ``startedBy`` (at most 36 characters) of one attempt of a
+    run: the execution id for the first; ``<id without dashes>-a<NN>`` for retries."""
+    if attempt <= 1:
+        return eid
+    return f"{uuid.UUID(eid).hex}-a{attempt:02d}"
+
+
+def parse_token(token: str) -> tuple[str, int]:
+    """``attempt_token``'s inverse: (execution id, attempt); a plain id is attempt 1."""
+    if len(token) == 36 and token[32:34] == "-a" and token[34:].isdigit():
+        try:
+            return str(uuid.UUID(hex=token[:32])), int(token[34:])
+        except ValueError:
+            pass
+    return token, 1
+
+
+@dataclass(frozen=True)
+class RetryTerms:
+    """A run's retry terms, copied from its cron's ``retries`` when the run is created: up to
+    ``retries`` more attempts, the first ``backoff_s`` after a failure (doubling, at most
+    ``max_backoff_s``), TIMEOUT too when ``on_timeout``; none starting at or after ``until``
+    (the next scheduled run; None with ``concurrency: allow``)."""
+
+    retries: int
+    backoff_s: int
+    on_timeout: bool = False
+    until: str | None = None
+    max_backoff_s: int = 3600
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RetryTerms:
+        return cls(retries=int(data["retries"]), backoff_s=int(data["backoff_s"]),
+                   on_timeout=bool(data.get("on_timeout", False)), until=data.get("until"),
+                   max_backoff_s=int(data.get("max_backoff_s", 3600)))
+
+
+@dataclass(frozen=True)
+class Try:
+    """One attempt of a run that ended and was retried: what ``status`` lists."""
+
+    attempt: int
+    status: str
+    task_arn: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Try:
+        values = {k: data[k] for k in cls.__dataclass_fields__ if data.get(k) is not None}
+        values["attempt"] = int(values["attempt"])
+        if "exit_code" in values:
+            values["exit_code"] = int(values["exit_code"])
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class Execution:
     """One run of a cron. Times are ISO-8601 UTC strings; ``expires_at`` is epoch seconds."""
@@ -130,6 +200,29 @@ class Execution:
     outbox_failing_since: float | None = None
     notices: dict | None = None
     overlong_at: str | None = None
+    # ``concurrency: queue``: the run this PENDING one waits for (it starts when that one's
+    # lock is released or expires; the dispatcher's resumable path starts it).
+    queued_behind: str | None = None
+    # ``retries`` (see ``reconciler.core.executions.retries``): the terms copied from the
+    # cron's spec when the run was created; the number of the current attempt (None: the
+    # first); when it may start (a run waiting for its retry); the attempts that ended.
+    retry: RetryTerms | None = None
+    attempt: int | None = None
+    retry_at: str | None = None
+    tries: tuple[Try, ...] | None = None
+
+    @property
+    def attempt_number(self) -> int:
+        return self.attempt or 1
+
+    @property
+    def token(self) -> str:
+        """The ``clientToken`` and ``startedBy`` of the current attempt's task."""
+        return attempt_token(self.execution_id, self.attempt_number)
+
+    def retry_due(self, now: datetime) -> bool:
+        """False while a run waits for its next attempt (``retry_at`` in the future)."""
+        return self.retry_at is None or now >= parse_time(self.retry_at)
 
     @property
     def terminal(self) -> bool:
@@ -139,6 +232,20 @@ class Execution:
     def unstarted(self) -> bool:
         """PENDING with no task known: the intent of a run that RunTask has not yet answered."""
         return self.status == PENDING and not self.task_arn
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for the run that holds its cron's lock (``concurrency: queue``)."""
+        return self.unstarted and bool(self.queued_behind)
+
+    @property
+    def shown_status(self) -> str:
+        """The status as ``status`` shows it: QUEUED for a queued run, else ``status``."""
+        if self.queued:
+            return QUEUED
+        if self.unstarted and self.retry_at:
+            return RETRY_WAIT
+        return self.status
 
     def claimed(self, now: float, attempt: str | None = None) -> bool:
         """True when an attempt other than ``attempt`` holds a live claim on the record."""
@@ -157,6 +264,10 @@ class Execution:
     def to_dict(self) -> dict:
         """Plain attributes, ``None`` left out (the stored shape)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.retry is not None:
+            data["retry"] = self.retry.to_dict()
+        if self.tries is not None:
+            data["tries"] = [t.to_dict() for t in self.tries]
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -178,6 +289,12 @@ class Execution:
             values["outbox"] = frozenset(values["outbox"]) or None
         if values.get("notices") is not None:
             values["notices"] = {str(k): str(v) for k, v in dict(values["notices"]).items()}
+        if values.get("attempt") is not None:
+            values["attempt"] = int(values["attempt"])
+        if values.get("retry") is not None:
+            values["retry"] = RetryTerms.from_dict(dict(values["retry"]))
+        if values.get("tries") is not None:
+            values["tries"] = tuple(Try.from_dict(dict(t)) for t in values["tries"]) or None
         return cls(**values)
 
     @property

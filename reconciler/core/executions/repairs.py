@@ -6,6 +6,11 @@ repair:
   its retries gave up): dispatch resumes it (finds a task started for it, else RunTask with the
   same client token);
 - ``GIVE_UP``: PENDING with no task, past its start deadline: FAILED_TO_START, lock released;
+- a run waiting for its next attempt (``retries``, ``Execution.retry_at``) gets ``NONE``
+  until then, ``RESUME`` after: its attempt's own task is started;
+- a *queued* run (``concurrency: queue``, ``Execution.queued_behind``) is resumed only once
+  the run it waits for no longer holds a live lock (released, expired, or handed to it):
+  ``RESUME`` then starts it through the dispatcher's resumable path (same execution id);
 - ``CHECK_TASK``: a task is known (or the run is RUNNING) and nothing has ended it for longer
   than the cron's timeout plus the grace period: ask ECS about that one task; its final state
   is recorded from ECS's answer exactly as the STOPPED event would have, or LOST when ECS no
@@ -24,7 +29,7 @@ event of that state would have carried, so ``apply_event`` folds it in with the 
 from __future__ import annotations
 
 import enum
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from reconciler.core.executions.records import (
@@ -49,14 +54,29 @@ class Repair(enum.Enum):
 
 def overdue_at(record: Execution, timeout_s: float, grace_s: float) -> datetime | None:
     """When a started run with no final event becomes worth asking ECS about."""
-    since = record.started_at or record.created_at or record.scheduled_at
+    since = record.started_at or record.retry_at or record.created_at or record.scheduled_at
     if not since:
         return None
     return parse_time(since) + timedelta(seconds=timeout_s + grace_s)
 
 
-def decide(record: Execution, now: datetime, timeout_s: float, grace_s: float) -> Repair:
-    """The repair ``record`` needs at ``now`` (see the module docstring)."""
+@dataclass(frozen=True)
+class LockState:
+    """A cron's overlap lock as read: its holder, until when (epoch seconds), who waits."""
+
+    holder: str
+    expires_at: float
+    waiting: str | None = None
+
+    def held_by(self, execution_id: str | None, now: datetime) -> bool:
+        return execution_id is not None and self.holder == execution_id and \
+            self.expires_at > now.timestamp()
+
+
+def decide(record: Execution, now: datetime, timeout_s: float, grace_s: float,
+           lock: LockState | None = None) -> Repair:
+    """The repair ``record`` needs at ``now`` (see the module docstring); ``lock``: its cron's
+    overlap lock (read for a queued run only; None when there is none)."""
     if record.terminal:
         # Still in the index of open runs: its final state was stored but its lock release,
         # or its outbox, is not done (a crash in between, or a delivery to retry).
@@ -66,7 +86,13 @@ def decide(record: Execution, now: datetime, timeout_s: float, grace_s: float) -
     if record.unstarted:
         if record.claimed(now.timestamp()):
             return Repair.NONE
-        return Repair.GIVE_UP if record.past_start_deadline(now) else Repair.RESUME
+        if not record.retry_due(now):
+            return Repair.NONE      # waiting for the time of its next attempt (``retries``)
+        if record.past_start_deadline(now):
+            return Repair.GIVE_UP
+        if record.queued and lock is not None and lock.held_by(record.queued_behind, now):
+            return Repair.NONE      # still waiting for the run ahead of it
+        return Repair.RESUME
     due = overdue_at(record, timeout_s, grace_s)
     return Repair.CHECK_TASK if due is not None and now >= due else Repair.NONE
 

@@ -224,7 +224,7 @@ def cron_status(suspended: bool, executions: Iterable[Execution]) -> str:
     if suspended:
         return "SUSPENDED"
     current = current_execution(executions)
-    return current.status if current else "NEVER_RUN"
+    return current.shown_status if current else "NEVER_RUN"
 
 
 def execution_json(execution: Execution, timezone: str | None = None) -> dict:
@@ -235,12 +235,20 @@ def execution_json(execution: Execution, timezone: str | None = None) -> dict:
         "started_at": execution.started_at,
         "stopped_at": execution.stopped_at,
         "duration_s": execution.duration_s(),
-        "status": execution.status,
+        "status": execution.shown_status,
         "exit_code": execution.exit_code,
         "trigger": execution.trigger,
     }
     if execution.note:
         data["note"] = execution.note
+    if execution.queued_behind and execution.queued:
+        data["queued_behind"] = execution.queued_behind
+    if execution.attempt:       # ``retries``: the attempts so far, the last one first
+        data["attempt"] = execution.attempt
+        data["retry_at"] = execution.retry_at
+        data["tries"] = [{"attempt": t.attempt, "status": t.status, "exit_code": t.exit_code,
+                          "started_at": t.started_at, "stopped_at": t.stopped_at,
+                          "reason": t.reason} for t in reversed(execution.tries or ())]
     if _zone(timezone) is not None:
         for key in ("scheduled_at", "started_at", "stopped_at"):
             data[f"{key}_local"] = local_iso(data[key], timezone, "milliseconds")
@@ -320,7 +328,7 @@ def status_text(view: CronStatus) -> str:
         short_id(e.execution_id),
         format_moment_in_zone(e.started_at or e.created_at, view.timezone),
         format_duration(e.duration_s()),
-        e.status,
+        e.shown_status + (f" (attempt {e.attempt})" if e.attempt else ""),
         NONE if e.exit_code is None else str(e.exit_code),
     ] for e in view.executions]
     if rows:
@@ -328,6 +336,12 @@ def status_text(view: CronStatus) -> str:
     else:
         lines.append("(none)")
     lines += [f"Note: {short_id(e.execution_id)} {e.note}" for e in view.executions if e.note]
+    lines += [f"Attempts: {short_id(e.execution_id)} " + ", ".join(
+        [f"{t.attempt}: {t.status}" + ("" if t.exit_code is None else f" (exit {t.exit_code})")
+         for t in e.tries or ()]
+        + [f"{e.attempt}: {e.shown_status}" + (f" at {e.retry_at}" if e.retry_at and
+                                                 e.unstarted else "")])
+        for e in view.executions if e.attempt]
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
+from reconciler.core.executions.records import attempt_token
 from reconciler.core.log_streams import complete_lines, stream_name
 from reconciler.core.registry_model import RegistryItem
 from reconciler.logs import get_logger
@@ -61,6 +62,7 @@ class _Running:
     shipped_at: float = 0.0
     container: str | None = None  # the Docker container's name (Docker runs only)
     stopping: str | None = None  # "timeout" or "user" once the task is being stopped
+    started_by: str | None = None  # the attempt's token (``retries``); None: execution_id
     stop_reason: str | None = None
     kill_at: float = 0.0  # SIGKILL after this (monotonic), when SIGTERM was not enough
 
@@ -177,9 +179,10 @@ class LocalTaskRunner:
 
     def poll(self) -> None:
         for execution in self._list_started():
-            eid = execution["execution_id"]
-            if eid not in self._seen and execution.get("task_arn"):
-                self._seen.add(eid)
+            # By task: each attempt of a retried run (``retries``) is a task of its own.
+            arn = execution.get("task_arn")
+            if arn and arn not in self._seen:
+                self._seen.add(arn)
                 self._launch(execution)
         self._notice_stop_requests()
         for run in list(self._running.values()):
@@ -255,7 +258,9 @@ class LocalTaskRunner:
         task_def = item.task_definition_arn or ""
         base = dict(region=self._region, account=self._account, cluster_arn=self._cluster_arn,
                     task_arn=execution["task_arn"], task_definition_arn=task_def,
-                    started_by=execution["execution_id"], created_at=now)
+                    started_by=attempt_token(execution["execution_id"],
+                                             int(execution.get("attempt") or 1)),
+                    created_at=now)
         if not command:
             self._send_event(task_state_change(
                 **base, version=2, last_status="STOPPED", desired_status="STOPPED",
@@ -279,7 +284,8 @@ class LocalTaskRunner:
         timeout = item.spec.timeout_s  # what the sidecar sleeps
         run = _Running(execution["execution_id"], execution["cron"], execution["task_arn"],
                        task_def, process, now, now, time.monotonic() + timeout,
-                       output=output, shipped_at=time.monotonic(), container=container)
+                       output=output, shipped_at=time.monotonic(), container=container,
+                       started_by=base["started_by"])
         self._running[run.execution_id] = run
         if self._use_docker:
             log.info("task started", runner=self.mode, cron=run.cron,
@@ -335,7 +341,7 @@ class LocalTaskRunner:
         self._send_event(task_state_change(
             region=self._region, account=self._account, cluster_arn=self._cluster_arn,
             task_arn=run.task_arn, task_definition_arn=run.task_definition_arn,
-            started_by=run.execution_id, version=3, last_status="STOPPED",
+            started_by=run.started_by or run.execution_id, version=3, last_status="STOPPED",
             desired_status="STOPPED", created_at=run.created_at, started_at=run.started_at,
             stopped_at=now, main_exit=main_exit, timeout_exit=timeout_exit,
             stop_code=stop_code, stopped_reason=reason))

@@ -18,6 +18,12 @@ event does not release again), and the outbox is drained at once (the canonical
 alerts). A crash after the final state is stored loses none of it: a redelivered final event,
 or the watchdog's next sweep, releases the lock and drains the outbox. Several replicas may
 consume the same queue: every effect is a conditional write, the outbox's under a claim.
+
+``retries``: ``startedBy`` names the execution and the attempt (``records.parse_token``); an
+event of an earlier attempt changes nothing. A final state that ``core.executions.retries``
+retries is stored instead as the run waiting for its next attempt (``store_retry``: one
+compare-and-swap, no outbox, the lock kept). A lock released to a queued run
+(``concurrency: queue``) starts that run at once when this process has a dispatcher.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.sqs import EventQueue, QueueMessage
 from reconciler.core.alerts.model import initial_effects
+from reconciler.core.executions import retries
 from reconciler.core.executions.records import (
     Execution,
     MalformedEvent,
@@ -38,6 +45,7 @@ from reconciler.core.executions.records import (
     outcome_decided,
     parse_task_event,
     parse_time,
+    parse_token,
 )
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.errors import CronctlError
@@ -72,6 +80,7 @@ class EventConsumer(Worker):
         self._wait_time_s = wait_time_s
         self._batch_size = batch_size
         self._error_backoff_s = error_backoff_s
+        self._settings = settings
         super().__init__()
 
     # -- thread ---------------------------------------------------------------------------
@@ -138,12 +147,15 @@ class EventConsumer(Worker):
                 (datetime.now(UTC) - parse_time(event.event_time)).total_seconds())
         if not event.started_by:
             return DELETE
+        eid, attempt = parse_token(event.started_by)
         for _ in range(APPLY_ATTEMPTS):
-            record = self.executions.get(event.started_by)
+            record = self.executions.get(eid)
             if record is None:
                 log.debug("consumer.foreign_task", task_arn=event.task_arn,
                           started_by=event.started_by)
                 return DELETE
+            if record.attempt_number != attempt:
+                return DELETE       # an event of an earlier attempt of a retried run
             updated = apply_event(record, event)
             if updated is None:
                 # Stale or duplicate. A redelivered final event makes sure the lock is gone
@@ -156,6 +168,13 @@ class EventConsumer(Worker):
                         self.outbox.drain(record, "consumer")
                 return DELETE
             becomes_terminal = updated.terminal and not record.terminal
+            if becomes_terminal:
+                stored = store_retry(self.executions, self.metrics, record, updated,
+                                     self._settings.start_deadline_s, "consumer")
+                if stored is not None:
+                    if stored:
+                        return DELETE
+                    continue        # someone else wrote first: read it and apply again
             effects = initial_effects(updated.status) if becomes_terminal else frozenset()
             if self.executions.apply(updated, record.version, effects):
                 if becomes_terminal:
@@ -168,16 +187,41 @@ class EventConsumer(Worker):
 
     def release_lock(self, execution: Execution) -> None:
         """Release the run's overlap lock (if it holds it) and note that it is gone."""
-        release_lock(self.executions, self.locks, execution)
+        release_lock(self.executions, self.locks, execution, self.outbox)
 
     def _finished(self, execution: Execution) -> None:
         finished(self.executions, self.locks, execution, self.outbox, "consumer")
 
 
-def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution) -> None:
-    """Release the run's overlap lock (if it holds it) and note on the record that it is gone."""
-    locks.release(execution.cron, execution.execution_id)
+def store_retry(executions: ExecutionStore, metrics: Metrics, read: Execution,
+                ended: Execution, start_deadline_s: float, source: str) -> bool | None:
+    """``retries``: when the attempt that ``ended`` (``read`` before) is retried, store the
+    run waiting for its next attempt in its place (no outbox: the final attempt alone logs,
+    pings and alerts). None: not retried (store the final state); True: stored; False: the
+    record changed meanwhile (read it again)."""
+    waiting = retries.after_attempt(ended, datetime.now(UTC), start_deadline_s)
+    if waiting is None:
+        return None
+    if not executions.retry(waiting, read):
+        return False
+    metrics.retried(ended.status)
+    log.warning("execution.retrying", cron=ended.cron, execution_id=ended.execution_id,
+                status=ended.status, exit_code=ended.exit_code, reason=ended.reason,
+                attempt=ended.attempt_number, next_attempt=waiting.attempt,
+                retry_at=waiting.retry_at, source=source)
+    return True
+
+
+def release_lock(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
+                 outbox: Outbox | None = None) -> None:
+    """Release the run's overlap lock (if it holds it) and note on the record that it is gone.
+    A lock handed to a queued run (``concurrency: queue``) starts that run through
+    ``outbox.start_queued`` when this process has a dispatcher; else (or after a crash) the
+    watchdog starts it: the queued record and the lock naming it are the intent."""
+    _, handed = locks.release_to_waiting(execution.cron, execution.execution_id)
     executions.mark_lock_released(execution.execution_id, outbox_pending=bool(execution.outbox))
+    if handed and outbox is not None and outbox.start_queued is not None:
+        outbox.start_queued(handed)
 
 
 def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Execution,
@@ -186,5 +230,5 @@ def finished(executions: ExecutionStore, locks: OverlapLocks, execution: Executi
     with its outbox: the lock released, then the outbox drained (the run counted, its
     canonical line, ``on_terminal``, the ping, alerts). A failure here loses nothing: the
     run stays in the index of open runs and the watchdog's sweep finishes it."""
-    release_lock(executions, locks, execution)
+    release_lock(executions, locks, execution, outbox)
     outbox.drain(execution, source)

@@ -21,10 +21,22 @@ The execution record is the intent. One dispatch:
 4. applies the concurrency policy through the overlap lock ``lock#<cron>`` (which expires
    after the cron's timeout plus the grace period): ``forbid`` records SKIPPED while a
    non-terminal execution holds it, ``replace`` stops the holder's task (or ends a holder
-   that has not started) and takes the lock over, ``allow`` takes no lock;
-5. RunTask (``startedBy`` = ``clientToken`` = execution id, idempotent on AWS for 24 hours)
-   and records the task ARN, then queues the monitor's start ping (``pinger``: never waits
-   for the monitoring service).
+   that has not started) and takes the lock over, ``allow`` takes no lock, ``queue`` notes
+   the run as the one waiting on the lock (``waiting``, conditional: at most one) and on its
+   record (``queued_behind``, a later start deadline), and leaves it PENDING: when the holder
+   releases the lock it is handed to the waiting run, which ``start_queued`` (or the
+   watchdog, after a crash) starts through ``resume`` (same execution id: exactly once).
+   A second run due meanwhile is SKIPPED, its reason naming the one already waiting;
+5. RunTask (``startedBy`` = ``clientToken`` = execution id, idempotent on AWS for 24 hours;
+   for attempt n > 1 of a retried run, ``records.attempt_token(id, n)``) and records the task
+   ARN, then queues the monitor's start ping (``pinger``: never waits for the monitoring
+   service).
+
+``retries``: the run's retry terms are copied from the spec into its record at creation
+(``core.executions.retries.terms_for``); a run waiting for its next attempt (``retry_at`` in
+the future) is a duplicate to deliveries, and started by the watchdog once due, through
+``resume``. RunTask refused for good with attempts left stores the retry instead of
+FAILED_TO_START.
 
 Failures: throttling, 5xx, capacity and DynamoDB trouble raise ``TransientError`` after the
 adapters' retries; the claim is dropped and SNS gets a 503, so it delivers again (bootstrap
@@ -40,6 +52,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -53,11 +66,13 @@ from reconciler.core.alerts.decide import pause_reason
 from reconciler.core.alerts.model import initial_effects
 from reconciler.core.cronfile.calendars import excluded_by, exclusion_reason
 from reconciler.core.executions import records as ex
+from reconciler.core.executions import retries
 from reconciler.core.json_bounds import loads_bounded
 from reconciler.core.schedule import window as active_window
 from reconciler.core.spec import NAME_PATTERN, CronSpec
 from reconciler.errors import PermanentError, TransientError
 from reconciler.logs import get_logger
+from reconciler.service.execution.consumer import store_retry
 from reconciler.service.execution.outbox import Outbox
 from reconciler.service.metrics import Metrics
 from reconciler.service.monitoring.pings import NoPings
@@ -69,6 +84,8 @@ STARTED, SKIPPED, DUPLICATE = "started", "skipped", "duplicate"
 SUSPENDED, FAILED_TO_START, UNKNOWN_CRON = "suspended", "failed_to_start", "unknown_cron"
 IN_PROGRESS = "in_progress"
 OUTSIDE_WINDOW = "outside_window"
+QUEUED = "queued"
+RETRY_WAIT = "retry_wait"
 LOCK_ATTEMPTS = 5
 DEFAULT_TIMEOUT_S = 24 * 3600
 # What a run that fails to start leaves in its outbox: its ping and its alert (dispatch logs
@@ -124,8 +141,11 @@ class Dispatcher:
 
     def __init__(self, clients: AwsClients, settings: Settings,
                  metrics: Metrics | None = None, pinger=None,
-                 outbox: Outbox | None = None) -> None:
+                 outbox: Outbox | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self._clients = clients
+        # The clock that says whether a retried run's next attempt is due (tests move it).
+        self._now = now or (lambda: datetime.now(UTC))
         self._settings = settings
         self.metrics = metrics or Metrics(process=False)
         # The monitor's start ping once RunTask answered (queued: never holds the dispatch).
@@ -138,6 +158,10 @@ class Dispatcher:
         self.alert_states = AlertStates(clients, settings)
         self._network: NetworkSettings | None = None
         self._network_lock = threading.Lock()
+        # A lock released by the consumer or the watchdog (through the shared outbox) may be
+        # handed to a queued run: this process starts it at once.
+        if self.outbox.start_queued is None:
+            self.outbox.start_queued = self.start_queued
 
     def network(self) -> NetworkSettings:
         """The configured network, else the default VPC's (looked up once)."""
@@ -207,6 +231,7 @@ class Dispatcher:
         eid = ex.execution_id(cron, scheduled_at) if trigger == "schedule" \
             else ex.manual_execution_id()
         scheduled = ex.parse_time(scheduled_at)
+        anchor = ex.parse_time(item.schedule_since) if item.schedule_since else None
         record = ex.Execution(
             execution_id=eid, cron=cron, trigger=trigger,
             scheduled_at=ex.format_time(scheduled),
@@ -215,7 +240,8 @@ class Dispatcher:
             attempt_id=attempt, claimed_by=attempt,
             claim_until=now.timestamp() + self._settings.claim_s,
             start_deadline=ex.format_time(
-                max(scheduled, now) + timedelta(seconds=self._settings.start_deadline_s)))
+                max(scheduled, now) + timedelta(seconds=self._settings.start_deadline_s)),
+            retry=retries.terms_for(spec, scheduled if trigger == "schedule" else now, anchor))
         created, stored = self.executions.create_or_get(record)
         if not created and stored is not None and stored.attempt_id == attempt:
             created = True      # our own write, whose first answer was lost
@@ -245,6 +271,9 @@ class Dispatcher:
             log.info("dispatch.duplicate", cron=stored.cron, execution_id=eid,
                      status=stored.status)
             return DispatchOutcome(DUPLICATE, eid, stored.task_arn)
+        if not stored.retry_due(self._now()):
+            return DispatchOutcome(DUPLICATE, eid, reason=f"attempt {stored.attempt_number} "
+                                   f"starts at {stored.retry_at}")
         now = time.time()
         attempt = attempt or str(uuid.uuid4())
         if stored.claimed(now, attempt):
@@ -256,7 +285,7 @@ class Dispatcher:
                 raise RetryLater(f"execution {eid} is being started by another attempt")
             return DispatchOutcome(DUPLICATE, eid, current.task_arn if current else None)
         try:
-            task_arn = self.tasks.find_started_by(eid)
+            task_arn = self.tasks.find_started_by(stored.token)
         except (TransientError, PermanentError):
             self._unclaim(eid, attempt)
             raise
@@ -284,8 +313,10 @@ class Dispatcher:
             return DispatchOutcome(DUPLICATE, record.execution_id,
                                    current.task_arn if current else None)
         self.metrics.execution_finished(ex.FAILED_TO_START)
-        self.locks.release(record.cron, record.execution_id)
+        _, handed = self.locks.release_to_waiting(record.cron, record.execution_id)
         self.executions.mark_lock_released(record.execution_id, outbox_pending=True)
+        if handed:
+            self.start_queued(handed)
         log.warning("dispatch.failed_to_start", cron=record.cron,
                     execution_id=record.execution_id, reason=reason)
         self._drain(record)
@@ -301,6 +332,8 @@ class Dispatcher:
             reason = self._held(item, record, force)    # calendars, pause after failures
             blocked = None if reason else self._take_lock(cron, eid, policy, force,
                                                           self._hold_s(spec), resumed=resumed)
+            if blocked is not None and policy == "queue" and not force:
+                return self._queue(item, record, attempt, blocked)
             if reason or blocked is not None:
                 reason = reason or f"previous execution {blocked} is still running"
                 if self.executions.finish_unstarted(eid, ex.SKIPPED, reason,
@@ -312,7 +345,7 @@ class Dispatcher:
                 return DispatchOutcome(DUPLICATE, eid)
             return self._start(cron, eid, item, attempt, locked=policy != "allow",
                                resumed=resumed, scheduled_at=record.scheduled_at
-                               if record.trigger == "schedule" else None)
+                               if record.trigger == "schedule" else None, run=record)
         except (TransientError, PermanentError):
             self._unclaim(eid, attempt)
             raise
@@ -332,6 +365,60 @@ class Dispatcher:
             if state.paused_for(spec.spec_hash()):
                 return pause_reason(state, spec)
         return None
+
+    def _queue(self, item, record: ex.Execution, attempt: str,
+               holder: str) -> DispatchOutcome:
+        """``concurrency: queue``: wait for ``holder`` (at most one run waits), else SKIPPED
+        naming the run already waiting. The mark on the lock comes first: a crash before the
+        record notes it leaves a PENDING run that the watchdog resumes into the same state."""
+        cron, eid = record.cron, record.execution_id
+        hold_s = self._hold_s(item.spec)
+        stale: str | None = None
+        for _ in range(LOCK_ATTEMPTS):
+            marked, lock = self.locks.wait(cron, holder, eid, expected_waiting=stale)
+            if marked:
+                deadline = ex.format_time(datetime.now(UTC) + timedelta(
+                    seconds=hold_s + self._settings.start_deadline_s))
+                if not self.executions.mark_queued(eid, attempt, holder, deadline):
+                    return DispatchOutcome(DUPLICATE, eid)
+                log.info("dispatch.queued", cron=cron, execution_id=eid, behind=holder)
+                return DispatchOutcome(QUEUED, eid, reason=f"waiting for execution {holder}")
+            if lock is None or lock.holder != holder:
+                # Released or taken over meanwhile: apply the policy again.
+                blocked = self._take_lock(cron, eid, "queue", False, hold_s, resumed=True)
+                if blocked is None:
+                    return self._start(cron, eid, item, attempt, locked=True, resumed=True,
+                                       scheduled_at=record.scheduled_at
+                                       if record.trigger == "schedule" else None, run=record)
+                holder, stale = blocked, None
+                continue
+            waiting = self.executions.get(lock.waiting) if lock.waiting else None
+            if waiting is not None and waiting.unstarted:
+                reason = f"execution {waiting.execution_id} is already waiting for {holder}"
+                if self.executions.finish_unstarted(eid, ex.SKIPPED, reason,
+                                                    lock_released=True):
+                    self.metrics.execution_finished(ex.SKIPPED)
+                    log.info("dispatch.skipped", cron=cron, execution_id=eid,
+                             blocked_by=holder, waiting=waiting.execution_id)
+                    return DispatchOutcome(SKIPPED, eid, reason=reason)
+                return DispatchOutcome(DUPLICATE, eid)
+            stale = lock.waiting   # the run marked waiting has started or ended: take over
+        raise TransientError(f"the overlap lock of {cron} keeps changing; retried later")
+
+    def start_queued(self, eid: str) -> DispatchOutcome | None:
+        """Start the queued run ``eid`` that a released lock was handed to (best effort: on
+        any failure the watchdog starts it, through the same resumable path)."""
+        try:
+            stored = self.executions.get(eid)
+            if stored is None or not stored.unstarted:
+                return None
+            outcome = self.resume(stored, source="queue")
+        except (TransientError, PermanentError) as exc:
+            log.warning("dispatch.queued_start_failed", execution_id=eid, error=str(exc))
+            return None
+        log.info("dispatch.dequeued", cron=stored.cron, execution_id=eid,
+                 outcome=outcome.status)
+        return outcome
 
     def _unclaim(self, eid: str, attempt: str) -> None:
         """Nothing recorded as started: let the next delivery resume at once."""
@@ -384,13 +471,18 @@ class Dispatcher:
         current = self.executions.get(holder.execution_id) if holder.unstarted else holder
         arn = current.task_arn if current else None
         if arn is None and current is not None:
-            arn = self.tasks.find_started_by(current.execution_id)
+            arn = self.tasks.find_started_by(current.token)
         if arn:
             self.tasks.stop_task(arn, reason)
             log.info("dispatch.replaced", cron=cron, stopped=holder.execution_id, by=eid)
 
     def _start(self, cron: str, eid: str, item, attempt: str, locked: bool,
-               resumed: bool, scheduled_at: str | None = None) -> DispatchOutcome:
+               resumed: bool, scheduled_at: str | None = None,
+               run: ex.Execution | None = None) -> DispatchOutcome:
+        """RunTask for the run's current attempt (``run``: its record; token and tags name
+        the attempt, so each attempt of a retried run is its own task, started once)."""
+        number = run.attempt_number if run is not None else 1
+        token = ex.attempt_token(eid, number)
         if not item.task_definition_arn:
             return self._refused(cron, eid, locked,
                                  "the cron has no task definition yet (not reconciled)")
@@ -398,9 +490,11 @@ class Dispatcher:
         try:
             result = self.tasks.run_task(
                 task_definition=item.task_definition_arn, overrides=item.overrides,
-                token=eid, tags={"cronctl:cron": cron, "cronctl:execution": eid,
-                                 "managed-by": "cronctl",
-                                 "cronctl:namespace": self._settings.namespace},
+                token=token, tags={"cronctl:cron": cron, "cronctl:execution": eid,
+                                   "managed-by": "cronctl",
+                                   "cronctl:namespace": self._settings.namespace,
+                                   **({"cronctl:attempt": str(number)} if number > 1
+                                      else {})},
                 network=self.network())
         except PermanentError as exc:
             return self._refused(cron, eid, locked, f"RunTask failed: {exc}")
@@ -408,7 +502,7 @@ class Dispatcher:
             if result.transient:
                 raise TransientError(f"RunTask: {result.failure}")
             return self._refused(cron, eid, locked, result.failure)
-        if scheduled_at:
+        if scheduled_at and number == 1:
             self.metrics.started_late(
                 (datetime.now(UTC) - ex.parse_time(scheduled_at)).total_seconds())
         return self._recorded(cron, eid, result.task_arn, resumed=resumed, found=False,
@@ -456,15 +550,26 @@ class Dispatcher:
                                reason="the run was ended before its task started")
 
     def _refused(self, cron: str, eid: str, locked: bool, reason: str) -> DispatchOutcome:
-        """AWS refused for good: FAILED_TO_START with the reason, lock released."""
+        """AWS refused for good: FAILED_TO_START with the reason, lock released; or, with
+        ``retries`` left, the run waits for its next attempt (lock kept)."""
+        current = self.executions.get(eid)
+        if current is not None and current.retry is not None and current.unstarted:
+            ended = replace(current, status=ex.FAILED_TO_START, reason=reason,
+                            stopped_at=ex.format_time(datetime.now(UTC)))
+            stored = store_retry(self.executions, self.metrics, current, ended,
+                                 self._settings.start_deadline_s, "dispatch")
+            if stored:
+                return DispatchOutcome(RETRY_WAIT, eid, reason=f"{reason}; retried later")
         ended = self.executions.finish_unstarted(eid, ex.FAILED_TO_START, reason,
                                                  lock_released=not locked,
                                                  effects=UNSTARTED_EFFECTS)
         if ended:
             self.metrics.execution_finished(ex.FAILED_TO_START)
         if locked:
-            self.locks.release(cron, eid)
+            _, handed = self.locks.release_to_waiting(cron, eid)
             self.executions.mark_lock_released(eid, outbox_pending=ended)
+            if handed:
+                self.start_queued(handed)
         log.warning("dispatch.failed_to_start", cron=cron, execution_id=eid, reason=reason)
         if ended:
             self._drain(ex.Execution(execution_id=eid, cron=cron, scheduled_at=""))

@@ -77,6 +77,9 @@ class Outbox:
         self.max_backoff_s = max_backoff_s
         self.give_up_after_s = give_up_after_s
         self.permanent_attempts = permanent_attempts
+        # Starts a queued run that a released lock was handed to (``concurrency: queue``);
+        # set by the dispatcher sharing this outbox. None: the watchdog starts it.
+        self.start_queued: Callable[[str], object] | None = None
 
     def drain(self, record: Execution, source: str = "watchdog",
               item: RegistryItem | None = None) -> bool:

@@ -4,7 +4,8 @@
 Every ``watchdog_interval_s`` (default 15 s) it reads the open executions (one query of the
 sparse index ``unfinished``) and, for each, does what ``reconciler.core.executions.repairs.decide`` says:
 - a PENDING run with no task whose claim has expired (its dispatch crashed, or SNS gave up
-  retrying) is resumed through ``Dispatcher.resume``: a task already started for it is found
+  retrying; or a queued run whose holder's lock was released, handed to it, or expired) is
+  resumed through ``Dispatcher.resume``: a task already started for it is found
   and recorded, otherwise RunTask with the same client token; past its start deadline it ends
   FAILED_TO_START with the reason and its lock is released;
 - a run with a task and no final event for longer than its cron's timeout plus the grace
@@ -18,11 +19,12 @@ sparse index ``unfinished``) and, for each, does what ``reconciler.core.executio
   ``overlong`` effect in its outbox, by conditional write (once per run, whichever replica
   wins), then drained (a Slack message).
 
-Every ``missed_interval_s`` (default 60 s) it also looks for scheduled runs that never came:
-for each cron with a no-run-threshold, the fire times of the look-back window
-(``core.alerts.decide.missed_fires``) whose record does not exist (one BatchGetItem for all
-crons' ids, 100 a call) are recorded MISSED by a conditional create keyed by the run's
-execution id, with an outbox: of three replicas, one creates it and alerts.
+Every ``missed_interval_s`` (default 60 s) it also catches up on scheduled runs that never
+came (``core.executions.catchup``): for each cron, the fire times of the look-back window
+whose record does not exist (one BatchGetItem for all crons' ids, 100 a call) are started
+late while within the cron's catch-up window (oldest first, ``Dispatcher.dispatch`` under the
+run's own execution id), and past it recorded MISSED by a conditional create keyed by that
+id, with an outbox: of three replicas, one creates it and alerts.
 
 It is safe with several replicas: resuming takes a claim by conditional write, and every
 final state is a compare-and-swap on the record's version, so one replica wins each repair
@@ -43,7 +45,7 @@ from reconciler.adapters.executions import ExecutionStore, OverlapLocks
 from reconciler.adapters.registry_read import RegistryReader
 from reconciler.core.alerts import decide as alerts
 from reconciler.core.alerts.model import OVERLONG, initial_effects
-from reconciler.core.executions import repairs
+from reconciler.core.executions import catchup, repairs
 from reconciler.core.executions.records import (
     MISSED,
     Execution,
@@ -54,7 +56,7 @@ from reconciler.core.executions.records import (
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import CronctlError
 from reconciler.logs import get_logger
-from reconciler.service.execution.consumer import finished, release_lock
+from reconciler.service.execution.consumer import finished, release_lock, store_retry
 from reconciler.service.execution.dispatch import DEFAULT_TIMEOUT_S, Dispatcher, RetryLater
 from reconciler.service.execution.outbox import Outbox
 from reconciler.service.metrics import Metrics
@@ -150,9 +152,10 @@ class Watchdog(Worker):
     def _repair(self, record: Execution, items: dict[str, RegistryItem | None]) -> str | None:
         now = self._now()
         timeout_s = self._timeout_s(record.cron, items)
-        action = repairs.decide(record, now, timeout_s, self._settings.grace_s)
+        lock = self.locks.get(record.cron) if record.queued else None
+        action = repairs.decide(record, now, timeout_s, self._settings.grace_s, lock)
         if action is repairs.Repair.RELEASE_LOCK:
-            release_lock(self.executions, self.locks, record)
+            release_lock(self.executions, self.locks, record, self.outbox)
             log.info("watchdog.lock_released", cron=record.cron,
                      execution_id=record.execution_id, status=record.status)
             return "lock_released"
@@ -163,14 +166,14 @@ class Watchdog(Worker):
             log.info("watchdog.resumed", cron=record.cron, execution_id=record.execution_id,
                      outcome=outcome.status, reason=outcome.reason)
             return {"started": "resumed", "failed_to_start": "failed_to_start",
-                    "skipped": "skipped"}.get(outcome.status)
+                    "skipped": "skipped", "queued": "queued"}.get(outcome.status)
         if action is repairs.Repair.CHECK_TASK:
             return self._check_task(record, now)
         return None
 
     def _check_task(self, record: Execution, now: datetime) -> str | None:
         """Ask ECS about an overdue run's task; record its final state, or LOST."""
-        arn = record.task_arn or self.tasks.find_started_by(record.execution_id)
+        arn = record.task_arn or self.tasks.find_started_by(record.token)
         task = self.tasks.describe_one(arn) if arn else None
         if task is None:
             updated = repairs.lost(record, now, "ECS no longer knows the task and no final "
@@ -185,6 +188,11 @@ class Watchdog(Worker):
             if updated is None:
                 return None
         becomes_terminal = updated.terminal and not record.terminal
+        if becomes_terminal:
+            stored = store_retry(self.executions, self.metrics, record, updated,
+                                 self._settings.start_deadline_s, "watchdog")
+            if stored is not None:
+                return "retrying" if stored else None
         effects = initial_effects(updated.status) if becomes_terminal else frozenset()
         if not self.executions.apply(updated, record.version, effects):
             return None            # an event or another replica got there first
@@ -233,31 +241,56 @@ class Watchdog(Worker):
         return True
 
     def check_missed(self) -> int:
-        """Record (and alert about) every scheduled run of the look-back window that never
-        came; the number this replica recorded."""
+        """Catch-up after an outage (``core.executions.catchup``): every fire of the look-back
+        window that has no execution is started late while within its cron's catch-up window
+        (oldest first, through the dispatcher under the run's own execution id, so a late
+        delivery is a duplicate and the concurrency policy applies), or recorded (and alerted
+        about) as MISSED past it. The number of runs this replica recorded MISSED."""
         now = self._now()
-        fires: dict[str, tuple[RegistryItem, datetime]] = {}
+        fires: dict[str, tuple[RegistryItem, catchup.Fire]] = {}
         for item in self.registry.all():
-            if item.spec.notifications.no_run_threshold_s is None:
-                continue
-            for fire in alerts.missed_fires(item.spec, item.schedule_since, now):
-                fires[execution_id(item.name, format_time(fire))] = (item, fire)
+            for fire in catchup.fires(item.spec, item.schedule_since, now):
+                fires[execution_id(item.name, format_time(fire.at))] = (item, fire)
         if not fires:
             return 0
         existing = self.executions.existing(list(fires))
         expires = int((now + timedelta(days=self._settings.history_days)).timestamp())
         recorded = 0
-        for eid, (item, fire) in fires.items():
-            if eid in existing or self._stop.is_set():
+        absent = sorted(((eid, item, fire) for eid, (item, fire) in fires.items()
+                         if eid not in existing), key=lambda row: (row[2].at, row[1].name))
+        for eid, item, fire in absent:
+            if self._stop.is_set():
+                break
+            if fire.action is catchup.Action.START:
+                self._catch_up(item, fire)
                 continue
-            record = replace(alerts.missed_record(item.spec, eid, fire, now, expires),
-                             outbox=initial_effects(MISSED))
+            record = replace(alerts.missed_record(item.spec, eid, fire.at, now, expires),
+                             outbox=initial_effects(MISSED),
+                             reason=catchup.missed_reason(item.spec, fire.window_s))
             created, _ = self.executions.create_or_get(record)
             if not created:
                 continue           # it came after all, or another replica recorded it
             recorded += 1
+            self.metrics.caught_up("missed")
             log.warning("watchdog.missed", cron=item.name, execution_id=eid,
-                        scheduled_at=record.scheduled_at,
-                        threshold_s=item.spec.notifications.no_run_threshold_s)
+                        scheduled_at=record.scheduled_at, catch_up_s=fire.window_s)
             self.outbox.drain(record, "watchdog", item)
         return recorded
+
+    def _catch_up(self, item: RegistryItem, fire: catchup.Fire) -> None:
+        """Start a fire that has no execution, late, within its catch-up window."""
+        scheduled_at = format_time(fire.at)
+        try:
+            outcome = self._dispatcher.dispatch(item.name, scheduled_at)
+        except RetryLater:
+            return                 # another replica (or the delivery) is starting it
+        except CronctlError as exc:
+            log.warning("watchdog.catch_up_failed", cron=item.name, scheduled_at=scheduled_at,
+                        error=str(exc))
+            return                 # the next check tries again while within the window
+        if outcome.status != "duplicate":
+            self.metrics.caught_up("started")
+        log.warning("watchdog.caught_up", cron=item.name, execution_id=outcome.execution_id,
+                    scheduled_at=scheduled_at, outcome=outcome.status,
+                    late_s=round((self._now() - fire.at).total_seconds()),
+                    catch_up_s=fire.window_s)
