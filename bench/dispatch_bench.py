@@ -152,6 +152,7 @@ def run(url: str, deliveries: int, burst: int) -> list:
     signer = Signer(certs)
     daemon_clients = AwsClients(settings)
     dispatcher = Dispatcher(daemon_clients, settings)
+    dispatcher.warm()  # as the daemon does when it is built (service/wiring.py)
     log = CallLog(daemon_clients, ("dynamodb", "ecs", "ec2"), keep_params=True)
     http_server = DaemonHttpServer(
         settings.listen, SnsVerifier(infra.topic_arn, CertificateStore(certs)),

@@ -129,9 +129,9 @@ def targets(results: dict) -> list[list[str]]:
                     f"({format_counts(disp['cold_calls_by_operation'])}) vs p99 "
                     f"{disp['p99_ms']:.0f} ms; floor's cold {disp['floor_cold_ms']:.0f} ms",
                     _verdict(disp["cold_ms"] <= disp["p99_ms"],
-                             f"{_x(disp['cold_ms'], disp['p50_ms'])} the p50: the default "
-                             "VPC is looked up on the first dispatch (DescribeVpcs, "
-                             "DescribeSubnets, DescribeSecurityGroups), not at start; item 3")])
+                             f"{_x(disp['cold_ms'], disp['p50_ms'])} the p50: a new "
+                             "process's first calls (connections, the registry's first read); "
+                             "the default VPC is looked up when the daemon is built")])
     burst = _largest(results, "dispatch.burst")
     if burst:
         refused = burst.get("runtask_throttled_if_unpaced", 0)
