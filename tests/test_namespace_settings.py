@@ -289,3 +289,13 @@ def test_assign_public_ip_refuses_other_words(monkeypatch):
     with pytest.raises(ConfigError, match="CRONCTL_ASSIGN_PUBLIC_IP must be true or false "
                                           r"\(or ENABLED or DISABLED\), got 'sometimes'"):
         from_environment()
+
+
+@pytest.mark.parametrize("flag", ["--monitor-url", "--monitor-ping-url"])
+def test_a_monitoring_url_flag_is_checked_like_its_variable(flag, capsys):
+    from reconciler.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconcile", "--dry-run", flag, "healthchecks.example"])
+    assert exit_info.value.code == 2
+    assert "expected an http(s):// URL, got 'healthchecks.example'" in capsys.readouterr().err

@@ -32,6 +32,14 @@ def _boolean(raw: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
 
 
+def _url(raw: str) -> str:
+    """An http(s):// URL, as the CRONCTL_* variables of the same settings are checked."""
+    value = raw.strip()
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {raw!r}")
+    return value.rstrip("/")
+
+
 def _ids(raw: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in raw.split(",") if s.strip())
 
@@ -54,8 +62,8 @@ def add_aws_flags(parser: argparse.ArgumentParser) -> None:
         "scheduler_role_arn": {"metavar": "ARN"},
         "rules_quota": {"type": int, "metavar": "N"},
         "monitor": {"choices": ["none", "cronitor", "healthchecks"]},
-        "monitor_url": {"metavar": "URL"},
-        "monitor_ping_url": {"metavar": "URL"},
+        "monitor_url": {"type": _url, "metavar": "URL"},
+        "monitor_ping_url": {"type": _url, "metavar": "URL"},
     }
     for key in RECORDED:
         _add(group, key, **extra.get(key, {}))
