@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from reconciler.adapters import registry, rules, schedules, taskdefs
@@ -65,6 +65,11 @@ class ApplyResult:
     errors: tuple[ApplyError, ...]
     lease_lost: LeaseLost | None = None  # set when the apply stopped there (nothing after)
     skipped: tuple[Skipped, ...] = ()
+    # what the registry now holds for each cron whose item this apply wrote (None: deleted),
+    # and the task definition ARN of each family it registered or found: what the daemon's
+    # memory of the observed state is updated with
+    written: dict[str, RegistryItem | None] = field(default_factory=dict)
+    task_definitions: dict[str, str] = field(default_factory=dict)
 
 
 class _Applier:
@@ -73,6 +78,7 @@ class _Applier:
         self.settings = settings
         self.fence = fence
         self.td_arns: dict[str, str] = {}
+        self.written: dict[str, RegistryItem | None] = {}  # cron -> item written (None: deleted)
         self.group_ready = False
         self.report: Callable[[], None] = lambda: None  # progress, after each change
         # cron -> when this apply created its schedule or gave it a new expression (ISO UTC):
@@ -138,6 +144,7 @@ class _Applier:
     def registry(self, change: Change) -> None:
         if change.action == Action.DELETE:
             registry.delete(self.clients, self.settings, change.cron, fence=self.fence)
+            self.written[change.cron] = None
             return
         item: RegistryItem = change.desired
         family = family_of(self.settings.namespace, item.task_definition_hash or "")
@@ -153,6 +160,7 @@ class _Applier:
             item = replace(item, monitor_provider=record.provider if record.id else None,
                            monitor_id=record.id, monitor_ping_url=record.ping_url)
         registry.put(self.clients, self.settings, item, fence=self.fence)
+        self.written[change.cron] = item
 
 
 def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fence,
@@ -163,6 +171,7 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
     applied: list[Change] = []
     errors: list[ApplyError] = []
     skipped: list[Skipped] = []
+    applier = None
     try:
         fence.check()
         applier = _Applier(clients, settings, fence)
@@ -176,8 +185,15 @@ def apply_plan(clients: AwsClients, settings: Settings, plan: Plan, *, fence: Fe
             applier.monitors.close()
     except LeaseLost as exc:
         return ApplyResult(applied=tuple(applied), errors=tuple(errors), lease_lost=exc,
-                           skipped=tuple(skipped))
-    return ApplyResult(applied=tuple(applied), errors=tuple(errors), skipped=tuple(skipped))
+                           skipped=tuple(skipped), **_outcome(applier))
+    return ApplyResult(applied=tuple(applied), errors=tuple(errors), skipped=tuple(skipped),
+                       **_outcome(applier))
+
+
+def _outcome(applier: _Applier | None) -> dict:
+    if applier is None:
+        return {}
+    return {"written": dict(applier.written), "task_definitions": dict(applier.td_arns)}
 
 
 def _apply(applier: _Applier, plan: Plan, applied: list[Change], errors: list[ApplyError],
