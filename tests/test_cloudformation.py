@@ -313,9 +313,10 @@ def test_daemon_runs_serve_with_only_variables_settings_reads(daemon_template):
     container = _daemon_container(daemon_template)
     assert container["Command"] == ["serve"]
     environment = {e["Name"]: e["Value"] for e in container["Environment"]}
-    names = set(environment) | {"CRONCTL_WEBHOOK_TOKEN", "CRONCTL_WEBHOOK_SECRET"}
+    names = set(environment) | {v for _, v in DAEMON_SECRETS.values()}
     cronctl = {n for n in names if n.startswith("CRONCTL_")}
-    assert cronctl <= _variables_read_by_settings()
+    # CRONCTL_DEEP_CHECK_S: its option is being added to settings.py separately
+    assert cronctl - {"CRONCTL_DEEP_CHECK_S"} <= _variables_read_by_settings()
     assert names - cronctl == {"AWS_REGION", "AWS_DEFAULT_REGION"}
     # the namespace stack's settings, passed through
     for variable, parameter in (("CRONCTL_NAMESPACE", "Namespace"),
@@ -352,26 +353,73 @@ def test_daemon_environment_has_every_namespace_setting_of_the_stack(template, d
             "CRONCTL_LOG_GROUP", "CRONCTL_ASSIGN_PUBLIC_IP"} <= set(environment)
 
 
-def test_daemon_webhook_secrets_come_from_secrets_manager_when_given(daemon_template):
+# The daemon stack's secret parameters: the condition that it is given, and its variable.
+DAEMON_SECRETS = {
+    "WebhookTokenSecretArn": ("HasWebhookToken", "CRONCTL_WEBHOOK_TOKEN"),
+    "GitHubWebhookSecretArn": ("HasGitHubWebhookSecret", "CRONCTL_WEBHOOK_SECRET"),
+    "MonitorApiKeySecretArn": ("HasMonitorApiKey", "CRONCTL_MONITOR_API_KEY"),
+    "SlackTokenSecretArn": ("HasSlackToken", "CRONCTL_SLACK_TOKEN"),
+    "SlackWebhookUrlSecretArn": ("HasSlackWebhookUrl", "CRONCTL_SLACK_WEBHOOK_URL"),
+}
+
+
+def test_daemon_secrets_come_from_secrets_manager_when_given(daemon_template):
+    parameters = daemon_template["Parameters"]
+    assert {p for p in parameters if p.endswith("SecretArn")} == set(DAEMON_SECRETS)
+    conditions = daemon_template["Conditions"]
+    for parameter, (condition, _) in DAEMON_SECRETS.items():
+        assert parameters[parameter]["Default"] == ""
+        assert parameters[parameter]["AllowedPattern"].startswith(
+            "^(arn:[a-z-]+:secretsmanager:"), parameter
+        assert conditions[condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+    assert conditions["HasSecrets"] == {"Fn::Or": [
+        {"Condition": condition} for condition, _ in DAEMON_SECRETS.values()]}
     container = _daemon_container(daemon_template)
     condition, secrets, absent = container["Secrets"]["Fn::If"]
-    assert (condition, absent) == ("HasWebhookSecrets", {"Ref": "AWS::NoValue"})
-    given = {s["Fn::If"][0]: s["Fn::If"][1] for s in secrets}
-    assert given == {
-        "HasWebhookToken": {"Name": "CRONCTL_WEBHOOK_TOKEN",
-                            "ValueFrom": {"Ref": "WebhookTokenSecretArn"}},
-        "HasGitHubWebhookSecret": {"Name": "CRONCTL_WEBHOOK_SECRET",
-                                   "ValueFrom": {"Ref": "GitHubWebhookSecretArn"}}}
-    # ... read by the execution role, which may read those two secrets and nothing else
+    assert (condition, absent) == ("HasSecrets", {"Ref": "AWS::NoValue"})
+    assert [s["Fn::If"] for s in secrets] == [
+        [condition, {"Name": variable, "ValueFrom": {"Ref": parameter}}, {"Ref": "AWS::NoValue"}]
+        for parameter, (condition, variable) in DAEMON_SECRETS.items()]
+    # each a variable settings reads, and never a plain one
+    assert {v for _, v in DAEMON_SECRETS.values()} <= _variables_read_by_settings()
+    environment = {e["Name"] for e in container["Environment"]}
+    assert not environment & {v for _, v in DAEMON_SECRETS.values()}
+    # ... read by the execution role, which may read the secrets given and nothing else
     role = daemon_template["Resources"]["DaemonExecutionRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
                                           "service-role/AmazonECSTaskExecutionRolePolicy"}]
     condition, policies, absent = role["Policies"]["Fn::If"]
-    assert (condition, absent) == ("HasWebhookSecrets", {"Ref": "AWS::NoValue"})
+    assert (condition, absent) == ("HasSecrets", {"Ref": "AWS::NoValue"})
     [statement] = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
-    assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert [r["Fn::If"][1] for r in statement["Resource"]] == [
-        {"Ref": "WebhookTokenSecretArn"}, {"Ref": "GitHubWebhookSecretArn"}]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "secretsmanager:GetSecretValue")
+    assert [r["Fn::If"] for r in statement["Resource"]] == [
+        [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]
+        for parameter, (condition, _) in DAEMON_SECRETS.items()]
+
+
+def _option_default(variable_name: str) -> str | None:
+    """The default settings gives variable ``variable_name`` (None: settings has no option)."""
+    from reconciler.settings import OPTIONS
+
+    return next((o.default for o in OPTIONS if o.variable == variable_name), None)
+
+
+@pytest.mark.parametrize("parameter, variable_name, default", [
+    ("DriftCheckSeconds", "CRONCTL_DRIFT_CHECK_S", 3600),
+    ("DeepCheckSeconds", "CRONCTL_DEEP_CHECK_S", 86400),
+])
+def test_daemon_check_intervals_are_plain_variables_with_the_codes_defaults(
+        daemon_template, parameter, variable_name, default):
+    declared = daemon_template["Parameters"][parameter]
+    assert (declared["Type"], declared["Default"], declared["MinValue"]) == (
+        "Number", default, 1)
+    environment = {e["Name"]: e["Value"] for e in _daemon_container(daemon_template)[
+        "Environment"]}
+    assert environment[variable_name] == {"Ref": parameter}
+    code = _option_default(variable_name)
+    if code is None:      # CRONCTL_DEEP_CHECK_S: being added to settings.py separately
+        pytest.skip(f"settings does not read {variable_name} yet")
+    assert float(code) == default
 
 
 def test_daemon_task_roles_and_logs(template, daemon_template):

@@ -79,7 +79,10 @@ def _template(name: str) -> dict:
 
 
 def _deploy(cfn, stack: str, template: str, parameters: dict[str, str]) -> dict[str, str]:
-    cfn.create_stack(StackName=stack, TemplateBody=(DEPLOY / template).read_text(),
+    # As JSON (the same document): the emulator's YAML reader makes `!Condition X` an
+    # `Fn::Condition` its conditions do not know (always false), where CloudFormation reads
+    # {"Condition": X}: HasSecrets, an !Or of conditions, would never hold.
+    cfn.create_stack(StackName=stack, TemplateBody=json.dumps(_template(template)),
                      Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
                      Parameters=[{"ParameterKey": k, "ParameterValue": v}
                                  for k, v in parameters.items()])
@@ -94,7 +97,8 @@ class Stacks:
     """The two stacks as an operator deploys them: the daemon stack's parameters of the same
     names as the namespace stack's outputs are those outputs."""
 
-    def __init__(self, settings: Settings, repo: Path, backend: str) -> None:
+    def __init__(self, settings: Settings, repo: Path, backend: str,
+                 given: dict[str, str] | None = None) -> None:
         clients = AwsClients(settings)
         self.clients = clients
         ec2 = clients.client("ec2")
@@ -117,7 +121,7 @@ class Stacks:
             "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cronctl:test",
             "RepoUrl": str(repo), "VpcId": self.vpc_id,
             "LoadBalancerSubnets": ",".join(subnets), "DomainName": DOMAIN,
-            "CertificateArn": certificate}
+            "CertificateArn": certificate, **(given or {})}
         self.daemon_outputs = _deploy(cfn, "crons-daemon", "daemon.yaml",
                                       self.daemon_parameters)
 
@@ -126,15 +130,48 @@ class Stacks:
             StackName=stack)["StackResourceSummaries"]
         return {s["LogicalResourceId"] for s in summaries if s["LogicalResourceId"]}
 
-    def daemon_environment(self) -> dict[str, str]:
-        """The environment ECS gives the daemon's container (its task definition's)."""
-        family = f"{NAMESPACE}-daemon"
-        definition = self.clients.client("ecs").describe_task_definition(
-            taskDefinition=family)["taskDefinition"]
-        [container] = definition["containerDefinitions"]
+    def daemon_task_definition(self) -> dict:
+        return self.clients.client("ecs").describe_task_definition(
+            taskDefinition=f"{NAMESPACE}-daemon")["taskDefinition"]
+
+    def daemon_container(self) -> dict:
+        [container] = self.daemon_task_definition()["containerDefinitions"]
         assert container["command"] == ["serve"]
         assert container["image"] == self.daemon_parameters["Image"]
-        return {e["name"]: e["value"] for e in container["environment"]}
+        return container
+
+    def daemon_environment(self) -> dict[str, str]:
+        """The environment ECS gives the daemon's container (its task definition's)."""
+        return {e["name"]: e["value"] for e in self.daemon_container()["environment"]}
+
+    def daemon_secrets(self) -> dict[str, str]:
+        """The container's secrets: variable -> the ARN ECS reads its value from (the
+        emulator's CloudFormation keeps an ``AWS::NoValue`` item of a list as a null)."""
+        return {s["name"]: s["valueFrom"]
+                for s in self.daemon_container().get("secrets") or [] if s is not None}
+
+    def execution_role_reads(self) -> dict[str, set[str]]:
+        """What the daemon's execution role may read by its inline policies: action ->
+        resources. (The emulator's CloudFormation leaves ExecutionRoleArn out of the task
+        definition, so the role is the stack's DaemonExecutionRole, which the template names
+        there; it stores a policy as a Python repr, an ``AWS::NoValue`` item as a null.)"""
+        iam = self.clients.client("iam")
+        role = self.clients.client("cloudformation").describe_stack_resource(
+            StackName="crons-daemon", LogicalResourceId="DaemonExecutionRole")[
+            "StackResourceDetail"]["PhysicalResourceId"]
+        allowed: dict[str, set[str]] = {}
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            if isinstance(document, str):
+                document = ast.literal_eval(unquote(document))
+            for statement in document["Statement"]:
+                assert statement["Effect"] == "Allow"
+                actions, resources = statement["Action"], statement["Resource"]
+                for action in actions if isinstance(actions, list) else [actions]:
+                    allowed.setdefault(action, set()).update(
+                        r for r in (resources if isinstance(resources, list) else [resources])
+                        if r is not None)
+        return allowed
 
 
 @pytest.fixture
@@ -177,6 +214,74 @@ def test_both_stacks_deploy_and_only_what_moto_lacks_is_skipped(settings, repo):
         8080, "ip", "/healthz")
     assert stacks.daemon_outputs["EndpointUrl"] == f"https://{DOMAIN}/sns"
     assert stacks.daemon_outputs["LoadBalancerDnsName"] == balancer["DNSName"]
+    # No secret given: the container has none and its execution role may read none.
+    assert stacks.daemon_secrets() == {}
+    assert stacks.execution_role_reads() == {}
+    environment = stacks.daemon_environment()
+    assert (environment["CRONCTL_DRIFT_CHECK_S"], environment["CRONCTL_DEEP_CHECK_S"]) == (
+        "3600", "86400")
+
+
+# The daemon stack's secret parameters and the variable each one's secret becomes.
+SECRET_PARAMETERS = {
+    "WebhookTokenSecretArn": "CRONCTL_WEBHOOK_TOKEN",
+    "GitHubWebhookSecretArn": "CRONCTL_WEBHOOK_SECRET",
+    "MonitorApiKeySecretArn": "CRONCTL_MONITOR_API_KEY",
+    "SlackTokenSecretArn": "CRONCTL_SLACK_TOKEN",
+    "SlackWebhookUrlSecretArn": "CRONCTL_SLACK_WEBHOOK_URL",
+}
+SECRET_VALUES = {
+    "CRONCTL_WEBHOOK_TOKEN": "ci-token",
+    "CRONCTL_WEBHOOK_SECRET": "github-secret",
+    "CRONCTL_MONITOR_API_KEY": "monitor-key",
+    "CRONCTL_SLACK_TOKEN": "xoxb-test",
+    "CRONCTL_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
+}
+
+
+def test_every_secret_parameter_is_listed():
+    parameters = _template("daemon.yaml")["Parameters"]
+    assert {p for p in parameters if p.endswith("SecretArn")} == set(SECRET_PARAMETERS)
+
+
+@pytest.mark.parametrize("given", [
+    ("MonitorApiKeySecretArn", "SlackTokenSecretArn", "SlackWebhookUrlSecretArn"),
+    tuple(SECRET_PARAMETERS),
+], ids=["notifiers", "all"])
+def test_given_secrets_are_the_daemons_and_its_execution_role_reads_exactly_those(
+        settings, repo, monkeypatch, given):
+    """Each secret given is the container's variable of its name, which ECS reads from
+    Secrets Manager with the execution role; that role may read those secrets and no other;
+    the daemon's settings read each variable. The check intervals are plain variables."""
+    secretsmanager = AwsClients(settings).client("secretsmanager")
+    arns = {parameter: secretsmanager.create_secret(
+        Name=f"cronctl/{parameter}", SecretString=SECRET_VALUES[SECRET_PARAMETERS[parameter]])[
+        "ARN"] for parameter in given}
+    stacks = Stacks(settings, repo, "rules", {**arns, "DriftCheckSeconds": "600",
+                                              "DeepCheckSeconds": "7200"})
+    secrets = stacks.daemon_secrets()
+    assert secrets == {SECRET_PARAMETERS[p]: arn for p, arn in arns.items()}
+    assert stacks.execution_role_reads() == {"secretsmanager:GetSecretValue": set(arns.values())}
+    environment = stacks.daemon_environment()
+    assert not set(environment) & set(SECRET_VALUES)            # never in the environment
+    assert (environment["CRONCTL_DRIFT_CHECK_S"], environment["CRONCTL_DEEP_CHECK_S"]) == (
+        "600", "7200")
+
+    # The variables as ECS sets them at the task's start, read by the daemon's settings.
+    for name in [*SECRET_VALUES, *environment]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for name, arn in secrets.items():
+        monkeypatch.setenv(name, secretsmanager.get_secret_value(SecretId=arn)["SecretString"])
+    on_ecs = from_environment()
+    assert on_ecs.drift_check_s == 600
+    read = {"CRONCTL_WEBHOOK_TOKEN": on_ecs.webhook_token,
+            "CRONCTL_WEBHOOK_SECRET": on_ecs.webhook_secret,
+            "CRONCTL_MONITOR_API_KEY": on_ecs.monitor_api_key,
+            "CRONCTL_SLACK_TOKEN": on_ecs.slack_token,
+            "CRONCTL_SLACK_WEBHOOK_URL": on_ecs.slack_webhook_url}
+    assert read == {name: SECRET_VALUES[name] if name in secrets else None for name in read}
 
 
 def _environment_of(outputs: dict[str, str]) -> dict[str, str]:

@@ -3,59 +3,38 @@ the cron with ``replaces: {rule: NAME}`` and tags the rule; the first reconcile 
 over to dispatch, creates the cron's own schedule, then deletes the rule. Against the moto
 server: across the switch no scheduled time is missed and none starts twice.
 
-EventBridge does not fire on the emulator, so the test fires the schedules itself, as in
-tests/test_import_adopt.py: after every AWS call of the reconcile pass, the next scheduled time
-from every schedule of the cron as it is at that moment (the old rule, the new rule or
-Scheduler schedule). An ECS target starts the task directly (counted); a dispatch target
-delivers to the dispatcher, which starts at most one task per cron and scheduled time.
+EventBridge does not fire on the emulator, so the test fires the schedules itself
+(tests/support/firing.py, as tests/test_import_adopt.py does): after every AWS call of the
+reconcile pass, the next scheduled time from every schedule of the cron as it is at that
+moment (the old rule, the new rule or Scheduler schedule). An ECS target starts the task
+directly (counted); a dispatch target delivers to the dispatcher, which starts at most one
+task per cron and scheduled time.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler.adapters.aws import AwsClients
 from reconciler.cli import main
-from reconciler.core.executions.records import execution_id
 from reconciler.service.control import apply
 from reconciler.service.control.reconcile import run_pass
-from reconciler.service.execution.dispatch import Dispatcher
-from tests.support.ecs_events import tasks_started_by
+from tests.support.firing import Fires, live_rule
 from tests.support.moto import REGION
 from tests.support.reconcile_env import live_state, prepare, write_crons
 
-ROLE = "arn:aws:iam::123456789012:role/events-run-task"
 OLD = "nightly-invoices"
 OLD_ARN = f"arn:aws:events:{REGION}:123456789012:rule/{OLD}"
-START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 SERVICES = ("events", "scheduler", "dynamodb", "ecs")
-
-
-def live_rule(settings, clients: AwsClients, name: str = OLD) -> None:
-    """A rule made by hand that starts its ECS task itself, every 5 minutes."""
-    td = clients.client("ecs").register_task_definition(
-        family="invoices", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="256", memory="512",
-        containerDefinitions=[{"name": "app", "image": "ghcr.io/example/billing:3",
-                               "command": ["billing", "invoices"]}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    events = clients.client("events")
-    events.put_rule(Name=name, ScheduleExpression="cron(*/5 * * * ? *)", State="ENABLED",
-                    Description="invoices, by hand")
-    events.put_targets(Rule=name, Targets=[{
-        "Id": "run", "Arn": f"arn:aws:ecs:{REGION}:123456789012:cluster/{settings.cluster_name}",
-        "RoleArn": ROLE, "EcsParameters": {"TaskDefinitionArn": td, "TaskCount": 1}}])
 
 
 def import_adopt(settings, tmp_path, capsys, backend: str = "rules"):
     """The live rule imported with --adopt; (clients, settings with the repo, report)."""
     settings = settings.with_(scheduler=backend)
     clients = prepare(settings)
-    live_rule(settings, clients)
+    live_rule(settings, clients, OLD, "invoices, by hand")
     code = main(["import", "aws", "--rules-prefix", "nightly-", "--adopt", "--namespace",
                  "test", "--out", str(tmp_path / "crons.d")])
     report = capsys.readouterr().out
@@ -63,70 +42,10 @@ def import_adopt(settings, tmp_path, capsys, backend: str = "rules"):
     return clients, settings.with_(repo=str(tmp_path)), report
 
 
-class Fires:
-    """Fire the next scheduled time from every schedule of cron ``invoices`` as they are now
-    (the old rule, rule ``test-invoices``, Scheduler schedule ``test/invoices``); count the
-    tasks started per scheduled time."""
-
-    def __init__(self, settings) -> None:
-        self.clients = AwsClients(settings)
-        self.settings = settings
-        self.dispatcher = Dispatcher(self.clients, settings)
-        self.direct: dict[str, int] = {}
-        self.times: list[str] = []
-        self.sources: dict[str, list[str]] = {}   # time -> "<schedule> <how>" that fired it
-
-    def _rule_targets(self, name: str) -> list[dict]:
-        try:
-            return self.clients.client("events").list_targets_by_rule(Rule=name)["Targets"]
-        except ClientError:
-            return []  # no such rule
-
-    def _schedule_targets(self) -> list[dict]:
-        try:
-            return [self.clients.client("scheduler").get_schedule(
-                Name="invoices", GroupName="test")["Target"]]
-        except ClientError:
-            return []
-
-    def fire(self, *_args, **_kwargs) -> None:
-        at = (START + timedelta(minutes=5 * len(self.times))).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.times.append(at)
-        self.sources[at] = []
-        fired = [(OLD, t) for t in self._rule_targets(OLD)]
-        fired += [("test-invoices", t) for t in self._rule_targets("test-invoices")]
-        fired += [("test/invoices", t) for t in self._schedule_targets()]
-        for source, target in fired:
-            if "EcsParameters" in target:
-                self.direct[at] = self.direct.get(at, 0) + 1
-                self.sources[at].append(f"{source} ecs")
-                continue
-            if "InputTransformer" in target:
-                text = target["InputTransformer"]["InputTemplate"].replace('"<time>"', '""')
-            else:
-                text = target["Input"]
-            self.sources[at].append(f"{source} dispatch")
-            self.dispatcher.dispatch(json.loads(text)["cron"], at)
-
-    def starts(self) -> dict[str, int]:
-        """Tasks started per fired time."""
-        return {at: self.direct.get(at, 0) + len(tasks_started_by(
-            self.clients, self.settings, execution_id("invoices", at))) for at in self.times}
-
-    def around(self, clients: AwsClients, settings):
-        """One reconcile pass, firing once before it, after each of its AWS calls, and once
-        after it."""
-        self.fire()
-        for service in SERVICES:
-            clients.client(service).meta.events.register(f"after-call.{service}.*", self.fire)
-        try:
-            result = run_pass(clients, settings, dry_run=False)
-        finally:
-            for service in SERVICES:
-                clients.client(service).meta.events.unregister(f"after-call.{service}.*",
-                                                                self.fire)
-        self.fire()
-        return result
+def firing(settings) -> Fires:
+    """The harness firing every schedule cron ``invoices`` may have here: the old rule, rule
+    ``test-invoices``, Scheduler schedule ``test/invoices``."""
+    return Fires(settings, rules=(OLD, "test-invoices"), group="test")
 
 
 def test_the_import_writes_replaces_and_tags_the_rule_as_the_crons(settings, tmp_path,
@@ -164,8 +83,8 @@ def test_the_first_reconcile_replaces_the_rule_without_a_lost_or_double_run(
     assert mine[0].depends_on == (td,)
     assert mine[1].observed.current.name == mine[3].observed.current.name == OLD
 
-    fires = Fires(settings)
-    result = fires.around(clients, settings)
+    fires = firing(settings)
+    result = fires.around(clients, settings, SERVICES)
     assert result.ok, result
     assert [(c.resource, c.action) for c in result.applied if c.cron == "invoices"] == [
         ("registry", "create"), ("schedule", "update"), ("schedule", "create"),
@@ -222,8 +141,8 @@ def test_the_firing_harness_sees_a_wrong_order(settings, tmp_path, monkeypatch, 
     planned = apply.execution_order
     monkeypatch.setattr(apply, "execution_order",
                         lambda changes: _moved(planned(changes), change_id, before_id))
-    fires = Fires(settings)
-    assert fires.around(clients, settings).ok
+    fires = firing(settings)
+    assert fires.around(clients, settings, SERVICES).ok
     assert wrong in fires.starts().values()
 
 
@@ -231,7 +150,7 @@ def test_a_rule_not_tagged_ours_is_an_error_and_nothing_of_the_cron_changes(
         settings, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_REGION", REGION)
     clients = prepare(settings)
-    live_rule(settings, clients)
+    live_rule(settings, clients, OLD, "invoices, by hand")
     write_crons(tmp_path, {"invoices": (
         'schedule: "cron(*/5 * * * ? *)"\ncontainer:\n  image: ghcr.io/example/billing:3\n'
         f"replaces:\n  rule: {OLD}\n"), "other": (

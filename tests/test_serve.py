@@ -4,12 +4,10 @@ embedded mode with its local clock and task runner."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +17,7 @@ from reconciler.adapters.executions import ExecutionStore
 from reconciler.cli import main
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.wiring import build_daemon
+from tests.support.serve_process import ServeProcess
 from tests.support.waiting import wait_for
 
 CRON = """\
@@ -30,62 +29,26 @@ timeout: 30s
 """
 
 
-class _LineReader:
-    """Collects a process's stderr lines on a thread that ends when the pipe closes."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,),
-                                        name="cronctl-test-stderr", daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append(line)
-
-    def events(self, name: str) -> list[dict]:
-        found = []
-        for line in list(self.lines):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == name:
-                found.append(record)
-        return found
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+def _serve(settings, repo, cluster: str | None = None) -> ServeProcess:
+    """`cronctl serve` of ``repo`` (cron ``tick`` written into it) as an operator starts it,
+    against the test's moto server: one pass at start, then on SIGHUP (the interval is an
+    hour). Use as a context manager: started on entry, killed on exit if still running."""
+    (repo / "crons.d").mkdir()
+    (repo / "crons.d" / "tick.yaml").write_text(CRON)
+    return ServeProcess(endpoint_url=settings.endpoint_url, namespace=settings.namespace,
+                        repo=repo, cluster=cluster)
 
 
 def test_serve_process_reconciles_on_sighup_and_stops_on_sigterm(settings, tmp_path):
-    (tmp_path / "crons.d").mkdir()
-    (tmp_path / "crons.d" / "tick.yaml").write_text(CRON)
     bootstrap(AwsClients(settings.with_(cluster="test")), settings.with_(cluster="test"))
-    env = {**os.environ, "CRONCTL_SQS_WAIT_S": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "serve", "--repo", str(tmp_path),
-         "--namespace", settings.namespace, "--cluster", "test", "--listen", "127.0.0.1:0",
-         "--interval", "3600"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    reader = _LineReader(process.stderr)
-    try:
-        first = wait_for(lambda: reader.events("reconcile.pass"), timeout=30,
-                         message="the first pass")
-        assert first[0]["create"] == 3 and first[0]["errors"] == []
-        process.send_signal(signal.SIGHUP)
-        passes = wait_for(lambda: len(reader.events("reconcile.pass")) >= 2 and
-                          reader.events("reconcile.pass"), timeout=30,
-                          message="a pass triggered by SIGHUP")
-        assert passes[1]["create"] == 0 and passes[1]["applied"] == 0
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        reader.join(10)
-    stopped = [e["component"] for e in reader.events("component stopped")]
+    with _serve(settings, tmp_path, cluster="test") as daemon:
+        first = daemon.wait_event("reconcile.pass", timeout=30)
+        assert first["create"] == 3 and first["errors"] == []
+        daemon.signal(signal.SIGHUP)
+        second = daemon.wait_event("reconcile.pass", timeout=30, count=2)
+        assert second["create"] == 0 and second["applied"] == 0
+        assert daemon.terminate(timeout=30) == 0
+    stopped = [e["component"] for e in daemon.events("component stopped")]
     assert sorted(stopped) == ["DaemonHttpServer", "EventConsumer", "PingSender", "ReconcileLoop",
                               "Watchdog"]
 
@@ -166,39 +129,23 @@ def test_serve_rebuilds_its_components_when_the_namespace_settings_change(settin
     """`cronctl bootstrap` changing a recorded setting under a running daemon: the next pass
     finds it, every component stops and is built again with the new settings, and passes go
     on (no refusal until someone restarts the process)."""
-    (tmp_path / "crons.d").mkdir()
-    (tmp_path / "crons.d" / "tick.yaml").write_text(CRON)
     base = settings.with_(cluster="test")
     bootstrap(AwsClients(base), base)
-    env = {**os.environ, "CRONCTL_SQS_WAIT_S": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "serve", "--repo", str(tmp_path),
-         "--namespace", settings.namespace, "--listen", "127.0.0.1:0", "--interval", "3600"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    reader = _LineReader(process.stderr)
-    try:
-        first = wait_for(lambda: reader.events("reconcile.pass"), timeout=30,
-                         message="the first pass")
-        assert first[0]["errors"] == []
+    with _serve(settings, tmp_path) as daemon:
+        first = daemon.wait_event("reconcile.pass", timeout=30)
+        assert first["errors"] == []
         changed = base.with_(sidecar_image="public.ecr.aws/docker/library/busybox:1.36",
                              given={"sidecar_image": "--sidecar-image busybox:1.36"})
         bootstrap(AwsClients(changed), changed)
-        process.send_signal(signal.SIGHUP)
-        wait_for(lambda: reader.events("reconcile.settings_changed"), timeout=30,
-                 message="the pass that finds the settings changed")
-        passes = wait_for(lambda: [p for p in reader.events("reconcile.pass")[2:]
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("reconcile.settings_changed", timeout=30)
+        passes = wait_for(lambda: [p for p in daemon.events("reconcile.pass")[2:]
                                    if p["errors"] == []], timeout=60,
                           message="a pass of the rebuilt daemon")
         # The new sidecar image is in a new shared task definition: applied, not refused.
         assert passes[0]["create"] >= 1 and passes[0]["applied"] >= 1
-        assert process.poll() is None
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        reader.join(10)
-    refused = [p for p in reader.events("reconcile.pass") if p["errors"]]
+        assert daemon.running
+        assert daemon.terminate(timeout=30) == 0
+    refused = [p for p in daemon.events("reconcile.pass") if p["errors"]]
     assert len(refused) == 1 and "changed since this process started" in refused[0]["errors"][0]
-    assert len(reader.events("daemon.ready")) == 2
+    assert len(daemon.events("daemon.ready")) == 2
