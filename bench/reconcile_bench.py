@@ -1,26 +1,32 @@
 """Reconcile rows for N crons on ``IMAGES`` images (rules backend), from an empty namespace:
 
-- ``reconcile.initial``: the first apply;
-- ``reconcile.noop_same_commit``: a pass at the same commit right after;
-- ``reconcile.one_change``: a pass at a new commit where one cron has another schedule and
-  one more environment variable;
+- ``reconcile.initial``: the first apply (the warm daemon's first pass);
+- ``reconcile.noop_same_commit``: a pass at the same commit right after (as the CLI makes it:
+  it reads the record of the applied commit);
+- ``reconcile.one_change``: the warm daemon's pass at a new commit where one cron has another
+  schedule and one more environment variable: same process memory (known state) and lease
+  generation as the converged pass before, so an *incremental* pass (nothing observed);
 - ``reconcile.drift_sweep``: at that same commit, after drift was made out of band on
   ``drifted(n)`` crons (a third of their rules disabled, a third lost their targets, a third
-  deleted), the full check (``--full-check``, the daemon's drift check) that finds and
-  repairs it.
+  deleted), the warm daemon's drift check, due ``drift_check_s`` later: a *sweep* (list calls
+  + the budgeted rotating deep check, ``core/plan/sweep.py``) that repairs at once what the
+  lists show (disabled, deleted rules) and a lost target when the rotation reads its rule.
 
-Passes run in this process with ``run_pass`` on warm clients (as the daemon's loop does), the
-cron files given as a Snapshot (no Git). Calls are counted client-side (botocore hooks) and
-their parameters recorded; the floors are measured afterwards against the same server with
-raw boto3 making exactly the floor's calls (recorded parameters replayed, or the reads a full
-drift check cannot do without).
+Passes run in this process with ``run_pass`` on warm clients, holding the leader lease and
+keeping the reconcile loop's memory between passes (``WarmDaemon``), the cron files given as a
+Snapshot (no Git). Calls are counted client-side (botocore hooks) and their parameters
+recorded; the floors are measured afterwards against the same server with raw boto3 making
+exactly the floor's calls (recorded parameters replayed, or the reads a sweep cannot do
+without).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from botocore import xform_name
 from botocore.exceptions import ClientError
@@ -35,10 +41,16 @@ from bench.env import (
     timed_calls,
 )
 from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.lease import LeaderLease
 from reconciler.adapters.registry import NAMESPACE_ITEM
 from reconciler.core.cronfile.snapshot import Snapshot
+from reconciler.core.plan.pass_check import PassPolicy
+from reconciler.core.plan.sweep import budget
+from reconciler.core.quotas import DEFAULT_BUCKETS
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.control.reconcile import PassResult, run_pass
+from reconciler.service.control.reconcile_loop import _remembered
+from reconciler.settings import MAX_LEASE_S
 from tests.support.reconcile_env import cron_yaml
 
 IMAGES = 50
@@ -94,6 +106,60 @@ def _plan(result: PassResult) -> dict[str, int]:
 
 
 EDITED = frozenset({0})  # the cron changed by ``reconcile.one_change``
+
+
+class WarmDaemon:
+    """The reconcile loop's passes on this thread: the leader lease held (renewed before each
+    pass), the memory of the last converged pass and the known state kept between passes,
+    exactly as ``ReconcileLoop._once`` keeps them."""
+
+    def __init__(self, clients: AwsClients, settings) -> None:
+        self.clients, self.settings = clients, settings
+        self.lease = LeaderLease(clients, settings, "bench-daemon", MAX_LEASE_S)
+        if not self.lease.acquire():
+            raise RuntimeError("bench: the leader lease is held by another owner")
+        self.applied = None
+        self.known = None
+        self.load_cache: dict = {}
+
+    def run(self, source: Snapshot, now: datetime | None = None) -> PassResult:
+        self.lease.renew()  # outside the pass: its calls are the pass's own
+        fence = self.lease.fence()
+        policy = PassPolicy(drift_check_s=self.settings.drift_check_s, remembered=self.applied,
+                            known=self.known, load_cache=self.load_cache)
+        result = run_pass(self.clients, self.settings, dry_run=False, source=source,
+                          fence=fence, policy=policy, now=now)
+        self.applied = _remembered(result, fence.generation)
+        self.known = self.known if result.cheap else result.known
+        return result
+
+    def release(self) -> None:
+        self.lease.release()
+
+
+def _plain_writes(calls):
+    """Registry writes as the fence sends them (``TransactWriteItems``: the lease's condition
+    check + one Put or Delete) as the plain ``PutItem`` / ``DeleteItem`` they carry: one
+    call either way; the floors replay the plain write."""
+    out = []
+    for op, params, seconds in calls:
+        if op == "dynamodb.TransactWriteItems" and params:
+            items = [i for i in params.get("TransactItems", []) if "ConditionCheck" not in i]
+            if len(items) == 1 and ("Put" in items[0] or "Delete" in items[0]):
+                kind = "Put" if "Put" in items[0] else "Delete"
+                out.append((f"dynamodb.{kind}Item", items[0][kind], seconds))
+                continue
+        out.append((op, params, seconds))
+    return out
+
+
+def sweep_budget(settings, n: int, families: int) -> dict[str, int]:
+    """The one-by-one reads a sweep of ``n`` rules and ``families`` task definitions makes."""
+    interval, period = settings.drift_check_s, settings.deep_check_s
+    return {"eventbridge.ListTargetsByRule": budget(n, interval, period,
+                                                    DEFAULT_BUCKETS["events-read"]),
+            "ecs.DescribeTaskDefinition": budget(families, interval, period,
+                                                 DEFAULT_BUCKETS["ecs-taskdef-read"])}
 
 
 @dataclass
@@ -197,26 +263,29 @@ def run(url: str, n: int) -> ReconcileRun:
     log.take()
     k = images(n)
 
-    initial = _checked("initial", run_pass(clients, settings, dry_run=False,
-                                           source=snapshot(n, COMMIT_A)))
-    initial_calls = log.take()
-    noop = _checked("noop", run_pass(clients, settings, dry_run=False,
-                                     source=snapshot(n, COMMIT_A)))
-    log.take()
-    edited = EDITED
-    change = _checked("one change", run_pass(clients, settings, dry_run=False,
-                                             source=snapshot(n, COMMIT_B, edited)))
-    change_calls = log.take()
-    replayer = Replayer(url)
-    drift = _make_drift(replayer, settings.namespace, n)
-    # The drift check: a full pass (the daemon's every --drift-check-interval; the CLI's
-    # --full-check); a pass at the same commit is otherwise cheap and reads nothing.
-    sweep = _checked("drift sweep", run_pass(clients, settings, dry_run=False,
-                                             source=snapshot(n, COMMIT_B, edited),
-                                             full_check=True))
-    sweep_calls = log.take()
-    repaired = _repaired(replayer, drift)
-    log.recording = False
+    daemon = WarmDaemon(clients, settings)
+    try:
+        initial = _checked("initial", daemon.run(snapshot(n, COMMIT_A)))
+        initial_calls = _plain_writes(log.take())
+        noop = _checked("noop", run_pass(clients, settings, dry_run=False,
+                                         source=snapshot(n, COMMIT_A)))
+        log.take()
+        edited = EDITED
+        # the warm daemon: same process memory and lease generation as the converged pass
+        change = _checked("one change", daemon.run(snapshot(n, COMMIT_B, edited)))
+        change_calls = _plain_writes(log.take())
+        replayer = Replayer(url)
+        drift = _make_drift(replayer, settings.namespace, n)
+        # The drift check: a sweep, due --drift-check-interval after the last one; a pass at
+        # the same commit is otherwise cheap and reads nothing.
+        later = datetime.now(UTC) + timedelta(seconds=settings.drift_check_s)
+        sweep = _checked("drift sweep", daemon.run(snapshot(n, COMMIT_B, edited), now=later))
+        sweep_calls = log.take()
+        repaired = _repaired(replayer, drift)
+        log.recording = False
+    finally:
+        daemon.release()
+    deep = sweep.plan.deep_check if sweep.plan else None
 
     # -- floors, against the same server -------------------------------------------------
     replayer.warm()
@@ -242,20 +311,24 @@ def run(url: str, n: int) -> ReconcileRun:
     # (the input/overrides) + 1 registry write (the new spec). Its task definition is
     # unchanged (same image); tags are unchanged (set at creation). Warm daemon: no read.
     # Replayed on the floor's copy of that cron (made by the initial floor): an update too.
+    # (The pass adds TagResource, which keeps the ownership tags through outside edits, and
+    # the record of the applied commit: cleared before, written after.)
     change_floor = _select(change_calls, {"eventbridge.PutRule": 1,
                                           "eventbridge.PutTargets": 1,
                                           "dynamodb.PutItem": 1}, registry)
     change_floor += [c for c in _select(change_calls, {"dynamodb.UpdateItem": 1}, registry)
                      if not any(op.startswith("dynamodb.") for op, *_ in change_floor)]
     change_floor_s = timed_calls(change_floor, replayer.run)
-    # Full drift check of every resource + the repairs: ceil(N/100) ListRules (a page of 100
-    # carries each rule's expression and state) + N ListTargetsByRule (a rule's targets show
-    # only per rule) + K DescribeTaskDefinition (only a per-definition read shows its
-    # containers) + the repairs: PutRule for each disabled or deleted rule, PutTargets for
-    # each rule that lost its targets or was deleted. No registry read: desired state is the
-    # files, ownership is in the names.
+    # The sweep + the repairs: ceil(N/100) ListRules (a page of 100 carries each rule's
+    # expression and state) + 1 ListTaskDefinitionFamilies + the budget of one-by-one reads
+    # (ListTargetsByRule for B rules: a rule's targets show only per rule; DescribeTaskDefinition
+    # for B' families; B = N x interval / deep-check period, capped at 20% of the quota)
+    # + the repairs the sweep made: PutRule for each disabled or deleted rule, PutTargets for
+    # each deleted rule (and for a rule that lost its targets, when the rotation read it). No
+    # registry read: desired state is the files, ownership is in the names.
+    reads = sweep_budget(settings, n, k)
     sweep_floor, sweep_floor_s = _sweep_floor(replayer, settings.namespace, sweep_calls,
-                                              drift, k)
+                                              drift, reads)
 
     rows = [
         row("reconcile.initial", n, initial.duration_s, initial.api_calls, len(initial_floor),
@@ -266,14 +339,19 @@ def run(url: str, n: int) -> ReconcileRun:
             "calls, <= ceil(N/500) DynamoDB requests", plan=_plan(noop),
             target_calls=pages(n, 500)),
         row("reconcile.one_change", n, change.duration_s, change.api_calls, len(change_floor),
-            change_floor_s, "PutRule + PutTargets + 1 registry write; target <= 6 calls",
-            plan=_plan(change), target_calls=6),
+            change_floor_s, "PutRule + PutTargets + 1 registry write (warm daemon: known "
+            "state, nothing read); target <= 6 calls", plan=_plan(change), target_calls=6,
+            check=change.check.kind.value),
         row("reconcile.drift_sweep", n, sweep.duration_s, sweep.api_calls,
             sum(sweep_floor.values()),
-            sweep_floor_s, "ceil(N/100) ListRules + N ListTargetsByRule + K "
-            "DescribeTaskDefinition + repairs (PutRule per disabled/deleted rule, PutTargets "
-            "per rule without targets)", plan=_plan(sweep), drifted=len(drift),
-            drift_repaired=repaired, floor_by_operation=sweep_floor),
+            sweep_floor_s, "ceil(N/100) ListRules + ListTaskDefinitionFamilies + the "
+            "deep-check budget (ListTargetsByRule x N*interval/period, DescribeTaskDefinition "
+            "x K*interval/period) + repairs (PutRule per disabled/deleted rule, PutTargets "
+            "per deleted rule or rule without targets the rotation read)", plan=_plan(sweep),
+            drifted=len(drift), drift_repaired=repaired, floor_by_operation=sweep_floor,
+            check=sweep.check.kind.value, budget=reads,
+            deep_read=deep.read if deep else None, not_deep_read=deep.listed if deep else None,
+            rotation_sweeps=math.ceil(n / max(1, reads["eventbridge.ListTargetsByRule"]))),
     ]
     return ReconcileRun(rows, [(op, None, s) for op, _params, s in initial_calls])
 
@@ -331,11 +409,12 @@ def _repaired(replayer: Replayer, drift: list[tuple[str, str]]) -> int:
 
 
 def _sweep_floor(replayer: Replayer, namespace: str, sweep_calls, drift,
-                 k: int) -> tuple[dict[str, int], float]:
-    """The full drift check's floor, made live: (calls by operation, wall seconds)."""
+                 reads: dict[str, int]) -> tuple[dict[str, int], float]:
+    """The sweep's floor, made live: (calls by operation, wall seconds)."""
     events, ecs = replayer.client("eventbridge"), replayer.client("ecs")
     families = ecs.list_task_definition_families(
-        familyPrefix=f"{namespace}-td-", status="ACTIVE")["families"][:k]  # not timed
+        familyPrefix=f"{namespace}-td-", status="ACTIVE")["families"][
+            :reads["ecs.DescribeTaskDefinition"]]  # not timed
     needs = {("eventbridge.PutRule", name) for kind, name in drift if kind != "no-targets"}
     needs |= {("eventbridge.PutTargets", name) for kind, name in drift if kind != "disabled"}
     repairs = []
@@ -359,7 +438,9 @@ def _sweep_floor(replayer: Replayer, namespace: str, sweep_calls, drift,
         token = answer.get("NextToken")
         if not token:
             break
-    for name in names:
+    ecs.list_task_definition_families(familyPrefix=f"{namespace}-td-", status="ACTIVE")
+    made["ecs.ListTaskDefinitionFamilies"] += 1
+    for name in names[:reads["eventbridge.ListTargetsByRule"]]:
         events.list_targets_by_rule(Rule=name)
         made["eventbridge.ListTargetsByRule"] += 1
     for family in families:

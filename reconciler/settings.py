@@ -181,9 +181,14 @@ class DaemonSettings:
 
     listen: str = "127.0.0.1:8080"
     interval_s: float = 60.0
-    # A full pass (every resource read: drift found and repaired) at least this often; the
-    # passes between, at the applied commit, are cheap (``core/plan/pass_check.py``).
+    # A sweep (every resource listed, a budgeted rotation read one by one: drift found and
+    # repaired) at least this often; the passes between, at the applied commit, are cheap
+    # (``core/plan/pass_check.py``). Also the interval a sweep's read budget is sized for.
     drift_check_s: float = 3600.0
+    # Every resource is read one by one (its targets, its whole schedule, its task
+    # definition) at least once per this period, by the sweeps' rotation
+    # (``core/plan/sweep.py``), within 20% of the API's quota.
+    deep_check_s: float = 86400.0
     history_days: int = 30
     sns_certs_dir: str | None = None
     webhook_token: str | None = field(default=None, repr=False)  # CI webhook Bearer token
@@ -362,6 +367,7 @@ class Settings:
     listen = _delegate("daemon", "listen")
     interval_s = _delegate("daemon", "interval_s")
     drift_check_s = _delegate("daemon", "drift_check_s")
+    deep_check_s = _delegate("daemon", "deep_check_s")
     history_days = _delegate("daemon", "history_days")
     sns_certs_dir = _delegate("daemon", "sns_certs_dir")
     webhook_token = _delegate("daemon", "webhook_token")
@@ -578,9 +584,14 @@ OPTIONS: tuple[Option, ...] = (
            "seconds between reconcile passes",
            parse=lambda raw: _positive_seconds("CRONCTL_INTERVAL_S", raw)),
     Option("drift_check_s", "--drift-check-interval", "CRONCTL_DRIFT_CHECK_S", "3600",
-           "seconds between the daemon's full passes (every resource read, drift repaired); "
-           "the passes between, at the applied commit, read nothing",
+           "seconds between the daemon's drift sweeps (every resource listed, a budgeted "
+           "share read one by one, drift repaired); the passes between, at the applied "
+           "commit, read nothing",
            parse=lambda raw: _positive_seconds("CRONCTL_DRIFT_CHECK_S", raw)),
+    Option("deep_check_s", "--deep-check-period", "CRONCTL_DEEP_CHECK_S", "86400",
+           "seconds within which the sweeps read every resource one by one (targets, whole "
+           "schedules, task definitions), within a fifth of the API's quota",
+           parse=lambda raw: _positive_seconds("CRONCTL_DEEP_CHECK_S", raw)),
     Option("history_days", "--history-days", None, "30", "days execution records are kept"),
     Option("sns_certs_dir", None, "CRONCTL_SNS_CERTS", "none", "folder of SNS signing "
            "certificates"),

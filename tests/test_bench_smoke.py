@@ -59,10 +59,20 @@ def test_reconcile_rows_count_what_the_floors_say(results):
     assert writes(noop["calls_by_operation"]) == 0 and noop["floor_calls"] == 1
     change, = rows_named(results, "reconcile.one_change")
     assert change["floor_calls"] == 3 and change["plan"]["update"] >= 1
+    # the warm daemon: nothing read (the record cleared and written, the cron's writes)
+    assert change["check"] == "incremental" and change["aws_calls"] <= 6
     sweep, = rows_named(results, "reconcile.drift_sweep")
-    assert sweep["drift_repaired"] == sweep["drifted"] == 3
-    # 1 ListRules page + 3 ListTargetsByRule + K DescribeTaskDefinition + 4 repairs
-    assert sweep["floor_calls"] == 1 + 3 + k + 4
+    assert sweep["check"] == "sweep" and sweep["drifted"] == 3
+    # the lists show the disabled and the deleted rule: repaired at once; the lost target
+    # when the rotation reads its rule (1 of 3 rules per sweep)
+    assert sweep["drift_repaired"] >= 2
+    assert sweep["budget"] == {"eventbridge.ListTargetsByRule": 1,
+                               "ecs.DescribeTaskDefinition": 1}
+    reads = sweep["calls_by_operation"]
+    assert reads["eventbridge.ListTargetsByRule"] <= 1 + (sweep["drift_repaired"] - 2)
+    # 1 ListRules page + ListTaskDefinitionFamilies + the budget (1 + 1) + the repairs:
+    # PutRule (disabled), PutRule + PutTargets (deleted), PutTargets (lost target, if read)
+    assert sweep["floor_calls"] == 1 + 1 + 2 + 3 + (sweep["drift_repaired"] - 2)
 
 
 def test_simulated_apply_is_labelled_and_bounded_by_its_floor(results):

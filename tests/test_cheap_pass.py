@@ -52,6 +52,13 @@ def facts(commit=A, *, full=False, generation=7, now=T0 + timedelta(minutes=5), 
                      generation=generation, **read)
 
 
+def known(generation=7, version=3, at=T0):
+    from reconciler.core.plan.known import KnownState
+    from reconciler.core.plan.model import Observed
+
+    return KnownState(Observed(), at, generation, version)
+
+
 HOURLY = PassPolicy(drift_check_s=3600)
 WARM = PassPolicy(drift_check_s=3600, remembered=record())
 
@@ -64,30 +71,46 @@ DECISIONS = [
     (facts(generation=8), WARM, PassKind.READ, False, "record"),   # lease changed hands
     (facts(generation=None), PassPolicy(remembered=record(generation=None)), PassKind.READ,
      False, "record"),                                             # unfenced: no memory
-    (facts(B), WARM, PassKind.FULL, False, "new commit (applied: aaaaaaa)"),
-    (facts(now=T0 + timedelta(hours=1)), WARM, PassKind.FULL, False, "drift check due"),
+    (facts(B), WARM, PassKind.SWEEP, False, "new commit (applied: aaaaaaa)"),
+    (facts(now=T0 + timedelta(hours=1)), WARM, PassKind.SWEEP, False, "drift check due"),
     (facts(), HOURLY, PassKind.READ, False, "record"),
-    (facts(record=None, record_read=True), HOURLY, PassKind.FULL, False, "no converged"),
+    (facts(record=None, record_read=True), HOURLY, PassKind.SWEEP, False, "no converged"),
     (facts(record=record(), record_read=True), HOURLY, PassKind.CHEAP, False, "applied"),
     (facts(record=record(generation=2), record_read=True), HOURLY, PassKind.CHEAP, False,
      "applied"),                                                   # another holder's record
     (facts(record=record(version=2), record_read=True), HOURLY, PassKind.FULL, False,
      "settings changed"),
-    (facts(B, record=record(), record_read=True), HOURLY, PassKind.FULL, False, "new commit"),
+    (facts(B, record=record(), record_read=True), HOURLY, PassKind.SWEEP, False, "new commit"),
     (facts(now=T0 + timedelta(days=9), record=record(), record_read=True), PassPolicy(),
      PassKind.CHEAP, False, "applied"),                            # the CLI: no schedule
     (facts(now=T0 + timedelta(hours=2), record=record(), record_read=True), HOURLY,
-     PassKind.FULL, False, "last full check 2 h ago"),
+     PassKind.SWEEP, False, "last check 2 h ago"),
     # an active window starts or ends: what was applied holds until then
     (facts(now=T0 + timedelta(minutes=30), record=replace(
         record(), valid_until=T0 + timedelta(minutes=30)), record_read=True), HOURLY,
-     PassKind.FULL, False, "active window started or ended"),
+     PassKind.SWEEP, False, "active window started or ended"),
     (facts(now=T0 + timedelta(minutes=29), record=replace(
         record(), valid_until=T0 + timedelta(minutes=30)), record_read=True), HOURLY,
      PassKind.CHEAP, False, "applied"),
     (facts(now=T0 + timedelta(minutes=30)), replace(WARM, remembered=replace(
-        record(), valid_until=T0 + timedelta(minutes=30))), PassKind.FULL, False,
+        record(), valid_until=T0 + timedelta(minutes=30))), PassKind.SWEEP, False,
      "active window"),
+    # the daemon's known state (same generation and settings version): nothing observed
+    (facts(B), replace(WARM, known=known()), PassKind.INCREMENTAL, False, "new commit"),
+    (facts(B), PassPolicy(drift_check_s=3600, known=known()), PassKind.INCREMENTAL, False,
+     "known state"),                                               # no record needed
+    (facts(B), replace(WARM, known=known(), verify=True), PassKind.READ, False, "record"),
+    (facts(B, record=record(), record_read=True), replace(HOURLY, known=known()),
+     PassKind.INCREMENTAL, False, "new commit"),
+    (facts(B), replace(WARM, known=known(generation=8)), PassKind.SWEEP, False,
+     "new commit"),                                                # another tenure's state
+    (facts(B), replace(WARM, known=known(version=2)), PassKind.SWEEP, False, "new commit"),
+    (facts(B, now=T0 + timedelta(hours=1)), replace(WARM, known=known()), PassKind.SWEEP,
+     False, "drift check due (last sweep 1 h ago)"),
+    (facts(), replace(WARM, known=known()), PassKind.CHEAP, True, "applied"),
+    (facts(full=True), replace(WARM, known=known()), PassKind.FULL, False, "asked for"),
+    (facts(record=record(version=2), record_read=True), replace(HOURLY, known=known()),
+     PassKind.FULL, False, "settings changed"),
 ]
 
 
@@ -102,7 +125,7 @@ def test_full_or_cheap_is_decided_from_the_commit_the_record_and_the_schedule(
 
 def test_the_cheap_line_says_what_is_applied_and_when_it_was_last_checked():
     assert cheap_summary(record(), T0 + timedelta(minutes=12, seconds=5)) == (
-        "No changes: commit aaaaaaa is applied (last full check 12 min ago; "
+        "No changes: commit aaaaaaa is applied (last check 12 min ago; "
         "`cronctl reconcile --full-check` reads everything).")
     assert [ago(s) for s in (5, 60, 3599, 3600, 3660, 3 * 86400)] == \
         ["5 s", "1 min", "59 min", "1 h", "1 h 1 min", "3 days"]
@@ -169,7 +192,7 @@ def test_a_converged_pass_is_recorded_and_the_next_one_at_its_commit_reads_one_i
     clients, settings, repo = env
     sha = commit(repo, CRONS, "three crons")
     first = run_pass(clients, settings, dry_run=False)
-    assert first.ok and first.converged and first.check.kind == PassKind.FULL
+    assert first.ok and first.converged and first.check.kind == PassKind.SWEEP
     assert first.recorded.commit == sha
     stored, _ = registry.read_applied(clients, settings)
     assert stored == first.recorded and stored.settings_version == settings.recorded_version
@@ -213,20 +236,20 @@ def test_drift_is_not_seen_by_a_cheap_pass_and_repaired_by_a_full_check(env):
     assert full.recorded.checked_at >= cheap.recorded.checked_at
 
 
-def test_a_new_commit_runs_a_full_pass(env):
+def test_a_new_commit_runs_a_sweep(env):
     clients, settings, repo = env
     first = commit(repo, CRONS, "three crons")
     assert run_pass(clients, settings, dry_run=False).converged
     edited = {**CRONS, "job0": cron_yaml("cron(30 6 * * ? *)")}
     second = commit(repo, edited, "job0 at 06:30")
     result = run_pass(clients, settings, dry_run=False)
-    assert result.check.kind == PassKind.FULL and f"applied: {first[:7]}" in result.check.reason
+    assert result.check.kind == PassKind.SWEEP and f"applied: {first[:7]}" in result.check.reason
     assert result.converged and result.recorded.commit == second
     assert live_state(clients, settings)["rules"]["test-job0"]["expression"] == \
         "cron(30 6 * * ? *)"
 
 
-def test_a_pass_that_did_not_converge_makes_the_next_one_full(env, monkeypatch):
+def test_a_pass_that_did_not_converge_makes_the_next_one_not_cheap(env, monkeypatch):
     clients, settings, repo = env
     commit(repo, CRONS, "three crons")
     assert run_pass(clients, settings, dry_run=False).converged
@@ -249,7 +272,7 @@ def test_a_pass_that_did_not_converge_makes_the_next_one_full(env, monkeypatch):
     monkeypatch.setattr(rules, "put", real_put)
 
     after = run_pass(clients, settings, dry_run=False)
-    assert after.check.kind == PassKind.FULL and "no converged pass" in after.check.reason
+    assert after.check.kind == PassKind.SWEEP and "no converged pass" in after.check.reason
     assert after.converged and live_state(clients, settings) == clean
     assert run_pass(clients, settings, dry_run=False).cheap
 
@@ -283,7 +306,7 @@ def test_cli_at_the_applied_commit_reads_one_record_beyond_its_start_up(env, cou
     assert main([*args, "--detailed-exitcode"]) == 0
     calls = Counter(counted.snapshot()) - before
     out = capsys.readouterr().out
-    assert f"No changes: commit {sha[:7]} is applied (last full check " in out
+    assert f"No changes: commit {sha[:7]} is applied (last check " in out
     # start-up: the namespace settings (GetItem); the lease: taken and released (UpdateItem);
     # the pass: the record (one BatchGetItem). No control-plane call, no Scan.
     assert dict(calls) == {"dynamodb.GetItem": 1, "dynamodb.UpdateItem": 2,
@@ -350,7 +373,7 @@ def test_a_warm_daemon_makes_no_call_at_the_applied_commit_and_checks_drift_on_s
     loop.start()
     try:
         first = passes.after(0, "the first pass")[0]
-        assert first.converged and first.check.kind == PassKind.FULL
+        assert first.converged and first.check.kind == PassKind.SWEEP
         clean = live_state(clients, settings)
         warm = passes.after(2, "two more passes")
         for result in warm[:2]:
@@ -374,7 +397,7 @@ def test_a_warm_daemon_makes_no_call_at_the_applied_commit_and_checks_drift_on_s
         drift = wait_for(lambda: next((r for r in passes.results
                                        if "drift" in r.check.reason), None),
                          timeout=20, message="the drift check's result")
-        assert drift.check.kind == PassKind.FULL and "drift check due" in drift.check.reason
+        assert drift.check.kind == PassKind.SWEEP and "drift check due" in drift.check.reason
         assert drift.converged and live_state(clients, settings) == clean
         after = passes.after(passes.results.index(drift) + 1, "a pass after the drift check")
         assert after[0].cheap and after[0].api_calls == {}   # warm again
@@ -402,7 +425,7 @@ def test_a_pass_that_dies_while_applying_leaves_no_record(env, monkeypatch):
     monkeypatch.setattr(rules, "put", real_put)
     repo.git.reset("--hard", "HEAD~1")    # even back at the recorded commit: a full pass
     result = run_pass(clients, settings, dry_run=False)
-    assert result.check.kind == PassKind.FULL and result.converged
+    assert result.check.kind == PassKind.SWEEP and result.converged
 
 
 def test_a_daemon_started_at_the_applied_commit_reads_the_record_once(env):
@@ -468,7 +491,7 @@ def test_a_cheap_pass_is_one_plain_line_on_a_terminal():
 
     stream = Tty()
     logs.configure(stream=stream)
-    line = "No changes: commit aaaaaaa is applied (last full check 12 min ago; ...)."
+    line = "No changes: commit aaaaaaa is applied (last check 12 min ago; ...)."
     logs.get_logger("t").info(
         "reconcile.pass", commit=A, dry_run=False, check="cheap",
         check_reason="the commit is applied", summary=line, create=0, update=0, delete=0,
@@ -479,7 +502,7 @@ def test_a_cheap_pass_is_one_plain_line_on_a_terminal():
     assert "aws_calls=0" in plain
 
 
-def test_an_active_window_boundary_makes_the_next_pass_at_the_same_commit_a_full_one(env):
+def test_an_active_window_boundary_makes_the_next_pass_at_the_same_commit_a_sweep(env):
     """Rules backend: the plan disables a rule outside its active window. What a converged
     pass applied holds until the window starts; from then, a pass at the same commit is full
     and enables the rule."""
@@ -497,6 +520,6 @@ def test_an_active_window_boundary_makes_the_next_pass_at_the_same_commit_a_full
     assert still.cheap
     after = run_pass(clients, settings, dry_run=False,
                      now=datetime(2026, 12, 3, 0, 1, tzinfo=UTC))
-    assert after.check.kind == PassKind.FULL and "active window" in after.check.reason
+    assert after.check.kind == PassKind.SWEEP and "active window" in after.check.reason
     assert clients.client("events").describe_rule(Name="test-windowed")["State"] == "ENABLED"
     assert after.converged and after.recorded.valid_until is None

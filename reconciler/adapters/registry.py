@@ -8,7 +8,9 @@ The namespace's recorded settings live in the same table, in the item ``#namespa
 no cron can have: cron names are ``[a-z0-9-]``), with a ``version`` that grows at every change;
 the scan of the crons leaves it out. Item ``#applied`` records the last converged pass
 (``core/plan/pass_check.py``: commit, settings version, when, lease generation), written and
-cleared through the fence like every registry write.
+cleared through the fence like every registry write. Item ``#sweep`` holds the drift sweep's
+rotation (``core/plan/sweep.SweepCursor``), read with ``#applied`` and written (fenced) after
+a sweep.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from reconciler.adapters.aws import AwsClients, call, call_retrying, retrying
 from reconciler.adapters.lease import Fence, LeaseLost
 from reconciler.core.plan.pass_check import AppliedRecord
+from reconciler.core.plan.sweep import Rotation, SweepCursor
 from reconciler.core.registry_model import RegistryItem
 from reconciler.errors import Conflict, PermanentError, TransientError
 from reconciler.settings import Settings
@@ -46,6 +49,7 @@ def from_wire(item: dict) -> RegistryItem:
 
 NAMESPACE_ITEM = "#namespace"
 APPLIED_ITEM = "#applied"
+SWEEP_ITEM = "#sweep"
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,16 @@ def read_applied(clients: AwsClients, settings: Settings
                  ) -> tuple[AppliedRecord | None, NamespaceRecord | None]:
     """The record of the last converged pass and the namespace's recorded settings, in one
     request (a consistent BatchGetItem). A missing registry table raises ``NotFound``."""
+    applied, namespace, _cursor = read_pass_records(clients, settings)
+    return applied, namespace
+
+
+def read_pass_records(clients: AwsClients, settings: Settings
+                      ) -> tuple[AppliedRecord | None, NamespaceRecord | None, SweepCursor | None]:
+    """``read_applied`` and the sweep's rotation (``#sweep``), in the same one request."""
     ddb = clients.client("dynamodb")
-    keys = [{"name": {"S": NAMESPACE_ITEM}}, {"name": {"S": APPLIED_ITEM}}]
+    keys = [{"name": {"S": NAMESPACE_ITEM}}, {"name": {"S": APPLIED_ITEM}},
+            {"name": {"S": SWEEP_ITEM}}]
     found: dict[str, dict] = {}
     while keys:
         response = call_retrying(ddb.batch_get_item, RequestItems={
@@ -126,7 +138,46 @@ def read_applied(clients: AwsClients, settings: Settings
                                                        {}).get("Keys", [])
     namespace = found.get(NAMESPACE_ITEM)
     return (_applied_from_wire(found[APPLIED_ITEM]) if APPLIED_ITEM in found else None,
-            namespace_from_wire(namespace) if namespace else None)
+            namespace_from_wire(namespace) if namespace else None,
+            _cursor_from_wire(found[SWEEP_ITEM]) if SWEEP_ITEM in found else None)
+
+
+def read_sweep(clients: AwsClients, settings: Settings) -> SweepCursor | None:
+    """The sweep's rotation (one GetItem); None when none is recorded."""
+    response = call_retrying(clients.client("dynamodb").get_item,
+                             TableName=settings.registry_table,
+                             Key={"name": {"S": SWEEP_ITEM}}, ConsistentRead=True)
+    item = response.get("Item")
+    return _cursor_from_wire(item) if item else None
+
+
+def _moment(text) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _cursor_from_wire(item: dict) -> SweepCursor | None:
+    data = _plain({k: _deserializer.deserialize(v) for k, v in item.items()})
+    try:
+        return SweepCursor({kind: Rotation(str(value.get("after") or ""),
+                                           _moment(value.get("started")),
+                                           _moment(value.get("previous")))
+                            for kind, value in (data.get("rotations") or {}).items()})
+    except (AttributeError, TypeError, ValueError):
+        return None  # unreadable: the rotation starts again
+
+
+def write_sweep(clients: AwsClients, settings: Settings, cursor: SweepCursor, *,
+                fence: Fence) -> None:
+    """Record the sweep's rotation (replacing the previous one), through ``fence``."""
+    def text(moment: datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment else None
+
+    item = {"name": SWEEP_ITEM, "kind": "sweep", "rotations": {
+        kind: {"after": rotation.after, "started": text(rotation.started),
+               "previous": text(rotation.previous)}
+        for kind, rotation in sorted(cursor.rotations.items())}}
+    _write(clients, fence, SWEEP_ITEM, {"Put": {"TableName": settings.registry_table,
+                                                "Item": _to_wire(item)}})
 
 
 def _applied_from_wire(item: dict) -> AppliedRecord | None:

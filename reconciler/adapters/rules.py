@@ -65,7 +65,9 @@ def tags(clients: AwsClients, arn: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in page.get("Tags", [])}
 
 
-def observed(rule: dict, target: dict | None, tag_map: dict | None) -> ObservedSchedule:
+def observed(rule: dict, target: dict | None, tag_map: dict | None,
+             deep: bool = True) -> ObservedSchedule:
+    """A rule as observed; ``deep`` False: from ListRules alone (its targets not read)."""
     transformer = (target or {}).get("InputTransformer") or {}
     paths = transformer.get("InputPathsMap")
     current = DesiredSchedule(
@@ -75,7 +77,7 @@ def observed(rule: dict, target: dict | None, tag_map: dict | None) -> ObservedS
         target_arn=target.get("Arn") if target else None,
         input=transformer.get("InputTemplate") if target else None,
         input_paths=json.dumps(paths, sort_keys=True) if paths is not None else None)
-    return ObservedSchedule(arn=rule["Arn"], current=current, tags=tag_map)
+    return ObservedSchedule(arn=rule["Arn"], current=current, tags=tag_map, deep=deep)
 
 
 def put(clients: AwsClients, namespace: str, cron: str, wanted: DesiredSchedule,

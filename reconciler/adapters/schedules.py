@@ -94,6 +94,17 @@ def observed(raw: dict, group_tag_map: dict | None) -> ObservedSchedule:
     return ObservedSchedule(arn=raw["Arn"], current=current, tags=tags)
 
 
+def listed(summary: dict) -> ObservedSchedule:
+    """A schedule as ListSchedules shows it (state and target ARN; no tags: the registry
+    accounts for it): a shallow observation (``deep`` False)."""
+    current = DesiredSchedule(
+        backend="scheduler", name=summary["Name"], arn=summary["Arn"],
+        group=summary.get("GroupName"), expression="", timezone="UTC",
+        state=summary.get("State", ""), description="",
+        target_arn=(summary.get("Target") or {}).get("Arn"), input="")
+    return ObservedSchedule(arn=summary["Arn"], current=current, tags=None, deep=False)
+
+
 def _arguments(wanted: DesiredSchedule) -> dict:
     """CreateSchedule/UpdateSchedule arguments (an update replaces every field: the window
     and completion fields are sent each time, absent ones left out)."""

@@ -76,7 +76,7 @@ def add_output_flag(parser: argparse.ArgumentParser, choices=("text", "json")) -
 def settings_from_args(args: argparse.Namespace) -> Settings:
     names = ("repo", "ref", "path", "namespace", "listen", *RECORDED)
     flags = {name: getattr(args, name, None) for name in names}
-    for name in ("interval_s", "drift_check_s", "history_days", "max_deletes",
+    for name in ("interval_s", "drift_check_s", "deep_check_s", "history_days", "max_deletes",
                  "allow_mass_delete"):
         value = getattr(args, name, None)
         if value is not None:

@@ -22,8 +22,12 @@ DESCRIPTION = HELP + (". Applying takes the namespace's leader lease for the pas
                       "success, 1 error; with --detailed-exitcode 0 no changes, 2 changes "
                       "(pending with --dry-run, applied otherwise), 1 error. At the commit "
                       "the last converged pass applied, the pass is cheap: it reads one "
-                      "record and nothing else (drift is not looked for); --full-check reads "
-                      "every resource and repairs drift.")
+                      "record and nothing else (drift is not looked for); at a new commit "
+                      "it lists every resource and reads one by one a share of them in "
+                      "rotation (enough to read each within --deep-check-period), and the "
+                      "plan says how many it did not read and since when they were last "
+                      "read; --full-check reads every resource one by one and repairs all "
+                      "drift.")
 
 
 def register(subparsers) -> None:
@@ -33,8 +37,13 @@ def register(subparsers) -> None:
     add_output_flag(parser, ("text", "json", "markdown"))  # markdown: a pull-request comment
     parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     parser.add_argument("--full-check", action="store_true",
-                        help="read every resource even at the applied commit (finds and, "
-                             "unless --dry-run, repairs drift)")
+                        help="read every resource one by one, even at the applied commit "
+                             "(finds and, unless --dry-run, repairs all drift)")
+    parser.add_argument("--deep-check-period", dest="deep_check_s", type=float, default=None,
+                        metavar="SECONDS",
+                        help="without --full-check, read one by one enough of the resources "
+                             "(in rotation) that each is read within this period (env "
+                             "CRONCTL_DEEP_CHECK_S; default 86400); the others are only listed")
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 2 when there are changes, 0 when none, 1 on error")
     parser.add_argument("--max-deletes", type=int, default=None,
@@ -147,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_deletes is not None and args.max_deletes < 0:
         print("cronctl reconcile: --max-deletes must be 0 or more", file=sys.stderr)
+        return 1
+    if args.deep_check_s is not None and not args.deep_check_s > 0:
+        print("cronctl reconcile: --deep-check-period must be a positive number of seconds",
+              file=sys.stderr)
         return 1
     settings = settings_from_args(args)
     warning = _warn_uncommitted(settings)

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--interval", dest="interval_s", type=float, help=help_text("interval_s"))
     parser.add_argument("--drift-check-interval", dest="drift_check_s", type=float,
                         help=help_text("drift_check_s"))
+    parser.add_argument("--deep-check-period", dest="deep_check_s", type=float,
+                        help=help_text("deep_check_s"))
     parser.add_argument("--history-days", dest="history_days", type=int,
                         help="days execution records are kept (default 30)")
     parser.add_argument("--embedded", action="store_true",
@@ -88,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.drift_check_s is not None and not args.drift_check_s > 0:
         print("cronctl serve: --drift-check-interval must be a positive number of seconds",
+              file=sys.stderr)
+        return 2
+    if args.deep_check_s is not None and not args.deep_check_s > 0:
+        print("cronctl serve: --deep-check-period must be a positive number of seconds",
               file=sys.stderr)
         return 2
     if args.history_days is not None and args.history_days < 1:

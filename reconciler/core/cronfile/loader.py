@@ -8,6 +8,7 @@ its cron: the control plane leaves that cron's live resources as they are.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -99,14 +100,34 @@ def load_file(path: str, data: bytes, calendars: dict[str, Calendar | None] | No
 
 
 def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d",
-                  calendar_dir: str | None = None) -> LoadResult:
+                  calendar_dir: str | None = None, cache: dict | None = None) -> LoadResult:
     """Every cron file of ``snapshot`` under ``cron_path``; see ``LoadResult``. The calendars
     that ``exclude:`` names are read from ``<cron path>/calendars/`` of the same snapshot
-    (``calendar_dir``: another folder, e.g. when the crons are files named one by one)."""
+    (``calendar_dir``: another folder, e.g. when the crons are files named one by one).
+    ``cache`` (the daemon's, kept between passes): each file's reading by path, content
+    digest and calendars; a file unchanged since the last load is not parsed again. It is
+    left holding this load's files only."""
     folder = calendar_dir or calendar_folder(cron_path)
     calendars, diagnostics = load_calendars(snapshot, folder)
-    results = [_read(path, data, calendars, folder) for path, data in sorted(snapshot.files.items())
-               if is_cron_file(path, cron_path) and not path.startswith(folder + "/")]
+    calendar_key = repr(sorted(calendars.items(), key=lambda item: item[0])) \
+        if cache is not None else ""
+    used: dict = {}
+    results = []
+    for path, data in sorted(snapshot.files.items()):
+        if not is_cron_file(path, cron_path) or path.startswith(folder + "/"):
+            continue
+        if cache is None:
+            results.append(_read(path, data, calendars, folder))
+            continue
+        key = (path, hashlib.sha256(data).digest(), calendar_key, folder)
+        result = cache.get(key)
+        if result is None:
+            result = _read(path, data, calendars, folder)
+        used[key] = result
+        results.append(result)
+    if cache is not None:
+        cache.clear()
+        cache.update(used)
     diagnostics += list(snapshot.refused)
     # A refused cron file holds back its cron; a refused folder link (``up -> ..``) is
     # reported but names no cron.

@@ -52,6 +52,10 @@ class ObservedSchedule:
     arn: str
     current: DesiredSchedule
     tags: dict[str, str] | None = None
+    # False: seen in a list call only (ListRules: no target; ListSchedules: state and target
+    # ARN only); the planner takes the fields it does not carry as what cronctl last wrote
+    # (``planner.seen``), so a shallow observation shows only the drift a list call can show
+    deep: bool = True
 
     @property
     def cron_tag(self) -> str | None:
@@ -71,6 +75,23 @@ class ObservedTaskDefinition:
     family: str
     arn: str
     tags: dict[str, str] = field(default_factory=dict)
+    # False: listed ACTIVE (ListTaskDefinitionFamilies), not described: ``arn`` is the one
+    # the registry records for it (ours: a registry item references it), ``tags`` not read
+    deep: bool = True
+
+
+@dataclass(frozen=True)
+class DeepCheck:
+    """What a pass that did not read every resource left unread (``core/plan/sweep.py``):
+    ``read`` resources read one by one this pass, ``listed`` only seen in list calls (or, an
+    incremental pass, not read at all), each of them last read one by one no earlier than
+    ``since`` (None: not known, the rotation has not come round yet)."""
+
+    read: int
+    listed: int
+    since: datetime | None = None
+    # the budget cannot read every resource within the deep-check period (a plan warning)
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,8 @@ class Observed:
     # the live rules named by desired crons' ``replaces`` (with their tags), by rule name; a
     # rule that is gone is absent
     replaced: dict[str, ObservedSchedule] = field(default_factory=dict)
+    # what was not read one by one (None: everything was): reported by the plan
+    coverage: DeepCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,8 @@ class Plan:
     # The plan depends on the time until then (an active window starts or ends): a pass at
     # the same commit must be a full one from that moment (``core/plan/pass_check.py``).
     valid_until: datetime | None = None
+    # what this pass did not read one by one, and since when (None: everything was read)
+    deep_check: DeepCheck | None = None
 
     @property
     def pending(self) -> tuple[Change, ...]:

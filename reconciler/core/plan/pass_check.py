@@ -1,11 +1,19 @@
-"""Full or cheap pass: the decision, from what is known of the last converged pass (pure).
+"""The kind of a pass, from what is known of the last converged pass (pure).
 
 A *converged* pass (``PassResult.converged``) records, in the namespace, the commit it applied,
-the namespace settings version it ran with, when (its full check) and the lease generation it
-held: an ``AppliedRecord``. A later pass at the same commit, with the same settings version, is
-*cheap*: nothing can have changed but drift, so it observes nothing and plans nothing. Drift is
-found by a *full* pass: asked for (``cronctl reconcile --full-check``), or the daemon's drift
-check, due ``drift_check_s`` after the record's full check.
+the namespace settings version it ran with, when AWS was last listed (its check) and the lease
+generation it held: an ``AppliedRecord``. A later pass at the same commit, with the same
+settings version, is *cheap*: nothing can have changed but drift, so it observes nothing and
+plans nothing. Otherwise:
+
+- *full* (every resource read one by one): a plain folder, ``--full-check``, or changed
+  namespace settings (they change fields no list call shows);
+- *incremental* (nothing observed: planned against the daemon's known state,
+  ``core/plan/known.py``): a new commit (or no record) while the daemon holds a known state
+  valid for its lease generation and settings version, and no drift check is due;
+- *sweep* (list calls + a budgeted rotating deep check, ``core/plan/sweep.py``): everything
+  else: the CLI at a new commit, a daemon without known state, and the daemon's drift check,
+  due ``drift_check_s`` after the last sweep.
 
 An applying pass at a commit clears the record before it changes anything (and after, when it
 did not converge): a record means its commit was applied whole and nothing was applied since.
@@ -17,7 +25,7 @@ says which it needs: ``READ`` when only the record can tell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -38,20 +46,32 @@ class AppliedRecord:
 
 @dataclass(frozen=True)
 class PassPolicy:
-    """How a caller wants passes checked. ``drift_check_s``: a full pass once the last full
-    check is that old (the daemon; None: only when asked). ``remembered``: the caller's own last
-    converged pass (the daemon's memory). ``verify``: read the record even when the memory
-    would do (a pass asked for by SIGHUP or a webhook: it also notices changed settings)."""
+    """How a caller wants passes checked. ``drift_check_s``: a sweep once the last one is that
+    old (the daemon; None: only when asked). ``remembered``: the caller's own last converged
+    pass (the daemon's memory). ``verify``: read the record even when the memory would do (a
+    pass asked for by SIGHUP or a webhook: it also notices changed settings). ``known``: the
+    daemon's known state (``core/plan/known.KnownState``), if any. ``load_cache``: the daemon's
+    parsed cron files (``cronfile.loader.load_snapshot(cache=)``), so a pass at a new commit
+    parses only the files that changed."""
 
     drift_check_s: float | None = None
     remembered: AppliedRecord | None = None
     verify: bool = False
+    known: object | None = None  # KnownState (typed loosely: known.py imports this module)
+    load_cache: dict | None = field(default=None, compare=False, repr=False)
 
 
 class PassKind(StrEnum):
     FULL = "full"    # observe everything, plan, apply
+    SWEEP = "sweep"  # list everything, read a budgeted rotation one by one, plan, apply
+    INCREMENTAL = "incremental"  # observe nothing: plan against the known state, apply
     CHEAP = "cheap"  # the commit is applied: no call to AWS beyond what was read to know it
     READ = "read"    # only the namespace's record can tell: read it, then decide again
+
+    @property
+    def observes(self) -> bool:
+        """A pass of this kind plans and applies (and records what converged)."""
+        return self in (PassKind.FULL, PassKind.SWEEP, PassKind.INCREMENTAL)
 
 
 @dataclass(frozen=True)
@@ -87,11 +107,39 @@ def decide(facts: PassFacts, policy: PassPolicy = PassPolicy()) -> PassDecision:
         return PassDecision(PassKind.FULL, "a full check was asked for")
     remembered = policy.remembered
     if not facts.record_read:
-        if policy.verify or not _warm(facts, remembered):
-            return PassDecision(PassKind.READ, "the namespace's record of the applied commit "
-                                               "is needed")
-        return _matching(facts, remembered, policy, from_memory=True)
+        if not policy.verify and _warm(facts, remembered):
+            return _matching(facts, remembered, policy, from_memory=True)
+        if not policy.verify and _known(facts, policy):
+            # the known state stands for what is applied: no record needed
+            return _changed(facts, policy, "the daemon's known state is used (no converged "
+                                           "pass remembered)")
+        return PassDecision(PassKind.READ, "the namespace's record of the applied commit "
+                                           "is needed")
     return _matching(facts, facts.record, policy, from_memory=False)
+
+
+def _known(facts: PassFacts, policy: PassPolicy) -> bool:
+    known = policy.known
+    return known is not None and known.valid_for(facts.generation, facts.settings_version)
+
+
+def _sweep_due(facts: PassFacts, policy: PassPolicy, since: datetime) -> float | None:
+    """The age of the last sweep when the drift check is due, else None."""
+    age = (facts.now - since).total_seconds()
+    if policy.drift_check_s is not None and age >= policy.drift_check_s:
+        return age
+    return None
+
+
+def _changed(facts: PassFacts, policy: PassPolicy, reason: str) -> PassDecision:
+    """Something is to apply: incremental with a valid known state, unless its sweep is due."""
+    if _known(facts, policy):
+        age = _sweep_due(facts, policy, policy.known.swept_at)
+        if age is None:
+            return PassDecision(PassKind.INCREMENTAL, reason)
+        return PassDecision(PassKind.SWEEP, f"{reason}; drift check due (last sweep "
+                                            f"{ago(age)} ago)")
+    return PassDecision(PassKind.SWEEP, reason)
 
 
 def _warm(facts: PassFacts, remembered: AppliedRecord | None) -> bool:
@@ -103,19 +151,18 @@ def _warm(facts: PassFacts, remembered: AppliedRecord | None) -> bool:
 def _matching(facts: PassFacts, record: AppliedRecord | None, policy: PassPolicy, *,
               from_memory: bool) -> PassDecision:
     if record is None:
-        return PassDecision(PassKind.FULL, "no converged pass is recorded")
-    if record.commit != facts.commit:
-        return PassDecision(PassKind.FULL, f"new commit (applied: {record.commit[:7]})")
+        return _changed(facts, policy, "no converged pass is recorded")
     if record.settings_version != facts.settings_version:
         return PassDecision(PassKind.FULL, "the namespace settings changed since the commit "
                                            "was applied")
+    if record.commit != facts.commit:
+        return _changed(facts, policy, f"new commit (applied: {record.commit[:7]})")
     if record.valid_until is not None and facts.now >= record.valid_until:
-        return PassDecision(PassKind.FULL, "an active window started or ended since the commit "
-                                           "was applied")
-    age = (facts.now - record.checked_at).total_seconds()
-    if policy.drift_check_s is not None and age >= policy.drift_check_s:
-        return PassDecision(PassKind.FULL, f"drift check due (last full check "
-                                           f"{ago(age)} ago)")
+        return _changed(facts, policy, "an active window started or ended since the commit "
+                                       "was applied")
+    age = _sweep_due(facts, policy, record.checked_at)
+    if age is not None:
+        return PassDecision(PassKind.SWEEP, f"drift check due (last check {ago(age)} ago)")
     return PassDecision(PassKind.CHEAP, "the commit is applied", record, from_memory)
 
 
@@ -134,7 +181,7 @@ def ago(seconds: float) -> str:
 
 
 def cheap_summary(record: AppliedRecord, now: datetime) -> str:
-    """The one line of a cheap pass: what is applied and when it was last checked in full."""
+    """The one line of a cheap pass: what is applied and when it was last checked."""
     age = ago((now - record.checked_at).total_seconds())
-    return (f"No changes: commit {record.commit[:7]} is applied (last full check {age} ago; "
+    return (f"No changes: commit {record.commit[:7]} is applied (last check {age} ago; "
             "`cronctl reconcile --full-check` reads everything).")

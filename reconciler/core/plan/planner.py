@@ -31,7 +31,13 @@ Rules the plan keeps:
   ``at()`` is done, not drift: a no-op "one-time run done", never re-created; an ``at()``
   already in the past without such an item is an error of the cron (it would never run);
 - an ``active`` window is the schedule's StartDate/EndDate (Scheduler) or the rule's state:
-  DISABLED outside the window, ENABLED inside it (rules; ``desired.rules_state``).
+  DISABLED outside the window, ENABLED inside it (rules; ``desired.rules_state``);
+- a *shallow* observation (seen in a list call only: ``ObservedSchedule.deep`` False, see
+  ``core/plan/sweep.py``) shows drift only in the fields the list carries (a rule: expression,
+  state, description; a Scheduler schedule: state and target ARN); the others are taken as
+  cronctl last wrote them (``seen``: the registry's spec, else the desired one), so a changed
+  spec still gets its update and nothing else is reported as drift. A shallow task-definition
+  family (listed, not described) is ours: a registry item references it, with its ARN.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from reconciler.core.desired import (
     RULE_INPUT_PATHS,
     Deployment,
     DesiredCron,
+    DesiredSchedule,
     desired_cron,
     family_of,
     is_ours,
@@ -164,6 +171,8 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
                     held_back=frozenset(desired.held_back))
     blocked, errors, warnings = _rules_quota_check(desired, observed)
     warnings += _scheduler_role_warning(desired)
+    if observed.coverage is not None and observed.coverage.warning:
+        warnings.append(observed.coverage.warning)
     # (settings without notifier settings, e.g. a plan computed elsewhere: nothing to warn)
     warnings += slack_warnings([c.spec for c in desired.crons],
                                getattr(settings, "slack_configured", True))
@@ -191,7 +200,8 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
             kept.add(name)
             continue
         td_users.setdefault(dc.task_definition.family, []).append(dc)
-        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit, monitors, now)
+        per_cron[name] = _cron_changes(dc, observed, ns, desired.commit, monitors, now,
+                                       desired.deployment)
 
     desired_names = {dc.spec.name for dc in desired.crons}
     known = _known_crons(observed, ns) | monitors.owned_crons()
@@ -221,7 +231,36 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
     return Plan(commit=desired.commit, changes=with_dependencies(changes, ns), errors=tuple(errors),
                 held_back=frozenset(desired.held_back), warnings=tuple(warnings),
                 valid_until=next_boundary([dc.spec for dc in desired.crons], now)
-                if now is not None else None)
+                if now is not None else None, deep_check=observed.coverage)
+
+
+# The fields a list call carries: all a shallow observation can show drift in.
+LISTED = {"rules": ("expression", "state", "description"),
+          "scheduler": ("state", "target_arn")}
+
+
+def seen(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem | None,
+         dep: Deployment | None) -> ObservedSchedule:
+    """``live`` as the plan compares it: itself when read one by one (``deep``); a shallow one
+    with the fields its list call does not carry taken as cronctl last wrote them: the
+    schedule the registry's spec gives when the spec changed since (so the update's diff
+    says what changes), else the desired one."""
+    if live.deep:
+        return live
+    base = dc.schedule
+    if reg is not None and dep is not None and reg.spec_hash != dc.spec.spec_hash():
+        try:
+            before = desired_cron(reg.spec, dep).schedule
+        except (ValueError, KeyError, TypeError):
+            before = base
+        if before.backend == live.current.backend:
+            base = before
+    if base.backend != live.current.backend:
+        return live
+    listed = {name: getattr(live.current, name) for name in LISTED[live.current.backend]}
+    current: DesiredSchedule = replace(base, name=live.current.name, arn=live.current.arn,
+                                       group=live.current.group, **listed)
+    return replace(live, current=current)
 
 
 def _kind(backend: str) -> str:
@@ -268,7 +307,7 @@ def _cron_problem(dc: DesiredCron, observed: Observed, ns: str, backend: str) ->
     if replaced is not None and (problem := _replaced_problem(dc, replaced, ns, reg)):
         return problem
     td = observed.task_definitions.get(dc.task_definition.family)
-    if td is not None and not is_ours(td.tags, ns):
+    if td is not None and td.deep and not is_ours(td.tags, ns):
         return (f"task definition family {td.family} exists and is not managed by cronctl: "
                 "left untouched")
     return None
@@ -350,10 +389,13 @@ def _schedule_reason(live: ObservedSchedule, dc: DesiredCron, reg: RegistryItem 
 
 
 def _cron_changes(dc: DesiredCron, observed: Observed, ns: str, commit,
-                  monitors: MonitorPlanner, now: datetime | None = None) -> list[Change]:
+                  monitors: MonitorPlanner, now: datetime | None = None,
+                  dep: Deployment | None = None) -> list[Change]:
     name, wanted = dc.spec.name, dc.schedule
     reg = observed.registry.get(name)
     live = _schedules_of(observed, wanted.backend).get(wanted.name)
+    if live is not None:
+        live = seen(live, dc, reg, dep)
     replaced = _replaced_rule(dc, observed)
     changes = _hand_over(dc, replaced) if replaced is not None else []
     if live is None and replaced is None and one_time_done(dc, reg, now):
@@ -522,7 +564,7 @@ def _task_definition_changes(td_users: dict[str, list[DesiredCron]], kept: set[s
                                          "used_by": crons}), desired=wanted))
     deletes = []
     for family, live in sorted(observed.task_definitions.items()):
-        if family not in referenced and is_ours(live.tags, ns):
+        if family not in referenced and (is_ours(live.tags, ns) or not live.deep):
             deletes.append(Change(family, Resource.TASK_DEFINITION, Action.DELETE,
                                   "no cron uses it any more",
                                   (("arn", live.arn, None),), observed=live))

@@ -10,8 +10,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC
 
-from reconciler.core.plan.model import COUNTED, Action, Change, Plan, PlanError, Resource
+from reconciler.core.plan.model import (
+    COUNTED,
+    Action,
+    Change,
+    DeepCheck,
+    Plan,
+    PlanError,
+    Resource,
+)
 from reconciler.core.plan.monitors import MONITOR_REFUSED, MONITORS_UNREAD
 from reconciler.core.plan.planner import HELD_BACK
 
@@ -199,7 +208,28 @@ def render_text(plan: Plan | None, apply_errors=(), pass_errors=(), skipped=(),
     lines.append("")
     line = summary_line(plan, len(views))
     lines.append(summary if summary and line == "No changes." else line)
+    if plan is not None and plan.deep_check is not None:
+        lines.append(deep_check_line(plan.deep_check))
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def deep_check_line(check: DeepCheck) -> str:
+    """What a sweep or an incremental pass did not read one by one, and since when."""
+    if not check.listed:
+        return f"Deep check: all {check.read} resources read this pass."
+    since = (f"each last read no earlier than {_moment(check.since)}" if check.since
+             else "not all read one by one yet by the rotation")
+    return (f"Deep check: {check.read} resources read this pass, {check.listed} not ({since}; "
+            "--full-check reads every one).")
+
+
+def deep_check_dict(check: DeepCheck) -> dict:
+    return {"read": check.read, "not_read": check.listed,
+            "last_read_no_earlier_than": _moment(check.since) if check.since else None}
+
+
+def _moment(moment) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def change_to_dict(change: Change) -> dict:
@@ -237,6 +267,8 @@ def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=
                                  "message": plain_message(e.message)} for e in apply_errors]
     if skipped:
         data["skipped"] = [{"id": item.change.id, "after": item.after} for item in skipped]
+    if plan is not None and plan.deep_check is not None:
+        data["deep_check"] = deep_check_dict(plan.deep_check)
     return data
 
 

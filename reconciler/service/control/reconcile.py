@@ -12,10 +12,15 @@ the one definition) records its commit in the namespace (registry item ``#applie
 an applying pass at a commit clears it before it changes anything, and after it when it did
 not converge, so a pass that died or failed leaves no record behind. A pass at
 the recorded commit with the same settings version is cheap: no observe, no plan, no apply;
-it reads the record (with the namespace settings, one BatchGetItem) unless the daemon's memory
-of its own converged pass under the same lease generation says it already. ``full_check``
-(``cronctl reconcile --full-check``) and the daemon's drift check (``PassPolicy``) observe
-everything as before; a plain folder (no commit) is always checked in full.
+it reads the record (with the namespace settings and the sweep's rotation, one BatchGetItem)
+unless the daemon's memory of its own converged pass under the same lease generation says it
+already. Otherwise the pass is (``PassKind``): *full* (``full_check``, ``cronctl reconcile
+--full-check``, a plain folder, changed settings: every resource read one by one); a *sweep*
+(list calls, plus a budgeted rotation of one-by-one reads, ``core/plan/sweep.py``; its rotation
+recorded after it, fenced, as registry item ``#sweep``): the CLI at a new commit, the daemon's
+drift check every ``drift_check_s``; or *incremental* (the daemon holding a known state,
+``core/plan/known.py``, for its lease generation: nothing observed, the plan made against it;
+the state updated from what the apply wrote and kept in ``PassResult.known``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import UNFENCED, Fence
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
-from reconciler.core.plan.model import Action, Change, Plan
+from reconciler.core.plan.known import KnownState, after_apply
+from reconciler.core.plan.model import Action, Change, DeepCheck, Observed, Plan
 from reconciler.core.plan.pass_check import (
     AppliedRecord,
     PassDecision,
@@ -43,6 +49,7 @@ from reconciler.core.plan.pass_check import (
     decide,
 )
 from reconciler.core.plan.planner import desired_state, make_plan
+from reconciler.core.plan.sweep import SweepCursor, oldest
 from reconciler.errors import (
     ConfigError,
     CronctlError,
@@ -52,7 +59,13 @@ from reconciler.errors import (
 )
 from reconciler.logs import get_logger
 from reconciler.service.control.apply import ApplyError, Skipped, apply_plan
-from reconciler.service.control.observe import not_set_up, observe
+from reconciler.service.control.observe import (
+    SweepRequest,
+    not_set_up,
+    observe,
+    observe_sweep,
+    refresh,
+)
 from reconciler.service.namespace import check_unchanged
 from reconciler.settings import Settings
 
@@ -83,6 +96,11 @@ class PassResult:
     # the converged pass this one recorded (a full pass) or relied on (a cheap pass)
     recorded: AppliedRecord | None = None
     summary: str | None = None  # a cheap pass's one line (``cheap_summary``)
+    # when AWS was last listed for this pass's plan (now, or the known state's last sweep)
+    checked_at: datetime | None = None
+    # the known state after this pass (an applying pass with no error, under a lease): what
+    # the daemon plans its next incremental pass against
+    known: KnownState | None = None
 
     @property
     def ok(self) -> bool:
@@ -138,13 +156,43 @@ def _snapshot(settings: Settings, source: Source) -> Snapshot:
 
 def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot,
               now: datetime | None = None) -> Plan:
-    """Load the snapshot, observe AWS and compute the plan (no changes made)."""
+    """Load the snapshot, observe AWS (every resource) and compute the plan (no changes)."""
+    return _planned(clients, settings, snapshot, now, PassKind.FULL).plan
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    observed: Observed
+    cursor: SweepCursor | None = None  # the rotation after a sweep (recorded after it)
+
+
+def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
+             now: datetime | None, kind: PassKind, known: KnownState | None = None,
+             cursor: SweepCursor | None = None, load_cache: dict | None = None) -> _Planned:
+    """Load the snapshot (parsing only what ``load_cache`` lacks), observe as ``kind`` says
+    (full, sweep from ``cursor``, or nothing but the ``known`` state), compute the plan."""
     from reconciler.core.cronfile.loader import load_snapshot
 
-    loaded = load_snapshot(snapshot, settings.path)
+    loaded = load_snapshot(snapshot, settings.path, cache=load_cache)
     partition, account = clients.identity()
-    observed = observe(clients, settings, account,
-                       tuple(s.replaces.rule for s in loaded.specs if s.replaces))
+    replaced_rules = tuple(s.replaces.rule for s in loaded.specs if s.replaces)
+    swept = None
+    if kind == PassKind.INCREMENTAL and known is not None:
+        registry_items = known.observed.registry
+        changed = tuple(s.replaces.rule for s in loaded.specs if s.replaces and (
+            s.name not in registry_items
+            or registry_items[s.name].spec_hash != s.spec_hash()))
+        coverage = DeepCheck(read=0, listed=_resources(known.observed),
+                             since=oldest(known.cursor))
+        observed = refresh(clients, settings, known.observed, changed, coverage)
+    elif kind == PassKind.SWEEP:
+        observed, swept = observe_sweep(
+            clients, settings, account, replaced_rules,
+            SweepRequest(cursor or SweepCursor(), settings.drift_check_s, settings.deep_check_s,
+                         now or datetime.now(UTC)))
+    else:
+        observed = observe(clients, settings, account, replaced_rules)
     problems: dict[str, list[str]] = {}
     for diagnostic in (*loaded.diagnostics, *snapshot.refused):
         lines = problems.setdefault(diagnostic.file, [])
@@ -160,7 +208,12 @@ def plan_pass(clients: AwsClients, settings: Settings, snapshot: Snapshot,
                             held_files={n: f for n, f in held_files.items() if f},
                             held_reasons={n: tuple(problems.get(f, ()))
                                           for n, f in held_files.items() if f})
-    return make_plan(desired, observed, settings)
+    return _Planned(make_plan(desired, observed, settings), observed, swept)
+
+
+def _resources(observed: Observed) -> int:
+    """The resources a deep check reads one by one: schedules and task definitions."""
+    return len(observed.rules) + len(observed.schedules) + len(observed.task_definitions)
 
 
 def _held_file(name: str, item, problems: dict[str, list[str]]) -> str | None:
@@ -184,8 +237,8 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
     policy = policy or PassPolicy()
     with clients.counter.scope() as calls:
         result = _pass(clients, settings, dry_run, source, fence, full_check, policy, now)
-        if not dry_run and result.check is not None and result.check.kind == PassKind.FULL:
-            result = _record(clients, settings, result, fence, now)
+        if not dry_run and result.check is not None and result.check.kind.observes:
+            result = _record(clients, settings, result, fence)
     result = replace(result, api_calls=dict(sorted(calls.items())),
                      duration_s=round(time.monotonic() - started, 3))
     if result.lease_lost:
@@ -198,21 +251,25 @@ def run_pass(clients: AwsClients, settings: Settings, *, dry_run: bool,
 
 
 def decide_pass(clients: AwsClients, settings: Settings, commit: str | None, fence: Fence,
-                full_check: bool, policy: PassPolicy, now: datetime) -> PassDecision:
-    """Full or cheap (``core/plan/pass_check.decide``), reading the namespace's record of the
-    applied commit only when the decision needs it (one BatchGetItem, which also checks that
-    the namespace settings are still this process's)."""
+                full_check: bool, policy: PassPolicy, now: datetime
+                ) -> tuple[PassDecision, SweepCursor | None]:
+    """The pass's kind (``core/plan/pass_check.decide``), reading the namespace's record of
+    the applied commit only when the decision needs it (one BatchGetItem, which also checks
+    that the namespace settings are still this process's, and reads the sweep's rotation:
+    returned with the decision when read)."""
     facts = PassFacts(commit=commit, settings_version=settings.recorded_version, now=now,
                       full_check=full_check, generation=getattr(fence, "generation", None))
     decision = decide(facts, policy)
     if decision.kind != PassKind.READ:
-        return decision
+        return decision, None
     try:
-        record, namespace = registry.read_applied(clients, settings)
+        record, namespace, cursor = registry.read_pass_records(clients, settings)
     except NotFound as exc:
         raise ConfigError(not_set_up(settings)) from exc
     check_unchanged(settings, namespace)
-    return decide(replace(facts, record=record, record_read=True), policy)
+    # read: the rotation recorded, or none yet (it starts at the first name)
+    return (decide(replace(facts, record=record, record_read=True), policy),
+            cursor if cursor is not None else SweepCursor())
 
 
 def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source,
@@ -221,19 +278,30 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
     reader: never an exception's class name."""
     commit, plan, applied, errors, apply_errors, lost, skipped = (None, None, (), (), (), None,
                                                                   ())
-    changed, decision = False, None
+    changed, decision, known_after, checked_at = False, None, None, None
     try:
         if settings.scheduler not in BACKENDS:
             raise ConfigError(f"unknown scheduler {settings.scheduler!r}: use "
                               f"{' or '.join(BACKENDS)}")
         snapshot = _snapshot(settings, source)
         commit = snapshot.commit
-        decision = decide_pass(clients, settings, commit, fence, full_check, policy, now)
+        decision, cursor = decide_pass(clients, settings, commit, fence, full_check, policy,
+                                       now)
         if decision.kind == PassKind.CHEAP:
             return PassResult(commit=commit, plan=Plan(commit=commit), dry_run=dry_run,
                               check=decision, recorded=decision.record,
                               summary=cheap_summary(decision.record, now))
-        plan = plan_pass(clients, settings, snapshot, now=now)
+        generation = getattr(fence, "generation", None)
+        known = policy.known if isinstance(policy.known, KnownState) \
+            and policy.known.valid_for(generation, settings.recorded_version) else None
+        if decision.kind == PassKind.SWEEP:
+            cursor = (known.cursor if known is not None else None) or cursor
+            if cursor is None:
+                cursor = registry.read_sweep(clients, settings)
+        planned = _planned(clients, settings, snapshot, now, decision.kind, known, cursor,
+                           policy.load_cache)
+        plan = planned.plan
+        checked_at = known.swept_at if decision.kind == PassKind.INCREMENTAL else now
         if not dry_run:
             if commit is not None and plan.has_changes:
                 # First forget what is applied: a pass that dies while applying leaves no
@@ -244,6 +312,16 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
             skipped = result.skipped
             if lost is not None:
                 errors = (f"this replica lost the leader lease: {lost}; pass stopped",)
+            if planned.cursor is not None and lost is None:
+                registry.write_sweep(clients, settings, planned.cursor, fence=fence)
+            if lost is None and not apply_errors and not skipped and generation is not None:
+                base = known.cursor if known is not None else (cursor or SweepCursor())
+                known_after = KnownState(
+                    after_apply(planned.observed, applied, result.written,
+                                result.task_definitions, settings.namespace),
+                    swept_at=checked_at, generation=generation,
+                    settings_version=settings.recorded_version,
+                    cursor=planned.cursor or base)
     except SourceError as exc:
         errors = (f"source unreadable, nothing changed: {exc}",)
     except NamespaceSettingsChanged as exc:
@@ -252,24 +330,29 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
         errors = (str(exc),)
     return PassResult(commit=commit, plan=plan, applied=applied, errors=errors,
                       apply_errors=apply_errors, dry_run=dry_run, lease_lost=lost is not None,
-                      skipped=skipped, settings_changed=changed, check=decision)
+                      skipped=skipped, settings_changed=changed, check=decision,
+                      checked_at=checked_at, known=None if errors else known_after)
 
 
-def _record(clients: AwsClients, settings: Settings, result: PassResult, fence: Fence,
-            now: datetime) -> PassResult:
-    """After a full applying pass: record it when it converged; else, when it planned at a
-    commit, clear the record so that the next pass is a full one. A failure to do so is
-    logged: the next pass is then a full one, or (record not cleared, lease lost) another
-    replica's."""
+def _record(clients: AwsClients, settings: Settings, result: PassResult,
+            fence: Fence) -> PassResult:
+    """After an applying pass that planned: record it when it converged (checked when AWS
+    was last listed for its plan); else, when it planned at a commit, clear the record so
+    that the next pass is not a cheap one (an incremental pass that changed nothing leaves
+    it: it learnt nothing). A failure to do so is logged: the next pass is then not cheap,
+    or (record not cleared, lease lost) another replica's."""
     try:
         if result.converged:
             record = AppliedRecord(result.commit, settings.recorded_version,
-                                   now.replace(microsecond=0),
+                                   result.checked_at.replace(microsecond=0),
                                    getattr(fence, "generation", None),
                                    valid_until=result.plan.valid_until)
             registry.write_applied(clients, settings, record, fence=fence)
             return replace(result, recorded=record)
-        if result.plan is not None and result.commit is not None and not result.lease_lost:
+        quiet = result.check.kind == PassKind.INCREMENTAL and result.plan is not None \
+            and not result.plan.has_changes
+        if result.plan is not None and result.commit is not None and not result.lease_lost \
+                and not quiet:
             registry.clear_applied(clients, settings, fence=fence)
     except CronctlError as exc:
         log.warning("reconcile.record_failed", commit=result.commit, error=str(exc),
@@ -280,9 +363,11 @@ def _record(clients: AwsClients, settings: Settings, result: PassResult, fence: 
 def _log(result: PassResult) -> None:
     counts = result.plan.counts() if result.plan else {}
     check = result.check.kind.value if result.check else None
+    deep = result.plan.deep_check if result.plan else None
     log.info("reconcile.pass", commit=result.commit, dry_run=result.dry_run, check=check,
              check_reason=result.check.reason if result.check else None,
              summary=result.summary,
+             deep_read=deep.read if deep else None, not_deep_read=deep.listed if deep else None,
              create=counts.get(Action.CREATE, 0), update=counts.get(Action.UPDATE, 0),
              delete=counts.get(Action.DELETE, 0), applied=len(result.applied),
              plan_errors=len(result.plan.errors) if result.plan else 0,

@@ -14,7 +14,13 @@ or found recorded (``PassResult.recorded``) with the lease generation it held. W
 holding that generation, nobody else can have written, so a pass at the same commit makes no
 AWS call at all; a pass asked for by ``trigger()`` (SIGHUP, webhooks) reads the namespace's
 record once, which also notices changed namespace settings; every ``drift_check_s`` a pass is
-a full one.
+a sweep (list calls and a budgeted rotating deep check, ``core/plan/sweep.py``).
+
+Known state (``core/plan/known.py``): the loop also keeps what its last applying pass observed,
+updated with what it applied (``PassResult.known``), valid under the same lease generation and
+settings version. A pass at a new commit then observes nothing: it plans against that state
+and applies (one changed cron: its writes, the record cleared and written, nothing read), and
+parses only the cron files that changed (``load_cache``).
 
 ``run_leased_pass`` is ``cronctl reconcile``: it takes the lease for one pass (refusing, with
 ``LeaseHeld``, while a live daemon holds it), keeps it renewed and releases it after.
@@ -140,6 +146,10 @@ class ReconcileLoop:
         # commit under the same generation reads nothing
         self._applied: AppliedRecord | None = None
         self._triggered = False  # the next pass was asked for: it reads the record
+        # the known state after this loop's last applying pass (``core/plan/known.py``)
+        self._known = None
+        # the cron files parsed by the last pass, by content: only changed files are parsed
+        self._load_cache: dict = {}
         self._thread: threading.Thread | None = None
         self.last_result: PassResult | None = None
         # Called once when a pass finds the namespace's recorded settings changed since
@@ -208,13 +218,22 @@ class ReconcileLoop:
                 return
             if self._stop.is_set():
                 return
+            known = self._known
+            if known is not None and not known.valid_for(fence.generation,
+                                                         self.settings.recorded_version):
+                known = None
             policy = PassPolicy(drift_check_s=self.settings.drift_check_s,
-                                remembered=self._applied, verify=self._triggered)
+                                remembered=self._applied, verify=self._triggered, known=known,
+                                load_cache=self._load_cache)
             self._triggered = False
             self._applied = None  # until this pass says it still holds
+            self._known = None
             result = self._pass_fn(self.clients, self.settings, dry_run=False, fence=fence,
                                    policy=policy, now=self._clock())
             self._applied = _remembered(result, fence.generation)
+            # a cheap pass changed nothing: the known state holds; else the pass's own
+            self._known = known if getattr(result, "cheap", False) \
+                else getattr(result, "known", None)
             self.last_result = result
             self.passes += 1
             if getattr(result, "lease_lost", False):
