@@ -315,8 +315,7 @@ def test_daemon_runs_serve_with_only_variables_settings_reads(daemon_template):
     environment = {e["Name"]: e["Value"] for e in container["Environment"]}
     names = set(environment) | {v for _, v in DAEMON_SECRETS.values()}
     cronctl = {n for n in names if n.startswith("CRONCTL_")}
-    # CRONCTL_DEEP_CHECK_S: its option is being added to settings.py separately
-    assert cronctl - {"CRONCTL_DEEP_CHECK_S"} <= _variables_read_by_settings()
+    assert cronctl <= _variables_read_by_settings()
     assert names - cronctl == {"AWS_REGION", "AWS_DEFAULT_REGION"}
     # the namespace stack's settings, passed through
     for variable, parameter in (("CRONCTL_NAMESPACE", "Namespace"),
@@ -416,10 +415,7 @@ def test_daemon_check_intervals_are_plain_variables_with_the_codes_defaults(
     environment = {e["Name"]: e["Value"] for e in _daemon_container(daemon_template)[
         "Environment"]}
     assert environment[variable_name] == {"Ref": parameter}
-    code = _option_default(variable_name)
-    if code is None:      # CRONCTL_DEEP_CHECK_S: being added to settings.py separately
-        pytest.skip(f"settings does not read {variable_name} yet")
-    assert float(code) == default
+    assert float(_option_default(variable_name)) == default
 
 
 def test_daemon_task_roles_and_logs(template, daemon_template):
