@@ -666,3 +666,27 @@ def test_a_link_into_a_sibling_folder_is_still_followed(tmp_path):
                      read_directory(str(repo), ["crons.d"])):
         assert set(snapshot.files) == {"crons.d/a.yaml", "crons.d/shared/s.yaml"}
         assert set(refusals(snapshot)) == {"crons.d/shared/back"}
+
+
+# --- blobs read once (issue 10) ---------------------------------------------------------------
+
+def test_a_new_commit_reads_only_the_blobs_that_changed(tmp_path):
+    from reconciler.adapters.gitsource.blobs import BlobCache
+
+    repo = new_repo(tmp_path / "work")
+    for i in range(20):
+        write(repo, f"crons.d/team{i % 3}/job{i}.yaml", f"name: job{i}\n")
+    write(repo, "crons.d/same-as-job0.yaml", "name: job0\n")   # one blob, two files
+    first = commit_all(repo, "first")
+    write(repo, "crons.d/team1/job1.yaml", "name: job1 changed\n")
+    second = commit_all(repo, "second")
+    blobs = BlobCache()
+
+    snapshot = read_git(str(repo), first, "crons.d", blobs=blobs)
+    assert (blobs.reads, blobs.hits, len(blobs)) == (20, 1, 20)
+    again = read_git(str(repo), second, "crons.d", blobs=blobs)
+    assert (blobs.reads, blobs.hits) == (21, 1 + 20)   # job1 read; 20 files remembered
+    assert again == read_git(str(repo), second, "crons.d")
+    assert again.files["crons.d/team1/job1.yaml"] == b"name: job1 changed\n"
+    assert len(blobs) == 20                       # the old job1 blob is forgotten
+    assert read_git(str(repo), first, "crons.d", blobs=blobs) == snapshot

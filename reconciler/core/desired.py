@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from reconciler.core.schedule import expressions as schedule_expressions
 from reconciler.core.schedule import window as active_window
-from reconciler.core.spec import CronSpec, canonical_json
+from reconciler.core.spec import CronSpec, canonical_json, share_fields, shared
 
 MANAGED_BY = ("managed-by", "cronctl")
 NAMESPACE_TAG = "cronctl:namespace"
@@ -38,7 +40,7 @@ SCHEDULER_TIME = "<aws.scheduler.scheduled-time>"
 RULE_INPUT_PATHS = json.dumps({"time": "$.time"}, sort_keys=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """The namespace-wide inputs of desired state, known once per pass."""
 
@@ -82,7 +84,7 @@ def default_scheduler_role(account: str, namespace: str, partition: str = "aws")
     return f"arn:{partition}:iam::{account}:role/{namespace}-scheduler"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredSchedule:
     """A schedule as cronctl wants it; ``input`` is the exact JSON text the target receives
     (Scheduler) or the input template (rules)."""
@@ -103,6 +105,10 @@ class DesiredSchedule:
     end_date: str | None = None       # Scheduler only: EndDate (UTC ISO)
     after_completion: str | None = None  # Scheduler only: "DELETE" for one-time at()
 
+    def __post_init__(self) -> None:
+        # desired and observed (``ObservedSchedule.current``) schedules share their texts
+        share_fields(self, _SCHEDULE_FIELDS)
+
     def fields(self) -> dict:
         """The compared fields, by name (what the plan diffs). Scheduler's window and
         completion fields only when set, so schedules without them diff as before."""
@@ -121,14 +127,17 @@ class DesiredSchedule:
         return data
 
 
-@dataclass(frozen=True)
+_SCHEDULE_FIELDS = tuple(f.name for f in dataclass_fields(DesiredSchedule))
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredTaskDefinition:
     family: str
     td_hash: str
     register_args: dict               # RegisterTaskDefinition keyword arguments
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredCron:
     spec: CronSpec
     schedule: DesiredSchedule
@@ -263,27 +272,37 @@ def family_of(namespace: str, td_hash: str) -> str:
 
 
 def desired_task_definition(spec: CronSpec, dep: Deployment) -> DesiredTaskDefinition:
-    td_hash = task_definition_hash(spec, dep)
-    family = family_of(dep.namespace, td_hash)
+    """The cron's shared task definition; crons that share it share one object (equal
+    inputs, equal definition: its arguments must not be changed)."""
+    return _task_definition(task_definition_hash(spec, dep), spec.container.image,
+                            spec.container.secrets, dep.namespace, dep.region,
+                            dep.log_group, dep.sidecar_image, dep.execution_role_arn)
+
+
+@lru_cache(maxsize=1024)
+def _task_definition(td_hash: str, image: str, secrets: tuple[tuple[str, str], ...],
+                     namespace: str, region: str, log_group: str, sidecar_image: str,
+                     execution_role_arn: str | None) -> DesiredTaskDefinition:
+    family = family_of(namespace, td_hash)
     main = {
         "name": MAIN_CONTAINER,
-        "image": spec.container.image,
+        "image": image,
         "essential": True,
         "memory": int(TASK_MEMORY) - TIMEOUT_CONTAINER_MEMORY,
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": dep.log_group, "awslogs-region": dep.region,
-            "awslogs-stream-prefix": dep.namespace}},
+            "awslogs-group": log_group, "awslogs-region": region,
+            "awslogs-stream-prefix": namespace}},
     }
-    if spec.container.secrets:
-        main["secrets"] = [{"name": k, "valueFrom": v} for k, v in spec.container.secrets]
+    if secrets:
+        main["secrets"] = [{"name": k, "valueFrom": v} for k, v in secrets]
     timeout = {
         "name": TIMEOUT_CONTAINER,
-        "image": dep.sidecar_image,
+        "image": sidecar_image,
         "essential": True,
         "command": list(DEFAULT_TIMEOUT_COMMAND),
         "memory": TIMEOUT_CONTAINER_MEMORY,
     }
-    tags = ours_tags(dep.namespace, **{TD_HASH_TAG: td_hash})
+    tags = ours_tags(namespace, **{TD_HASH_TAG: td_hash})
     args = {
         "family": family,
         "networkMode": "awsvpc",
@@ -293,8 +312,8 @@ def desired_task_definition(spec: CronSpec, dep: Deployment) -> DesiredTaskDefin
         "containerDefinitions": [main, timeout],
         "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
     }
-    if dep.execution_role_arn:
-        args["executionRoleArn"] = dep.execution_role_arn
+    if execution_role_arn:
+        args["executionRoleArn"] = execution_role_arn
     return DesiredTaskDefinition(family=family, td_hash=td_hash, register_args=args)
 
 
@@ -307,9 +326,9 @@ def overrides_for(spec: CronSpec, dep: Deployment) -> dict:
     main["environment"] = [{"name": k, "value": v} for k, v in spec.container.env]
     main["memory"] = cap.memory - TIMEOUT_CONTAINER_MEMORY
     timeout = {"name": TIMEOUT_CONTAINER,
-               "command": ["sh", "-c", f"sleep {spec.timeout_s}; exit 124"]}
+               "command": ["sh", "-c", shared(f"sleep {spec.timeout_s}; exit 124")]}
     overrides: dict = {"containerOverrides": [main, timeout],
-                       "cpu": str(cap.cpu), "memory": str(cap.memory)}
+                       "cpu": shared(str(cap.cpu)), "memory": shared(str(cap.memory))}
     role = spec.role or dep.default_task_role_arn
     if role:
         overrides["taskRoleArn"] = role

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from reconciler.core.spec import CronSpec
+from reconciler.core.spec import CronSpec, share_fields, shared_json
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistryItem:
     name: str
     spec: CronSpec                  # the canonical, defaults-applied spec (stored as to_dict())
@@ -42,6 +42,7 @@ class RegistryItem:
     def __post_init__(self) -> None:
         if not isinstance(self.spec, CronSpec):
             raise TypeError(f"RegistryItem.spec must be a CronSpec, got {type(self.spec).__name__}")
+        share_fields(self, _STRINGS)
 
     def to_item(self) -> dict:
         """As a DynamoDB item for the resource-level client (nested JSON kept as strings)."""
@@ -60,6 +61,11 @@ class RegistryItem:
             raise ValueError(
                 f"registry item {item.get('name')!r} has no readable spec ({exc}); the next "
                 "reconcile pass rewrites it") from None
-        data["overrides"] = json.loads(data.get("overrides") or "{}")
+        data["overrides"] = shared_json(json.loads(data.get("overrides") or "{}"))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_STRINGS = ("name", "spec_hash", "file", "schedule_backend", "commit", "schedule_arn",
+            "task_definition_arn", "task_definition_hash", "updated_at", "schedule_since",
+            "monitor_provider", "monitor_id", "monitor_ping_url")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # A cron's name, matched whole (``re.fullmatch``). ``\Z``, not ``$``: ``$`` also matches before a
 # final newline, so even ``re.match`` with this pattern refuses "hello\n".
@@ -43,6 +45,39 @@ DEFAULT_TIMEOUT_S = 24 * 3600
 CONCURRENCY_POLICIES = ("forbid", "allow", "replace", "queue")
 
 
+# -- memory (issue 10): a daemon holds these N times, twice (desired and observed) ----------
+# The models are slotted, and their strings interned where they are built: the same text
+# read from a cron file, from the registry and from AWS (names, files, hashes, ARNs, images,
+# commits) is then held once, however many models hold it.
+
+def shared(value):
+    """``value``, interned when it is a string (one copy of equal texts); else as is."""
+    return sys.intern(value) if type(value) is str else value
+
+
+def share_fields(obj: object, names: tuple[str, ...]) -> None:
+    """Intern the string fields ``names`` of the frozen dataclass ``obj`` (from its
+    ``__post_init__``): equal values, one copy."""
+    for name in names:
+        value = getattr(obj, name)
+        if type(value) is str:
+            object.__setattr__(obj, name, sys.intern(value))
+
+
+def shared_pairs(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((shared(key), shared(value)) for key, value in pairs)
+
+
+def shared_json(value):
+    """A JSON-like value (dicts, lists, strings...) with its keys and strings interned;
+    equal to ``value``. Containers are copied: only for values the caller just built."""
+    if type(value) is dict:
+        return {shared(key): shared_json(item) for key, item in value.items()}
+    if type(value) is list:
+        return [shared_json(item) for item in value]
+    return shared(value)
+
+
 def fargate_memory_allowed(cpu: int, memory: int) -> bool:
     """True when (cpu, memory) is a combination Fargate accepts."""
     if cpu == 256:
@@ -54,13 +89,13 @@ def fargate_memory_allowed(cpu: int, memory: int) -> bool:
     return low <= memory <= high and (memory - low) % step == 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Capacity:
     cpu: int = 256      # CPU units
     memory: int = 512   # MiB
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerSpec:
     image: str
     arguments: tuple[str, ...] | None = None          # None: the image's default command
@@ -68,8 +103,17 @@ class ContainerSpec:
     secrets: tuple[tuple[str, str], ...] = ()         # sorted (env var, valueFrom ARN/name)
     capacity: Capacity = field(default_factory=Capacity)
 
+    def __post_init__(self) -> None:
+        share_fields(self, ("image",))
+        if self.env:
+            object.__setattr__(self, "env", shared_pairs(self.env))
+        if self.secrets:
+            object.__setattr__(self, "secrets", shared_pairs(self.secrets))
+        if self.arguments:
+            object.__setattr__(self, "arguments", tuple(map(shared, self.arguments)))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Notifications:
     no_run_threshold_s: int | None = None
     ran_longer_than_threshold_s: int | None = None
@@ -78,7 +122,28 @@ class Notifications:
     alert_after: int = 1  # alert only after this many consecutive failed runs
 
 
-@dataclass(frozen=True)
+def capacity_of(cpu: int = 256, memory: int = 512) -> Capacity:
+    """``Capacity(cpu, memory)``: one shared instance per pair (the fleet uses a few)."""
+    try:
+        return _capacity(cpu, memory)
+    except TypeError:  # unhashable: not a real capacity, made as asked
+        return Capacity(cpu=cpu, memory=memory)
+
+
+def notifications_of(**fields) -> Notifications:
+    """``Notifications(**fields)``: one shared instance per value (most crons have the same:
+    none, or their team's channel)."""
+    try:
+        return _notifications(**fields)
+    except TypeError:  # unhashable values (or an unknown field: raised again here)
+        return Notifications(**fields)
+
+
+_capacity = lru_cache(maxsize=256, typed=True)(Capacity)
+_notifications = lru_cache(maxsize=1024, typed=True)(Notifications)
+
+
+@dataclass(frozen=True, slots=True)
 class Replaces:
     """``replaces:``: the live EventBridge rule (default bus) this cron takes the place of.
     The reconcile hands the rule over to dispatch, creates the cron's schedule, then deletes
@@ -95,7 +160,7 @@ DEFAULT_BACKOFF_S = 60
 DEFAULT_CATCH_UP_S = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """``retries:``: up to ``attempts`` retries after the first try, the first after
     ``backoff_s``, doubling, at most ``MAX_BACKOFF_S``; TIMEOUT too when ``on_timeout``."""
@@ -115,7 +180,7 @@ class RetryPolicy:
                    on_timeout="timeout" in (data.get("on") or ()))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActiveWindow:
     """``active:``: the cron runs only inside ``[start, until]``, read in its time zone.
 
@@ -131,7 +196,7 @@ class ActiveWindow:
                 if value is not None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exclusion:
     """One calendar a cron's ``exclude:`` names, resolved by the loader from
     ``<cron path>/calendars/<calendar>.yaml``: its zone and its excluded dates as inclusive
@@ -143,7 +208,7 @@ class Exclusion:
     ranges: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CronSpec:
     """A cron as the rest of the system sees it. ``file`` is the repo-relative path."""
 
@@ -166,6 +231,9 @@ class CronSpec:
     # -- retries and catch-up (issue 11) --
     retries: RetryPolicy | None = None
     catch_up_s: int | None = None      # None: no-run-threshold, else 5 minutes (capped)
+
+    def __post_init__(self) -> None:
+        share_fields(self, _CRON_STRINGS)
 
     def to_dict(self) -> dict:
         """Canonical JSON-able form (the registry's ``spec``); ``file`` is not part of it."""
@@ -228,13 +296,13 @@ class CronSpec:
                 arguments=tuple(args) if args is not None else None,
                 env=tuple(sorted((c.get("env") or {}).items())),
                 secrets=tuple(sorted((c.get("secrets") or {}).items())),
-                capacity=Capacity(**(c.get("capacity") or {})),
+                capacity=capacity_of(**(c.get("capacity") or {})),
             ),
             role=data.get("role"),
             timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
             concurrency=data.get("concurrency", "forbid"),
             suspend=data.get("suspend", False),
-            notifications=Notifications(**n),
+            notifications=notifications_of(**n),
             docs=data.get("docs"),
             replaces=Replaces(rule=replaces["rule"]) if replaces else None,
             active=ActiveWindow(start=active.get("from"), until=active.get("until"))
@@ -249,7 +317,10 @@ class CronSpec:
         )
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
+        return sys.intern(hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest())
+
+
+_CRON_STRINGS = ("name", "file", "schedule", "timezone", "role", "concurrency", "docs")
 
 
 def canonical_json(value) -> str:

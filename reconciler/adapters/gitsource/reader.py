@@ -19,6 +19,7 @@ import os
 
 import git
 
+from reconciler.adapters.gitsource.blobs import BlobCache
 from reconciler.adapters.gitsource.collect import MAX_FILE_BYTES, MAX_FILES, SnapshotBuilder
 from reconciler.adapters.gitsource.directory import read_directory
 from reconciler.adapters.gitsource.mirror import (
@@ -34,12 +35,13 @@ from reconciler.adapters.gitsource.tree import read_tree
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.errors import SourceError
 
-__all__ = ["ACCEPTED_FORMS", "MAX_FILES", "MAX_FILE_BYTES", "check_repo", "is_remote",
+__all__ = ["ACCEPTED_FORMS", "MAX_FILES", "MAX_FILE_BYTES", "BlobCache", "check_repo",
+           "is_remote",
            "read_directory", "read_git"]
 
 
 def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None, *,
-             timeout: float = DEFAULT_TIMEOUT) -> Snapshot:
+             timeout: float = DEFAULT_TIMEOUT, blobs: BlobCache | None = None) -> Snapshot:
     """The cron files under ``path`` at ``ref`` of ``repo``, with the full commit SHA.
 
     ``repo`` is a local working copy or bare repository, or a remote URL (https://, ssh://,
@@ -47,14 +49,15 @@ def read_git(repo: str, ref: str | None, path: str, cache_dir: str | None = None
     ``fd::``...) is refused with ``SourceError`` before git runs (``check_repo``). ``ref`` is
     a branch, tag or commit SHA (full or short); ``None`` is HEAD of a local repo or the
     remote's default branch. ``timeout`` bounds each network operation (clone, fetch) in
-    seconds. Keys are relative to the repo root.
+    seconds. Keys are relative to the repo root. ``blobs``: file bytes by blob id kept
+    between calls (``BlobCache``): a new commit then reads only the blobs that changed.
     """
     check_repo(repo)
     if is_remote(repo):
         cache = cache_dir if cache_dir is not None else default_cache_dir()
         with locked_mirror(repo, cache, timeout=timeout, refresh_head=ref is None) as mirror:
-            return _read_commit(mirror, ref, path, label=redact(repo))
-    return _read_commit(repo, ref, path, label=os.path.abspath(repo))
+            return _read_commit(mirror, ref, path, label=redact(repo), blobs=blobs)
+    return _read_commit(repo, ref, path, label=os.path.abspath(repo), blobs=blobs)
 
 
 _STATES = (("?", "untracked"), ("U", "unmerged"), ("D", "deleted"), ("R", "renamed"),
@@ -89,7 +92,8 @@ def uncommitted_changes(repo: str, path: str) -> list[tuple[str, str]]:
     return sorted(changes, key=lambda change: change[1])
 
 
-def _read_commit(location: str, ref: str | None, path: str, label: str) -> Snapshot:
+def _read_commit(location: str, ref: str | None, path: str, label: str,
+                 blobs: BlobCache | None = None) -> Snapshot:
     try:
         repository = git.Repo(location)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -98,7 +102,7 @@ def _read_commit(location: str, ref: str | None, path: str, label: str) -> Snaps
         try:
             commit = _resolve(repository, ref, label)
             builder = SnapshotBuilder(f"{path} at commit {commit.hexsha[:7]}")
-            read_tree(commit.tree, path, commit.hexsha, builder)
+            read_tree(commit.tree, path, commit.hexsha, builder, blobs)
         except git.GitError as exc:
             raise SourceError(f"cannot read {label}: {_one_line(exc)}") from None
     return builder.build(commit.hexsha)

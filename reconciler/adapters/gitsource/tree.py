@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import git
 
+from reconciler.adapters.gitsource.blobs import BlobCache
 from reconciler.adapters.gitsource.collect import (
     DANGLING,
     LOOP,
@@ -115,8 +116,11 @@ def resolve(root: git.Tree, base: tuple[str, ...], parts: list[str],
     return _Resolved(obj, tuple(current))
 
 
-def read_tree(root: git.Tree, path: str, commit: str, builder: SnapshotBuilder) -> None:
+def read_tree(root: git.Tree, path: str, commit: str, builder: SnapshotBuilder,
+              blobs: BlobCache | None = None) -> None:
     """Add the cron files under ``path`` of the commit whose tree is ``root`` to ``builder``.
+    ``blobs``: bytes of blobs read before, by blob id: only the others are read, and only
+    the blobs of this tree are kept in it afterwards.
 
     Raises ``SourceError`` when ``path`` does not exist at that commit (the caller must then
     delete nothing).
@@ -137,7 +141,9 @@ def read_tree(root: git.Tree, path: str, commit: str, builder: SnapshotBuilder) 
     else:
         walker.take(start.obj, key)
     for blob, blob_key in walker.found:
-        _read_blob(blob, blob_key, builder)
+        _read_blob(blob, blob_key, builder, blobs)
+    if blobs is not None:
+        blobs.retain({blob.binsha for blob, _ in walker.found})
 
 
 class _TreeWalker:
@@ -190,9 +196,18 @@ class _TreeWalker:
         self.builder.refuse(key, message)
 
 
-def _read_blob(blob: git.Blob, key: str, builder: SnapshotBuilder) -> None:
+def _read_blob(blob: git.Blob, key: str, builder: SnapshotBuilder,
+               blobs: BlobCache | None) -> None:
+    # A remembered blob was within the size limit when it was read (the limit is fixed).
+    data = blobs.lookup(blob.binsha) if blobs is not None else None
+    if data is not None:
+        builder.add(key, data)
+        return
     refusal = size_refusal(blob.size)
     if refusal is None:
-        builder.add(key, blob.data_stream.read())
+        data = blob.data_stream.read()
+        builder.add(key, data)
+        if blobs is not None:
+            blobs.put(blob.binsha, data)
     else:
         builder.refuse(key, refusal)

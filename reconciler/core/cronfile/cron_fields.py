@@ -18,6 +18,7 @@ from reconciler.core.spec import (
     NAME_PATTERN,
     TSHIRT_SIZES,
     Capacity,
+    capacity_of,
     fargate_memory_allowed,
 )
 
@@ -135,7 +136,7 @@ def resolve_capacity(capacity: dict) -> tuple[Capacity | None, dict[str, str]]:
     if problems:
         return None, problems
     if cpu is None and memory is None:
-        return Capacity(*TSHIRT_SIZES["XS"]), {}
+        return capacity_of(*TSHIRT_SIZES["XS"]), {}
     if memory is None:
         size = capacity["cpu"]
         memory = TSHIRT_SIZES[size][1] if isinstance(size, str) else FARGATE_MEMORY[cpu][0]
@@ -148,4 +149,4 @@ def resolve_capacity(capacity: dict) -> tuple[Capacity | None, dict[str, str]]:
         where = "memory" if "memory" in capacity else "cpu"
         return None, {where: f"{memory} MiB of memory is not allowed with {cpu} CPU units; "
                              f"Fargate allows {allowed_memory(cpu)} with {cpu} CPU units"}
-    return Capacity(cpu=cpu, memory=memory), {}
+    return capacity_of(cpu, memory), {}

@@ -8,7 +8,6 @@ its cron: the control plane leaves that cron's live resources as they are.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -29,6 +28,7 @@ from reconciler.core.cronfile.cron_fields import (
 )
 from reconciler.core.cronfile.diagnostics import Diagnostic
 from reconciler.core.cronfile.durations import format_duration, parse_duration, type_name
+from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.cronfile.schema_errors import CONTAINER_KEYS, FieldProblem, schema_problems
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.cronfile.yaml_lines import Position, parse
@@ -42,9 +42,9 @@ from reconciler.core.spec import (
     ActiveWindow,
     ContainerSpec,
     CronSpec,
-    Notifications,
     Replaces,
     RetryPolicy,
+    notifications_of,
 )
 
 MAX_FILE_BYTES = 256 * 1024
@@ -73,13 +73,14 @@ class LoadResult:
         return not self.diagnostics
 
 
-@dataclass
+@dataclass(slots=True)
 class _FileResult:
     file: str
     name: str                      # the readable `name:`, else the file stem
     name_position: Position
     spec: CronSpec | None
     diagnostics: list[Diagnostic]
+    calendars: tuple[str, ...] = ()  # the calendars its ``exclude:`` names (cache keys)
 
 
 def is_cron_file(path: str, cron_path: str = "crons.d") -> bool:
@@ -100,34 +101,24 @@ def load_file(path: str, data: bytes, calendars: dict[str, Calendar | None] | No
 
 
 def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d",
-                  calendar_dir: str | None = None, cache: dict | None = None) -> LoadResult:
+                  calendar_dir: str | None = None, *,
+                  cache: ParseCache | None = None) -> LoadResult:
     """Every cron file of ``snapshot`` under ``cron_path``; see ``LoadResult``. The calendars
     that ``exclude:`` names are read from ``<cron path>/calendars/`` of the same snapshot
     (``calendar_dir``: another folder, e.g. when the crons are files named one by one).
-    ``cache`` (the daemon's, kept between passes): each file's reading by path, content
-    digest and calendars; a file unchanged since the last load is not parsed again. It is
-    left holding this load's files only."""
+    ``cache``: per-file results of earlier loads (``ParseCache``), so that only the files that
+    changed (or whose calendars did) are parsed; the result is the same as without it."""
     folder = calendar_dir or calendar_folder(cron_path)
-    calendars, diagnostics = load_calendars(snapshot, folder)
-    calendar_key = repr(sorted(calendars.items(), key=lambda item: item[0])) \
-        if cache is not None else ""
-    used: dict = {}
-    results = []
-    for path, data in sorted(snapshot.files.items()):
-        if not is_cron_file(path, cron_path) or path.startswith(folder + "/"):
-            continue
-        if cache is None:
-            results.append(_read(path, data, calendars, folder))
-            continue
-        key = (path, hashlib.sha256(data).digest(), calendar_key, folder)
-        result = cache.get(key)
-        if result is None:
-            result = _read(path, data, calendars, folder)
-        used[key] = result
-        results.append(result)
-    if cache is not None:
-        cache.clear()
-        cache.update(used)
+    calendars, diagnostics = load_calendars(snapshot, folder, cache=cache)
+    paths = [path for path in sorted(snapshot.files)
+             if is_cron_file(path, cron_path) and not path.startswith(folder + "/")]
+    if cache is None:
+        results = [_read(path, snapshot.files[path], calendars, folder) for path in paths]
+    else:
+        results = [cache.cron(path, data, folder, calendars,
+                              lambda path=path, data=data: _read(path, data, calendars, folder))
+                   for path in paths for data in (snapshot.files[path],)]
+        cache.retain(paths, [path for path in snapshot.files if is_calendar_file(path, folder)])
     diagnostics += list(snapshot.refused)
     # A refused cron file holds back its cron; a refused folder link (``up -> ..``) is
     # reported but names no cron.
@@ -157,17 +148,20 @@ def load_snapshot(snapshot: Snapshot, cron_path: str = "crons.d",
                       files={spec.name: spec.file for spec in specs})
 
 
-def load_calendars(snapshot: Snapshot, folder: str = "crons.d/calendars"
+def load_calendars(snapshot: Snapshot, folder: str = "crons.d/calendars", *,
+                   cache: ParseCache | None = None
                    ) -> tuple[dict[str, Calendar | None], list[Diagnostic]]:
     """The calendar files in ``folder`` of ``snapshot`` (name -> calendar, None when its file
-    is invalid) and their errors; two files of one name are both invalid."""
+    is invalid) and their errors; two files of one name are both invalid. ``cache``: see
+    ``load_snapshot``."""
     calendars: dict[str, Calendar | None] = {}
     files: dict[str, list[str]] = defaultdict(list)
     diagnostics: list[Diagnostic] = []
     for path, data in sorted(snapshot.files.items()):
         if not is_calendar_file(path, folder):
             continue
-        calendar, problems = load_calendar(path, data)
+        calendar, problems = load_calendar(path, data) if cache is None else \
+            cache.calendar(path, data, lambda path=path, data=data: load_calendar(path, data))
         files[calendar_name(path)].append(path)
         calendars[calendar_name(path)] = calendar
         diagnostics += problems
@@ -216,6 +210,9 @@ def _read(path: str, data: bytes, calendars: dict[str, Calendar | None],
             fail(at.line, at.column, "a cron file must be a mapping of fields (schedule, "
                                      f"container, ...), got {type_name(document)}")
         return result
+    excluded = document.get("exclude")
+    if isinstance(excluded, list):
+        result.calendars = tuple(name for name in excluded if isinstance(name, str))
     if isinstance(document.get("name"), str):
         result.name = document["name"]
         result.name_position = parsed.position(("name",))
@@ -410,10 +407,10 @@ def _build(document: dict, path: str, stem: str,
         else DEFAULT_TIMEOUT_S,
         concurrency=document.get("concurrency", "forbid"),
         suspend=document.get("suspend", False),
-        notifications=Notifications(slack=notifications.get("slack"),
-                                    pagerduty=notifications.get("pagerduty"),
-                                    alert_after=notifications.get("alert-after", 1),
-                                    **thresholds),
+        notifications=notifications_of(slack=notifications.get("slack"),
+                                       pagerduty=notifications.get("pagerduty"),
+                                       alert_after=notifications.get("alert-after", 1),
+                                       **thresholds),
         docs=(document.get("meta") or {}).get("docs"),
         replaces=Replaces(rule=document["replaces"]["rule"]) if "replaces" in document
         else None,

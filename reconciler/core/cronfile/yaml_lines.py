@@ -35,7 +35,7 @@ DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 Path = tuple  # of str keys and int list indexes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """1-based line and column in the file."""
 

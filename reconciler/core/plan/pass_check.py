@@ -58,7 +58,7 @@ class PassPolicy:
     remembered: AppliedRecord | None = None
     verify: bool = False
     known: object | None = None  # KnownState (typed loosely: known.py imports this module)
-    load_cache: dict | None = field(default=None, compare=False, repr=False)
+    load_cache: object | None = field(default=None, compare=False, repr=False)  # ParseCache
 
 
 class PassKind(StrEnum):

@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 from reconciler.adapters import registry
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import UNFENCED, Fence
+from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
 from reconciler.core.plan.known import KnownState, after_apply
@@ -58,6 +59,7 @@ from reconciler.errors import (
     SourceError,
 )
 from reconciler.logs import get_logger
+from reconciler.service.control import git_cache
 from reconciler.service.control.apply import ApplyError, Skipped, apply_plan
 from reconciler.service.control.observe import (
     SweepRequest,
@@ -126,13 +128,13 @@ class PassResult:
 
 def read_source(settings: Settings) -> Snapshot:
     """The cron files at the configured ref; a plain folder (no Git) is read as is."""
-    from reconciler.adapters.gitsource.reader import is_remote, read_directory, read_git
+    from reconciler.adapters.gitsource.reader import is_remote, read_directory
 
     repo = settings.repo
     if not is_remote(repo) and os.path.isdir(repo) \
             and not os.path.exists(os.path.join(repo, ".git")) and settings.ref is None:
         return read_directory(repo, [settings.path])
-    return read_git(repo, settings.ref, settings.path)
+    return git_cache.read_git(repo, settings.ref, settings.path)
 
 
 def deployment(settings: Settings, account: str, partition: str = "aws",
@@ -169,7 +171,8 @@ class _Planned:
 
 def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
              now: datetime | None, kind: PassKind, known: KnownState | None = None,
-             cursor: SweepCursor | None = None, load_cache: dict | None = None) -> _Planned:
+             cursor: SweepCursor | None = None,
+             load_cache: ParseCache | None = None) -> _Planned:
     """Load the snapshot (parsing only what ``load_cache`` lacks), observe as ``kind`` says
     (full, sweep from ``cursor``, or nothing but the ``known`` state), compute the plan."""
     from reconciler.core.cronfile.loader import load_snapshot

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import LeaderLease, LeaseHeld, LeaseHolder
+from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.plan.pass_check import AppliedRecord, PassPolicy
 from reconciler.errors import ConfigError, NotFound
 from reconciler.logs import get_logger
@@ -149,7 +150,7 @@ class ReconcileLoop:
         # the known state after this loop's last applying pass (``core/plan/known.py``)
         self._known = None
         # the cron files parsed by the last pass, by content: only changed files are parsed
-        self._load_cache: dict = {}
+        self._load_cache = ParseCache()
         self._thread: threading.Thread | None = None
         self.last_result: PassResult | None = None
         # Called once when a pass finds the namespace's recorded settings changed since
