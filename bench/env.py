@@ -30,6 +30,7 @@ from importlib.metadata import version
 import boto3
 import botocore.config
 
+from reconciler.core.quotas import NAMES as API_RATE_NAMES
 from reconciler.settings import Settings
 
 REGION = "us-east-1"
@@ -143,6 +144,10 @@ def bench_settings(url: str, **changes) -> Settings:
     # The largest rules fleets measured are past EventBridge's default quota of 300 rules, as
     # after a quota increase: the plan would otherwise refuse the new rules.
     changes.setdefault("rules_quota", 100_000)
+    # moto never throttles: its passes are not paced (raised rates), so the rows measure
+    # cronctl's own work against floors replayed without pacing; the apply under AWS's
+    # quotas is the SIMULATED ``apply.simulated_quota`` row (bench/quota_sim.py).
+    changes.setdefault("api_rates", tuple(f"{name}=100000/100000" for name in API_RATE_NAMES))
     return Settings(endpoint_url=url, region=REGION, namespace=namespace, cluster=namespace,
                     **changes)
 

@@ -43,6 +43,7 @@ from bench.env import (
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import LeaderLease
 from reconciler.adapters.registry import NAMESPACE_ITEM
+from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.plan.pass_check import PassPolicy
 from reconciler.core.plan.sweep import budget
@@ -120,7 +121,7 @@ class WarmDaemon:
             raise RuntimeError("bench: the leader lease is held by another owner")
         self.applied = None
         self.known = None
-        self.load_cache: dict = {}
+        self.load_cache = ParseCache()
 
     def run(self, source: Snapshot, now: datetime | None = None) -> PassResult:
         self.lease.renew()  # outside the pass: its calls are the pass's own
@@ -157,7 +158,7 @@ def sweep_budget(settings, n: int, families: int) -> dict[str, int]:
     """The one-by-one reads a sweep of ``n`` rules and ``families`` task definitions makes."""
     interval, period = settings.drift_check_s, settings.deep_check_s
     return {"eventbridge.ListTargetsByRule": budget(n, interval, period,
-                                                    DEFAULT_BUCKETS["events-read"]),
+                                                    DEFAULT_BUCKETS["events"]),
             "ecs.DescribeTaskDefinition": budget(families, interval, period,
                                                  DEFAULT_BUCKETS["ecs-taskdef-read"])}
 

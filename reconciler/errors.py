@@ -38,11 +38,15 @@ class Conflict(PermanentError):
 class QuotaExceeded(PermanentError):
     """A service quota is reached: nothing changes until the quota is raised or usage drops.
 
-    ``quota`` names the quota in words (``"the event bus's rules quota (300 by default)"``)."""
+    ``quota`` names the quota in words (``"the event bus's rules quota (300 by default)"``);
+    ``operation`` is the AWS operation that answered it (``PutRule``): what else would reach it.
+    """
 
-    def __init__(self, message: str, code: str = "", quota: str = "") -> None:
+    def __init__(self, message: str, code: str = "", quota: str = "",
+                 operation: str = "") -> None:
         super().__init__(message, code)
         self.quota = quota
+        self.operation = operation
 
 
 class SourceError(CronctlError):

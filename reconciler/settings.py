@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from reconciler.core.desired import dispatch_topic_name, topic_arn
+from reconciler.core.quotas import NAMES as API_RATE_NAMES
+from reconciler.core.quotas import parse_rate
 from reconciler.errors import ConfigError
 
 DEFAULT_SIDECAR_IMAGE = "public.ecr.aws/docker/library/busybox:stable"
@@ -32,6 +34,21 @@ MONITOR_URLS = {"cronitor": "https://cronitor.io/api", "healthchecks": "https://
 MONITOR_PING_URLS = {"cronitor": "https://cronitor.link", "healthchecks": "https://hc-ping.com"}
 SLACK_API_URL = "https://slack.com/api"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+def api_rates(values, source: str = "--api-rate") -> tuple[str, ...]:
+    """``NAME=RATE[/BURST]`` values checked (``core.quotas.parse_rate``) and made canonical:
+    one per bucket (the last given wins), sorted; ConfigError naming ``source``."""
+    if isinstance(values, str):
+        values = [part for part in values.split(",") if part.strip()]
+    by_name: dict[str, str] = {}
+    for value in values or ():
+        try:
+            text = parse_rate(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        by_name[text.split("=", 1)[0]] = text
+    return tuple(by_name[name] for name in sorted(by_name))
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,9 @@ class NamespaceSettings:
     scheduler_role_arn: str | None = None  # default: role/<namespace>-scheduler
     log_group: str | None = None  # default: /cronctl/<namespace>
     rules_quota: int = DEFAULT_RULES_QUOTA
+    # The API rates the apply paces its AWS calls to, where they differ from AWS's default
+    # quotas (``core/quotas.py``): canonical ``NAME=RATE/BURST`` texts, one per bucket, sorted.
+    api_rates: tuple[str, ...] = ()
     # The cron-monitoring service every cron with ``notifications`` gets a monitor at, and
     # its endpoints (None: the public service's). The API key is not recorded (a secret):
     # it is a NotificationSettings of each process.
@@ -147,6 +167,7 @@ class NamespaceSettings:
                               f"got {self.monitor!r}")
         if self.rules_quota < 1:
             raise ConfigError(f"--rules-quota must be 1 or more, got {self.rules_quota}")
+        object.__setattr__(self, "api_rates", api_rates(self.api_rates))
 
     def flat(self) -> dict[str, object]:
         """Every namespace setting by its flat name (what is recorded and compared)."""
@@ -160,6 +181,7 @@ class NamespaceSettings:
             "default_task_role_arn": self.default_task_role_arn,
             "scheduler_role_arn": self.scheduler_role_arn, "log_group": self.log_group,
             "sidecar_image": self.sidecar_image, "rules_quota": self.rules_quota,
+            "api_rates": self.api_rates,
             "monitor": self.monitor, "monitor_url": self.monitor_url,
             "monitor_ping_url": self.monitor_ping_url,
         }
@@ -271,6 +293,8 @@ def _namespace_from_flat(base: NamespaceSettings, values: Mapping) -> NamespaceS
     own = {k: values[k] for k in NAMESPACE_KEYS if k in values and k not in PLACEMENT_KEYS}
     if "rules_quota" in own:
         own["rules_quota"] = int(own["rules_quota"])
+    if "api_rates" in own:
+        own["api_rates"] = tuple(own["api_rates"] or ())
     return replace(base, placement=placement, **own)
 
 
@@ -354,6 +378,7 @@ class Settings:
     scheduler_role_arn = _delegate("namespace_settings", "scheduler_role_arn")
     log_group = _delegate("namespace_settings", "log_group")
     rules_quota = _delegate("namespace_settings", "rules_quota")
+    api_rates = _delegate("namespace_settings", "api_rates")
     monitor = _delegate("namespace_settings", "monitor")
     monitor_url = _delegate("namespace_settings", "monitor_url")
     monitor_ping_url = _delegate("namespace_settings", "monitor_ping_url")
@@ -554,6 +579,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("rules_quota", "--rules-quota", "CRONCTL_RULES_QUOTA", str(DEFAULT_RULES_QUOTA),
            "rules quota of the event bus (rules backend: warns at 80%%, refuses past it)", True,
            _quota),
+    Option("api_rates", "--api-rate", "CRONCTL_API_RATES", "AWS's default quotas",
+           "AWS API rate the apply paces its calls to, NAME=RATE[/BURST] (calls per second, "
+           f"burst), repeatable (variable: comma-separated); NAME one of "
+           f"{', '.join(API_RATE_NAMES)}", True,
+           lambda raw: api_rates(raw, "CRONCTL_API_RATES")),
     Option("monitor", "--monitor", "CRONCTL_MONITOR", "none",
            "cron-monitoring service of the crons with notifications: none, cronitor or "
            "healthchecks", True, _choice("CRONCTL_MONITOR", MONITORS)),
@@ -613,7 +643,7 @@ def help_text(key: str) -> str:
 def flag_text(key: str, value) -> str:
     """How a value is given on the command line: ``--scheduler scheduler``."""
     option = OPTION[key]
-    if key == "capacity_providers":
+    if key in ("capacity_providers", "api_rates"):
         return " ".join(f"{option.flag} {c}" for c in value) or f"{option.flag} ''"
     if isinstance(value, (tuple, list)):
         value = ",".join(value)
@@ -665,6 +695,8 @@ def from_environment(**flags) -> Settings:
         if key == "capacity_providers":
             value = tuple(c if isinstance(c, CapacityProvider) else CapacityProvider.parse(c)
                           for c in value)
+        elif key == "api_rates":
+            value = api_rates(value)
         values[key] = value
         if key in OPTION and OPTION[key].recorded:
             given[key] = flag_text(key, value if key != "capacity_providers"

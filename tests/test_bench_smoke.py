@@ -115,10 +115,26 @@ def test_markdown_has_targets_and_run_facts(results):
 def test_quota_simulation_without_latency():
     sequence = [("ecs.RegisterTaskDefinition", None, 0.0)] * 22 \
         + [("eventbridge.PutRule", None, 0.0)] * 150 + [("dynamodb.PutItem", None, 0.0)] * 500
-    # 20 task definitions at once, 2 more at 1/s; 50 rules at once, 100 more at 50/s
-    assert quota_sim.simulate(sequence) == pytest.approx(2.0 + 2.0)
+    # one call at a time: 20 task definitions at once, 2 more at 1/s; 50 rules at once,
+    # 100 more at 50/s
+    assert quota_sim.sequential(sequence) == pytest.approx(2.0 + 2.0)
     assert quota_sim.floor_s({"ecs.RegisterTaskDefinition": 22,
                               "eventbridge.PutRule": 150}) == pytest.approx(2.0)
+
+
+def test_the_concurrent_apply_goes_at_the_slowest_buckets_pace():
+    zero = dict.fromkeys((*quota_sim.TD_CALLS, *quota_sim.SCHEDULE_CALLS,
+                          *quota_sim.REGISTRY_CALLS), 0.0)
+    # 22 task definitions (20 at once, 2 more at 1/s) beside 150 rules (300 EventBridge
+    # writes: 50 at once, 250 more at 50/s): the rules' 5 s, the registrations in parallel
+    assert quota_sim.concurrent(150, 22, zero) == pytest.approx(5.0)
+    # 40 task definitions: 20 more at 1/s, the rules meanwhile
+    assert quota_sim.concurrent(150, 40, zero) == pytest.approx(20.0)
+    # with call time: one kind of change gets half of the workers, each change's calls one
+    # after the other
+    half = quota_sim.WORKERS // 2
+    assert quota_sim.concurrent(4 * half, 1, {**zero, "eventbridge.PutRule": 0.5}) == \
+        pytest.approx(4 * 0.5, abs=0.01)
 
 
 def test_metrics_lines_are_parsed():

@@ -54,6 +54,10 @@ QUOTAS = [
      "The limit for the resource was exceeded.",
      ["Amazon ECS task definition quota", "Service Quotas",
       "deregister and delete task definition revisions"]),
+    # ECS says a task definition quota is reached with a ClientException
+    ("RegisterTaskDefinition", "ClientException", 400,
+     "Too many revisions for task definition family.",
+     ["Amazon ECS task definition quota", "'Revisions per task definition family'"]),
     ("CreateTable", "LimitExceededException", 400,
      "Subscriber limit exceeded: There is a limit of 2500 tables per subscriber",
      ["DynamoDB tables quota (2,500 per Region by default)", "Service Quotas"]),
@@ -99,8 +103,9 @@ def test_the_put_rule_message_reads_as_one_sentence():
                                    EVENTS_QUOTA_MESSAGE))
     assert str(error) == (
         "PutRule: the event bus's rules quota (300 by default, 100 in some Regions) is "
-        "reached: request an increase in Service Quotas, or use the scheduler backend "
-        f"(--scheduler scheduler) (LimitExceededException: {EVENTS_QUOTA_MESSAGE})")
+        "reached: request an increase in Service Quotas (service Amazon EventBridge, quota "
+        "'Number of rules'), or use the scheduler backend (--scheduler scheduler) "
+        f"(LimitExceededException: {EVENTS_QUOTA_MESSAGE})")
 
 
 # --- translate: throttling and the rest -------------------------------------------------------
@@ -217,7 +222,8 @@ def _scheduler_quota_answer(request) -> AWSResponse:
 @pytest.mark.parametrize("backend, event, answer, fragment", [
     ("rules", "before-send.events.PutRule", _events_quota_answer,
      "the event bus's rules quota (300 by default, 100 in some Regions) is reached: request an "
-     "increase in Service Quotas, or use the scheduler backend (--scheduler scheduler)"),
+     "increase in Service Quotas (service Amazon EventBridge, quota 'Number of rules'), or use "
+     "the scheduler backend (--scheduler scheduler)"),
     ("scheduler", "before-send.scheduler.CreateSchedule", _scheduler_quota_answer,
      "EventBridge Scheduler schedules quota (per Region) is reached: request an increase in "
      "Service Quotas"),

@@ -119,9 +119,22 @@ def test_the_first_reconcile_replaces_the_rule_without_a_lost_or_double_run(
 
 
 def _moved(order, change_id: str, before_id: str):
-    """``order`` with the change ``change_id`` moved just before ``before_id``."""
-    changes = [c for c in order if c.id != change_id]
-    moved = next(c for c in order if c.id == change_id)
+    """``order`` with the change ``change_id`` moved just before ``before_id``, and its
+    dependency on ``before_id`` turned around (the apply runs changes by their dependencies,
+    several at once: the wrong order has to be in them)."""
+    from dataclasses import replace
+
+    def turned(change):
+        if change.id == change_id:
+            return replace(change, depends_on=tuple(d for d in change.depends_on
+                                                    if d != before_id),
+                           after=tuple(d for d in change.after if d != before_id))
+        if change.id == before_id:
+            return replace(change, depends_on=(*change.depends_on, change_id))
+        return change
+
+    changes = [turned(c) for c in order if c.id != change_id]
+    moved = turned(next(c for c in order if c.id == change_id))
     at = next(i for i, c in enumerate(changes) if c.id == before_id)
     return tuple(changes[:at] + [moved] + changes[at:])
 

@@ -75,13 +75,13 @@ def test_a_whole_rotation_reads_every_name_once_and_reports_since_when():
 
 BUDGETS = [
     # (total, interval, period, bucket, budget)
-    (1000, 3600, 86400, "events-read", 42),               # every rule once a day
-    (24, 3600, 86400, "events-read", 1),
-    (1, 3600, 86400, "events-read", 1),
-    (0, 3600, 86400, "events-read", 0),
-    (100, 3600, 3600, "events-read", 100),                # a period of one sweep: all
-    (10**6, 3600, 86400, "events-read", 36000),           # capped: 20% of 50/s over 1 h
-    (10**6, 3600, 86400, "ecs-taskdef-read", 7200),       # 20% of 10/s over 1 h
+    (1000, 3600, 86400, "events", 42),               # every rule once a day
+    (24, 3600, 86400, "events", 1),
+    (1, 3600, 86400, "events", 1),
+    (0, 3600, 86400, "events", 0),
+    (100, 3600, 3600, "events", 100),                # a period of one sweep: all
+    (10**6, 3600, 86400, "events", 36000),           # capped: 20% of 50/s over 1 h
+    (10**6, 3600, 86400, "ecs-taskdef-read", 14400),      # 20% of 20/s over 1 h
 ]
 
 
@@ -235,7 +235,9 @@ def test_a_load_with_the_daemons_cache_parses_only_changed_files(monkeypatch):
     parsed = []
     real = loader.parse
     monkeypatch.setattr(loader, "parse", lambda text: parsed.append(text) or real(text))
-    cache: dict = {}
+    from reconciler.core.cronfile.parse_cache import ParseCache
+
+    cache = ParseCache()
     first = loader.load_snapshot(Snapshot(commit="a", files=files), cache=cache)
     assert len(parsed) == 5 and len(cache) == 5
     edited = {**files, "crons.d/job1.yaml": cron_yaml("rate(7 minutes)").encode()}

@@ -3,6 +3,8 @@
 - ``AwsClients`` makes one client per service, lazily, from the settings.
 - ``CallCounter`` counts API calls per ``service.Operation`` through botocore's event hooks,
   and tells listeners (the daemon's metrics) of each call and each throttled answer.
+- Every client's ``before-call`` first waits for the call's token when the caller paces its
+  calls (``reconciler.adapters.pacing``: the apply does).
 - ``translate`` turns a ``ClientError`` into our transient / permanent errors: throttling,
   HTTP 429 and 5xx are transient; a reached service quota is ``QuotaExceeded`` (permanent),
   with a message naming the quota and the way out; ``retrying`` is the one place where
@@ -17,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from typing import TypeVar
 
 import boto3
@@ -38,6 +41,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from reconciler.adapters import pacing
 from reconciler.errors import Conflict, NotFound, PermanentError, QuotaExceeded, TransientError
 from reconciler.settings import Settings
 
@@ -108,7 +112,7 @@ def translate(exc: Exception) -> Exception:
         message = f"{exc.operation_name}: {code}: {text}"
         if code in TRANSIENT_CODES or is_throttling(code, status, text):
             return TransientError(message)
-        if is_quota_code(code):
+        if is_quota_code(code) or _is_ecs_quota(exc.operation_name, code, text):
             return quota_exceeded(exc.operation_name, code, text)
         if status >= 500:
             return TransientError(message)
@@ -130,6 +134,19 @@ def is_quota_code(code: str) -> bool:
     if code in TRANSIENT_CODES:
         return False
     return code in QUOTA_CODES or bool(_QUOTA_CODE.fullmatch(code))
+
+
+# ECS answers a reached task definition quota with a ClientException (its message says so);
+# its other ClientExceptions are invalid requests.
+_ECS_QUOTA_HINTS = ("too many revisions", "revisions per", "quota", "limit exceeded",
+                    "maximum number of")
+
+
+def _is_ecs_quota(operation: str, code: str, text: str) -> bool:
+    lowered = text.lower()
+    return (code == "ClientException" and operation == "RegisterTaskDefinition"
+            and any(hint in lowered for hint in _ECS_QUOTA_HINTS)
+            and not any(hint in lowered for hint in _RATE_HINTS))
 
 
 def _is_rate(code: str, text: str) -> bool:
@@ -164,11 +181,12 @@ _QUOTAS_BY_CODE: dict[str, tuple[str, str]] = {
 }
 # The quota an operation's quota error names.
 _SCHEDULES = ("the account's EventBridge Scheduler schedules quota (per Region)",
-              f"{_INCREASE} (EventBridge Scheduler, number of schedules), or delete schedules "
-              "no longer used")
+              f"{_INCREASE} (service EventBridge Scheduler, quota 'Number of schedules'), or "
+              "delete schedules no longer used")
 _QUOTAS_BY_OPERATION: dict[str, tuple[str, str]] = {
     "PutRule": ("the event bus's rules quota (300 by default, 100 in some Regions)",
-                f"{_INCREASE}, or use the scheduler backend (--scheduler scheduler)"),
+                f"{_INCREASE} (service Amazon EventBridge, quota 'Number of rules'), or use "
+                "the scheduler backend (--scheduler scheduler)"),
     "PutTargets": ("the rule's targets quota (5 targets per rule)",
                    "remove targets that cronctl did not add (this quota cannot be raised)"),
     "CreateSchedule": _SCHEDULES,
@@ -178,7 +196,9 @@ _QUOTAS_BY_OPERATION: dict[str, tuple[str, str]] = {
         f"{_INCREASE}, or delete schedule groups no longer used"),
     "RegisterTaskDefinition": (
         "an Amazon ECS task definition quota (such as revisions per task definition family)",
-        f"{_INCREASE}, or deregister and delete task definition revisions no longer used"),
+        f"{_INCREASE} (service Amazon Elastic Container Service, quota 'Revisions per task "
+        "definition family'), or deregister and delete task definition revisions no longer "
+        "used"),
     "CreateCluster": ("the account's Amazon ECS clusters quota (per Region)",
                       f"{_INCREASE}, or delete clusters no longer used"),
     "CreateTable": ("the account's DynamoDB tables quota (2,500 per Region by default)",
@@ -205,7 +225,8 @@ def quota_exceeded(operation: str, code: str, text: str) -> QuotaExceeded:
     if "tables per" in text.lower():  # DynamoDB: "There is a limit of 2500 tables per ..."
         quota, way_out = _QUOTAS_BY_OPERATION["CreateTable"]
     detail = f" ({code}: {text})" if text else f" ({code})"
-    return QuotaExceeded(f"{operation}: {quota} is reached: {way_out}{detail}", code, quota)
+    return QuotaExceeded(f"{operation}: {quota} is reached: {way_out}{detail}", code, quota,
+                         operation)
 
 
 def call(fn: Callable[..., T], *args, **kwargs) -> T:
@@ -235,8 +256,10 @@ class CallCounter:
     """Counts AWS API calls by ``service.Operation``; thread-safe; resettable per unit of work.
 
     Clients are shared by the daemon's threads, so a unit of work that wants its own count
-    (a reconcile pass) uses ``scope()``: it counts only the calls made on the current thread
-    (botocore runs ``before-call`` hooks on the calling thread).
+    (a reconcile pass) uses ``scope()``: it counts only the calls made in the current context
+    (botocore runs ``before-call`` hooks on the calling thread, in its context): on this
+    thread, and on the threads that run work in a copy of it (``contextvars.copy_context``:
+    the apply's workers); a thread started plainly starts with an empty context.
 
     ``on_call(key)`` is told of every call (attempt: botocore makes one per call, and each
     retry of ``retrying`` is a call of its own) and ``on_throttle(key)`` of every answer that
@@ -248,7 +271,8 @@ class CallCounter:
                  on_throttle: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
-        self._local = threading.local()
+        self._scopes: ContextVar[tuple[Counter[str], ...]] = ContextVar(
+            f"cronctl_call_scopes_{id(self)}", default=())
         self._on_call = on_call
         self._on_throttle = on_throttle
 
@@ -257,8 +281,8 @@ class CallCounter:
         key = _operation_key(event_name)
         with self._lock:
             self._counts[key] += 1
-        for scoped in getattr(self._local, "scopes", ()):
-            scoped[key] += 1
+            for scoped in self._scopes.get():
+                scoped[key] += 1
         if self._on_call is not None:
             with suppress(Exception):
                 self._on_call(key)
@@ -275,14 +299,14 @@ class CallCounter:
 
     @contextmanager
     def scope(self) -> Iterator[Counter[str]]:
-        """Count, in the yielded Counter, the calls this thread makes inside the block."""
-        scopes = self._local.__dict__.setdefault("scopes", [])
+        """Count, in the yielded Counter, the calls made inside the block: on this thread and
+        in the contexts copied from it meanwhile."""
         counts: Counter[str] = Counter()
-        scopes.append(counts)
+        token = self._scopes.set((*self._scopes.get(), counts))
         try:
             yield counts
         finally:
-            scopes.remove(counts)
+            self._scopes.reset(token)
 
     def total(self) -> int:
         with self._lock:
@@ -330,6 +354,8 @@ class AwsClients:
                 if self.settings.endpoint_url:
                     kwargs["endpoint_url"] = self.settings.endpoint_url
                 client = self._session.client(service, **kwargs)
+                # first: a paced call waits for its token before it is counted and timed
+                client.meta.events.register("before-call.*.*", pacing.before_call)
                 client.meta.events.register("before-call.*.*", self.counter.hook)
                 client.meta.events.register("after-call.*.*", self.counter.after_call)
                 self._clients[service] = client

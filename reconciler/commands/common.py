@@ -61,6 +61,7 @@ def add_aws_flags(parser: argparse.ArgumentParser) -> None:
         "default_task_role_arn": {"metavar": "ARN"},
         "scheduler_role_arn": {"metavar": "ARN"},
         "rules_quota": {"type": int, "metavar": "N"},
+        "api_rates": {"action": "append", "metavar": "NAME=RATE[/BURST]"},
         "monitor": {"choices": ["none", "cronitor", "healthchecks"]},
         "monitor_url": {"type": _url, "metavar": "URL"},
         "monitor_ping_url": {"type": _url, "metavar": "URL"},

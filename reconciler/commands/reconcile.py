@@ -62,10 +62,21 @@ def exit_code(result, detailed: bool) -> int:
     return 0
 
 
+def clock_text(seconds: float | None) -> str:
+    """``H:MM:SS`` of a time left (``-:--:--`` unknown), as rich shows times."""
+    if seconds is None:
+        return "-:--:--"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
 class ApplyProgress:
     """On a terminal (stderr): a spinner while the plan is computed, then a bar while it is
-    applied: N of M changes, the rate and the time left (``rich.progress``). Log lines written
-    meanwhile are printed above it; it is gone once the pass ends."""
+    applied: N of M changes, the rate and the time left (``rich.progress``): the apply's own
+    estimate (the paced calls left at the API rates, or its pace so far, whichever is longer),
+    else rich's from the rate. Log lines written meanwhile are printed above it; it is gone
+    once the pass ends."""
 
     def __init__(self, stream=None, **console_options) -> None:
         from rich.console import Console
@@ -76,7 +87,6 @@ class ApplyProgress:
             ProgressColumn,
             SpinnerColumn,
             TextColumn,
-            TimeRemainingColumn,
         )
         from rich.text import Text
 
@@ -84,6 +94,17 @@ class ApplyProgress:
             def render(self, task) -> Text:
                 speed = task.finished_speed or task.speed
                 return Text(f"{speed:.1f} changes/s" if speed else "", style="progress.data.speed")
+
+        class EtaColumn(ProgressColumn):
+            """The apply's ETA (``eta_s``), else rich's estimate from the rate so far."""
+
+            def render(self, task) -> Text:
+                eta = task.fields.get("eta_s")
+                if eta is None:
+                    eta = task.time_remaining
+                if task.finished:
+                    eta = 0
+                return Text(f"ETA {clock_text(eta)}", style="progress.remaining")
 
         class Counted(ProgressColumn):
             """``column`` once the total is known (nothing beside the planning spinner)."""
@@ -99,7 +120,7 @@ class ApplyProgress:
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"),
             *(Counted(column) for column in (BarColumn(), MofNCompleteColumn(), RateColumn(),
-                                             TimeRemainingColumn(), TextColumn("left"))),
+                                             EtaColumn())),
             console=console, transient=True)
         self._planning = None
         self._applying = None
@@ -117,13 +138,15 @@ class ApplyProgress:
     def __exit__(self, *_exc) -> None:
         self.progress.stop()
 
-    def report(self, done: int, total: int) -> None:
-        """``apply_plan``'s progress: ``done`` of ``total`` changes tried."""
+    def report(self, done: int, total: int, eta_s: float | None = None) -> None:
+        """``apply_plan``'s progress: ``done`` of ``total`` changes tried, and the seconds the
+        rest should take (None: unknown)."""
         if self._applying is None:
             if self._planning is not None:
                 self.progress.update(self._planning, visible=False)
-            self._applying = self.progress.add_task("Applying changes", total=total)
-        self.progress.update(self._applying, completed=done, total=total)
+            self._applying = self.progress.add_task("Applying changes", total=total,
+                                                    eta_s=None)
+        self.progress.update(self._applying, completed=done, total=total, eta_s=eta_s)
 
 
 def check_dict(result) -> dict | None:

@@ -4,6 +4,7 @@ cron folders on disk, the live state read back in full, and fault injection."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -121,6 +122,7 @@ class FaultInjector:
         self.calls = 0
         self.failed: str | None = None
         self._clients = clients
+        self._lock = threading.Lock()  # the apply's workers call concurrently
         for service in SERVICES:
             clients.client(service).meta.events.register("before-call.*.*", self._hook)
 
@@ -131,9 +133,10 @@ class FaultInjector:
             self._clients.client(service).meta.events.unregister("before-call.*.*", self._hook)
 
     def _hook(self, event_name: str, model, **_kwargs):
-        self.calls += 1
-        if self.calls != self.fail_at:
-            return None
+        with self._lock:
+            self.calls += 1
+            if self.calls != self.fail_at:
+                return None
         self.failed = event_name
         if self.crash:
             raise SimulatedCrash(event_name)

@@ -168,7 +168,11 @@ def summary_line(plan: Plan | None, errors: int) -> str:
 
 
 def skipped_line(skipped) -> str:
-    """A change apply did not try (``reconciler.service.control.apply.Skipped``)."""
+    """A change apply did not try (``reconciler.service.control.apply.Skipped``): a change
+    it depends on failed, or a quota it would reach was reached (``reason``)."""
+    if getattr(skipped, "reason", ""):
+        return (f"Skipped: {skipped.change.id}: not tried: {skipped.reason} ({skipped.after} "
+                "reached it); the next pass tries again")
     return (f"Skipped: {skipped.change.id}: it depends on {skipped.after}, which failed; "
             "the next pass tries again")
 
@@ -266,7 +270,9 @@ def plan_to_dict(plan: Plan | None, api_calls: dict | None = None, apply_errors=
         data["apply_errors"] = [{"cron": e.cron, "resource": e.resource, "action": e.action,
                                  "message": plain_message(e.message)} for e in apply_errors]
     if skipped:
-        data["skipped"] = [{"id": item.change.id, "after": item.after} for item in skipped]
+        data["skipped"] = [{"id": item.change.id, "after": item.after,
+                            **({"reason": item.reason} if getattr(item, "reason", "") else {})}
+                           for item in skipped]
     if plan is not None and plan.deep_check is not None:
         data["deep_check"] = deep_check_dict(plan.deep_check)
     return data

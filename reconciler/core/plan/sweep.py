@@ -29,7 +29,7 @@ from reconciler.core.quotas import DEFAULT_BUCKETS, Bucket, read_budget
 RULES, SCHEDULES, TASK_DEFINITIONS = "rules", "schedules", "task-definitions"
 KINDS = (RULES, SCHEDULES, TASK_DEFINITIONS)
 # the quota each kind's one-by-one read draws from
-BUCKETS: dict[str, str] = {RULES: "events-read", SCHEDULES: "scheduler.GetSchedule",
+BUCKETS: dict[str, str] = {RULES: "events", SCHEDULES: "scheduler.GetSchedule",
                            TASK_DEFINITIONS: "ecs-taskdef-read"}
 
 

@@ -46,7 +46,7 @@ from reconciler.core.plan.sweep import (
     round_warning,
     select,
 )
-from reconciler.core.quotas import DEFAULT_BUCKETS
+from reconciler.core.quotas import DEFAULT_BUCKETS, Bucket
 from reconciler.errors import ConfigError, NotFound
 from reconciler.service.monitoring.monitors import observe_monitors
 from reconciler.service.namespace import check_unchanged
@@ -68,6 +68,8 @@ class SweepRequest:
     interval_s: float
     period_s: float
     now: datetime
+    # the namespace's API rates (``core/quotas.configured``); None: AWS's defaults
+    buckets: dict[str, Bucket] | None = None
 
 
 class _Rotations:
@@ -87,7 +89,7 @@ class _Rotations:
             return None
         req = self.request
         count = budget(len(names), req.interval_s, req.period_s,
-                       DEFAULT_BUCKETS.get(BUCKETS[kind]))
+                       (req.buckets or DEFAULT_BUCKETS).get(BUCKETS[kind]))
         chosen, rotation = select(names, self.cursor.of(kind), count, req.now)
         self.cursor = self.cursor.with_(kind, rotation)
         self.totals[kind] = len(names)
@@ -103,7 +105,7 @@ class _Rotations:
         since = None if not self.since or None in self.since else min(self.since)
         return DeepCheck(read=self.read, listed=self.listed, since=since,
                          warning=round_warning(self.totals, self.request.interval_s,
-                                               self.request.period_s))
+                                               self.request.period_s, self.request.buckets))
 
 
 def observe(clients: AwsClients, settings: Settings, account: str,

@@ -51,6 +51,7 @@ from reconciler.core.plan.pass_check import (
 )
 from reconciler.core.plan.planner import desired_state, make_plan
 from reconciler.core.plan.sweep import SweepCursor, oldest
+from reconciler.core.quotas import configured
 from reconciler.errors import (
     ConfigError,
     CronctlError,
@@ -193,7 +194,7 @@ def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
         observed, swept = observe_sweep(
             clients, settings, account, replaced_rules,
             SweepRequest(cursor or SweepCursor(), settings.drift_check_s, settings.deep_check_s,
-                         now or datetime.now(UTC)))
+                         now or datetime.now(UTC), configured(settings.api_rates)))
     else:
         observed = observe(clients, settings, account, replaced_rules)
     problems: dict[str, list[str]] = {}
