@@ -43,7 +43,7 @@ class Action(StrEnum):
 COUNTED = (Action.CREATE, Action.UPDATE, Action.DELETE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedSchedule:
     """A live rule or Scheduler schedule. ``current`` holds its compared fields in the same
     shape as desired (``target_arn``/``input`` None when our target is missing); ``tags`` is
@@ -68,7 +68,7 @@ class ObservedSchedule:
         return is_ours(self.tags, namespace) and self.cron_tag == cron
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedTaskDefinition:
     """The latest ACTIVE revision of one ``<ns>-td-*`` family."""
 
@@ -125,7 +125,7 @@ class DesiredState:
     deployment: Deployment | None = None  # the namespace-wide inputs (checks of AWS's rules)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One change to one resource. ``desired`` is what create/update writes (DesiredSchedule,
     DesiredTaskDefinition or RegistryItem); ``observed`` is what update/delete acts on.

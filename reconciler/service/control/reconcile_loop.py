@@ -235,7 +235,7 @@ class ReconcileLoop:
             # a cheap pass changed nothing: the known state holds; else the pass's own
             self._known = known if getattr(result, "cheap", False) \
                 else getattr(result, "known", None)
-            self.last_result = result
+            self.last_result = _kept(result)
             self.passes += 1
             if getattr(result, "lease_lost", False):
                 self.lost += 1
@@ -247,6 +247,16 @@ class ReconcileLoop:
                 callback()
         except Exception as exc:  # noqa: BLE001 - a failing pass must not end the loop
             log.error("reconcile.pass_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _kept(result: PassResult) -> PassResult:
+    """What the loop keeps of a pass until the next (``last_result``): its plan without the
+    no-op changes (one per resource of every cron: nothing proportional to the fleet is kept
+    that the known state does not already hold)."""
+    plan = getattr(result, "plan", None)
+    if plan is None or not isinstance(result, PassResult):
+        return result
+    return replace(result, plan=replace(plan, changes=plan.pending))
 
 
 def _remembered(result: PassResult, generation: int) -> AppliedRecord | None:
