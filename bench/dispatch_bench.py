@@ -269,10 +269,22 @@ class _Floor:
     def __init__(self, url: str, settings, cold_calls: list) -> None:
         self.url = url
         table = settings.executions_table
-        self.put = self._first(cold_calls, "dynamodb.PutItem", table)
+        self.put = self._record_put(cold_calls, table)
         self.run_task = self._first(cold_calls, "ecs.RunTask", None)
         self.update = self._first(cold_calls, "dynamodb.UpdateItem", table)
         self.ddb, self.ecs = raw_client(url, "dynamodb"), raw_client(url, "ecs")
+
+    @classmethod
+    def _record_put(cls, calls: list, table: str) -> dict:
+        """The record's conditional PutItem: the dispatcher's own, or the record's Put of the
+        transaction that takes the lock with it (its other items are not part of the floor).
+        """
+        for name, params, _s in calls:
+            if name == "dynamodb.TransactWriteItems":
+                put = params["TransactItems"][0].get("Put") or {}
+                if put.get("TableName") == table:
+                    return dict(put)
+        return cls._first(calls, "dynamodb.PutItem", table)
 
     @staticmethod
     def _first(calls: list, op: str, table: str | None) -> dict:

@@ -52,10 +52,10 @@ def _free_port() -> int:
 
 
 def moto_command(port: int) -> list[str]:
-    """``moto_server`` next to this interpreter (the venv's), else ``python -m moto.server``."""
-    script = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    base = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "moto.server"]
-    return [*base, "-H", "127.0.0.1", "-p", str(port)]
+    """moto's server with the emulator adjustments the tests and the embedded mode use
+    (``bench/moto_server.py``: DynamoDB requests atomic, transactions costing what their
+    items cost), run by this interpreter."""
+    return [sys.executable, "-m", "bench.moto_server", "-H", "127.0.0.1", "-p", str(port)]
 
 
 def _answers(url: str) -> bool:

@@ -297,7 +297,8 @@ def test_sns_message_gets_503_and_starts_nothing_while_dynamodb_throttles(plane,
                            _Body(throttled.encode()))
 
     busy = AwsClients(settings)
-    busy.client("dynamodb").meta.events.register("before-send.dynamodb.PutItem", throttle)
+    for op in ("PutItem", "TransactWriteItems"):   # the record's write (with the lock)
+        busy.client("dynamodb").meta.events.register(f"before-send.dynamodb.{op}", throttle)
     message = sns(json.dumps({"cron": "hello", "scheduled_at": AT}))
     status, body = Dispatcher(busy, settings).handle_sns_message(message)
     assert status == 503 and json.loads(body)["status"] == "retry"

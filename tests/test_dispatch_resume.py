@@ -99,28 +99,31 @@ def test_a_resumed_run_past_its_start_deadline_fails_to_start_and_frees_the_lock
 
 def test_a_lost_answer_to_the_conditional_create_is_not_taken_for_a_duplicate(plane,
                                                                               settings):
-    """The first PutItem is stored but its answer is lost; the retry finds the record. The
-    attempt id in it is ours, so the run starts (before, it was a "duplicate" and was lost)."""
+    """The first write of the record (with the lock, one transaction) is stored but its
+    answer is lost; the retry finds the record (and the lock held by it: the retry's lock
+    condition holds). The attempt id in it is ours, so the run starts (before, it was a
+    "duplicate" and was lost)."""
     clients, td = plane
     put_cron(clients, settings, "hello", td)
     ddb = clients.client("dynamodb")
     lost, tables = [], []
+    op = "TransactWriteItems"
 
     def note_table(params, **_kwargs):
-        tables.append(params["TableName"])
+        tables.append(params["TransactItems"][0]["Put"]["TableName"])
 
     def lose_first_answer(**_kwargs):
         if tables[-1] == settings.executions_table and not lost:
             lost.append(True)     # stored in DynamoDB, but the answer never arrives
             raise ConnectionClosedError(endpoint_url=settings.endpoint_url)
 
-    ddb.meta.events.register("before-parameter-build.dynamodb.PutItem", note_table)
-    ddb.meta.events.register("after-call.dynamodb.PutItem", lose_first_answer)
+    ddb.meta.events.register(f"before-parameter-build.dynamodb.{op}", note_table)
+    ddb.meta.events.register(f"after-call.dynamodb.{op}", lose_first_answer)
     try:
         outcome = Dispatcher(clients, settings).dispatch("hello", AT)
     finally:
-        ddb.meta.events.unregister("after-call.dynamodb.PutItem", lose_first_answer)
-        ddb.meta.events.unregister("before-parameter-build.dynamodb.PutItem", note_table)
+        ddb.meta.events.unregister(f"after-call.dynamodb.{op}", lose_first_answer)
+        ddb.meta.events.unregister(f"before-parameter-build.dynamodb.{op}", note_table)
     assert lost == [True]
     assert outcome.status == "started"
     assert len(tasks_started_by(clients, settings, outcome.execution_id)) == 1

@@ -38,9 +38,15 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from reconciler.adapters.aws import AwsClients, call_retrying
 from reconciler.adapters.tables import EXECUTIONS_BY_CRON, EXECUTIONS_UNFINISHED, UNFINISHED
-from reconciler.core.executions.records import PENDING, RUNNING, TERMINAL, Execution
+from reconciler.core.executions.records import (
+    PENDING,
+    RUNNING,
+    TERMINAL,
+    EventWrite,
+    Execution,
+)
 from reconciler.core.executions.repairs import LockState
-from reconciler.errors import Conflict
+from reconciler.errors import Conflict, TransientError
 from reconciler.settings import Settings
 
 # Attributes that only the outbox's own writes change: an event-derived write (``apply``)
@@ -96,6 +102,48 @@ class ExecutionStore:
             return False, stored
         return True, None
 
+    def create_with(self, execution: Execution, others: list[dict]
+                    ) -> tuple[bool, Execution | None, list[tuple[str, dict | None]]]:
+        """Store a new record together with ``others`` (``TransactWriteItems`` items: the
+        registry item's check, the overlap lock), all or nothing, in one request.
+
+        ``(True, None, [])`` when stored; else ``(False, the stored record or None, the
+        codes and ``ALL_OLD`` items of ``others``)`` (``(False, None, [])``: the record
+        existed and is gone already). DynamoDB reports each item's reason
+        (``ConditionalCheckFailed`` with the item as it is, ``None`` for an item whose
+        condition held); a record that exists already is reported first, and the caller
+        treats the run as existing (duplicate or resumed) whatever the others say. A lost
+        first answer retried finds the record with this ``attempt_id``, as ``create_or_get``
+        does. A transaction that conflicts with another one on the same items (or is
+        throttled) is retried a few times, then ``TransientError``."""
+        data = execution.to_dict()
+        if not execution.terminal or execution.outbox:
+            data[UNFINISHED] = "1"
+        put = {"Put": {"TableName": self._table, "Item": to_attributes(data),
+                       "ConditionExpression": "attribute_not_exists(execution_id)",
+                       "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                call_retrying(self._ddb.transact_write_items, TransactItems=[put, *others])
+                return True, None, []
+            except Conflict as exc:
+                reasons = cancellation_reasons(exc)
+                if not reasons:
+                    raise
+            codes = [code for code, _ in reasons]
+            if codes[0] == "ConditionalCheckFailed":
+                old = reasons[0][1]
+                stored = Execution.from_dict(from_attributes(old)) if old else \
+                    self.get(execution.execution_id)
+                return False, stored, reasons[1:] if stored is not None else []
+            if any(code in RETRIED_CODES for code in codes):
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if all(code in ("ConditionalCheckFailed", "None") for code in codes):
+                return False, None, reasons[1:]
+            raise TransientError(f"TransactWriteItems cancelled: {codes}")
+        raise TransientError("TransactWriteItems kept conflicting with other writes")
+
     def get(self, execution_id: str) -> Execution | None:
         response = call_retrying(self._ddb.get_item, TableName=self._table,
                                  Key={"execution_id": {"S": execution_id}}, ConsistentRead=True)
@@ -136,6 +184,81 @@ class ExecutionStore:
         except Conflict:
             return False
         return True
+
+    def store_event(self, execution_id: str, write: EventWrite,
+                    effects: frozenset[str] = frozenset(), outbox_owner: str | None = None,
+                    claim_s: float = 60.0, now: float | None = None
+                    ) -> tuple[bool, Execution | None]:
+        """Store an event without reading the record first: one conditional UpdateItem (see
+        ``records.EventWrite`` for its conditions). ``(True, the record after)`` when stored
+        (the record only for a final state); else ``(False, the record as it is)`` (None: no
+        such record), from the failed write's ``ALL_OLD``: the caller goes on with it, no
+        read needed. A final state stores ``effects`` in the outbox in the same write and,
+        with ``outbox_owner``, claims the outbox for it until ``now + claim_s`` (only if
+        nobody holds a live claim and no failed delivery waits for its retry): the drain that
+        follows needs no claim of its own."""
+        now = time.time() if now is None else now
+        names = {"#status": "status", "#version": "version"}
+        values = to_attributes({":version": write.version, ":arn": write.task_arn,
+                                ":pending": PENDING, ":running": RUNNING})
+        condition = ("#status IN (:pending, :running) AND "
+                     "(attribute_not_exists(#version) OR #version < :version) AND "
+                     "(attribute_not_exists(task_arn) OR task_arn = :arn)")
+        if write.attempt == 1:
+            condition += " AND (attribute_not_exists(attempt) OR attempt = :attempt)"
+        else:
+            condition += " AND attempt = :attempt"
+        values[":attempt"] = {"N": str(write.attempt)}
+        for i, name in enumerate(write.needs):
+            names[f"#need{i}"] = name
+            condition += f" AND attribute_exists(#need{i})"
+        if write.retry_free:
+            names["#retry"] = "retry"
+            condition += " AND attribute_not_exists(#retry)"
+        sets = ["#version = :version", "task_arn = :arn"]
+        for i, (name, value) in enumerate(write.sets.items()):
+            names[f"#s{i}"] = name
+            values[f":s{i}"] = _serializer.serialize(value)
+            sets.append(f"#s{i} = :s{i}")
+        for i, (name, value) in enumerate(write.sets_if_absent.items()):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = _serializer.serialize(value)
+            sets.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
+        claims = write.terminal and outbox_owner is not None and bool(effects)
+        if claims:
+            sets += ["outbox_owner = :owner", "outbox_until = :until"]
+            values.update(to_attributes({":owner": outbox_owner,
+                                         ":until": _epoch(now + claim_s),
+                                         ":now": _epoch(now)}))
+            condition += (" AND (attribute_not_exists(outbox_until) OR outbox_until < :now)"
+                          " AND attribute_not_exists(outbox_retry_at)")
+        update = "SET " + ", ".join(sets)
+        if write.terminal and effects:
+            update += " ADD outbox :effects"
+            values[":effects"] = {"SS": sorted(effects)}
+        removes = [f"#r{i}" for i in range(len(write.removes))]
+        names.update({f"#r{i}": name for i, name in enumerate(write.removes)})
+        if removes:
+            update += " REMOVE " + ", ".join(removes)
+        try:
+            answer = call_retrying(
+                self._ddb.update_item, TableName=self._table,
+                Key={"execution_id": {"S": execution_id}},
+                UpdateExpression=update, ConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW" if write.terminal else "NONE",
+                # An event that does not decide the outcome changes nothing when its write
+                # is refused (stale, duplicate, another attempt's, no such run): the record
+                # is not needed then.
+                ReturnValuesOnConditionCheckFailure="ALL_OLD" if write.terminal else "NONE")
+        except Conflict as exc:
+            if not write.terminal:
+                return False, None
+            old = getattr(exc.__cause__, "response", {}).get("Item")
+            # No item with ALL_OLD: there is no record (a task that is not ours).
+            return False, Execution.from_dict(from_attributes(old)) if old else None
+        attributes = answer.get("Attributes")
+        return True, Execution.from_dict(from_attributes(attributes)) if attributes else None
 
     def add_note(self, execution_id: str, note: str) -> None:
         """Note on the record how its run was made (``Execution.note``); nothing else changes,
@@ -381,18 +504,25 @@ class ExecutionStore:
         self._close_if_done(attributes)
         return Execution.from_dict(from_attributes(attributes)) if attributes else None
 
-    def finish_outbox(self, execution_id: str, owner: str) -> bool:
+    def finish_outbox(self, execution_id: str, owner: str,
+                      lock_released_now: bool = False) -> bool:
         """Empty the outbox of a finished run whose lock is released, end ``owner``'s claim
         and take the run out of the index of open runs, in one write; False (nothing
         written) when ``owner`` lost the claim or the lock is not noted released. Only for a
-        terminal run whose every effect ``owner`` carried out: nothing adds effects to one."""
+        terminal run whose every effect ``owner`` carried out: nothing adds effects to one.
+        ``lock_released_now``: the caller has just released the run's lock itself, and the
+        same write notes it (``mark_lock_released`` folded in)."""
+        update = ("REMOVE outbox, outbox_owner, outbox_until, outbox_retry_at, "
+                  "outbox_attempts, outbox_failing_since, #unfinished")
+        condition = "outbox_owner = :me AND lock_released = :yes"
+        if lock_released_now:
+            update = "SET lock_released = :yes " + update
+            condition = "outbox_owner = :me"
         try:
             call_retrying(self._ddb.update_item, TableName=self._table,
                           Key={"execution_id": {"S": execution_id}},
-                          UpdateExpression="REMOVE outbox, outbox_owner, outbox_until, "
-                                           "outbox_retry_at, outbox_attempts, "
-                                           "outbox_failing_since, #unfinished",
-                          ConditionExpression="outbox_owner = :me AND lock_released = :yes",
+                          UpdateExpression=update,
+                          ConditionExpression=condition,
                           ExpressionAttributeNames={"#unfinished": UNFINISHED},
                           ExpressionAttributeValues={":me": {"S": owner},
                                                      ":yes": {"BOOL": True}})
@@ -494,6 +624,22 @@ class ExecutionStore:
         return result[:limit]
 
 
+TRANSACT_ATTEMPTS = 4
+# Cancellation reasons that say nothing about the conditions: another transaction on the same
+# items, or throttling; the transaction is tried again.
+RETRIED_CODES = frozenset({"TransactionConflict", "ThrottlingError",
+                           "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+def cancellation_reasons(exc: Exception) -> list[tuple[str, dict | None]]:
+    """A cancelled transaction's reasons, one per item in order: its code (``"None"`` when
+    the item was not the cause) and, with ``ALL_OLD``, the item as it is; ``[]`` when the
+    error is not a cancelled transaction."""
+    response = getattr(exc.__cause__, "response", None) or {}
+    return [(str(r.get("Code") or "None"), r.get("Item") or None)
+            for r in response.get("CancellationReasons") or []]
+
+
 def _epoch(moment: float) -> Decimal:
     return Decimal(str(round(moment, 3)))
 
@@ -552,6 +698,20 @@ class OverlapLocks:
                 return False, old["execution_id"]["S"]
             return False, self.holder(cron)
         return True, None
+
+    def acquire_item(self, cron: str, execution_id: str, hold_s: float,
+                     now: float | None = None) -> dict:
+        """``try_acquire`` as a ``TransactWriteItems`` item (taken with the run's record in
+        one request): the lock when free, expired or held by ``execution_id`` already; on
+        failure ``ALL_OLD`` names the holder."""
+        now = time.time() if now is None else now
+        return {"Put": {"TableName": self._table,
+                        "Item": self._item(cron, execution_id, hold_s, now),
+                        "ConditionExpression": "attribute_not_exists(lease_id) OR "
+                                               "execution_id = :me OR expires_at < :now",
+                        "ExpressionAttributeValues": to_attributes(
+                            {":me": execution_id, ":now": _epoch(now)}),
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def force(self, cron: str, execution_id: str, hold_s: float = 24 * 3600 + 60) -> None:
         """Take the lock whoever holds it (``trigger --force``)."""

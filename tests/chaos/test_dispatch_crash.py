@@ -9,6 +9,9 @@ then lost with the process: aborted) or after (the effect is stored, the answer 
 the daemon is killed while it waits. The claim on a PENDING record is 2 s here
 (``CRONCTL_CLAIM_S``), so a redelivery resumes the run 2 s after the dead attempt took it.
 
+The run's record and its overlap lock are one transaction (``record-write-lost``: lost before
+the emulator saw it; ``record-put-stored``: stored, its answer lost).
+
 A RunTask request lost *before* the emulator saw it is aborted, not released late: AWS would
 deduplicate a late copy by its ``clientToken``, the emulator ignores the token.
 """
@@ -24,7 +27,7 @@ import pytest
 from reconciler.core.executions.records import parse_time
 from tests.chaos.invariants import assert_runs
 from tests.chaos.namespace import ChaosNamespace
-from tests.chaos.tools import Background, final, on_table, redeliver, task_arn_write
+from tests.chaos.tools import Background, final, redeliver, task_arn_write
 from tests.support.faultproxy import Request
 from tests.support.waiting import wait_for
 
@@ -42,16 +45,13 @@ class Step:
     resumed: bool                  # ...continues the dead attempt's record
 
 
-def registry(ns):
-    return on_table(ns.settings.registry_table, name=ns.cron)
-
-
-def record(ns):
-    return on_table(ns.settings.executions_table)
-
-
-def lock(ns):
-    return on_table(ns.settings.leases_table, lease_id=f"lock#{ns.cron}")
+def record_and_lock(ns):
+    """The transaction that writes the run's record and its overlap lock (with the check of
+    the cached registry item)."""
+    def match(request: Request) -> bool:
+        items = request.json().get("TransactItems") or [{}]
+        return (items[0].get("Put") or {}).get("TableName") == ns.settings.executions_table
+    return match
 
 
 def any_request(_ns):
@@ -63,9 +63,10 @@ def arn_write(ns):
 
 
 STEPS = [
-    Step("registry-read", "dynamodb.GetItem", False, registry, "started", False),
-    Step("record-put-stored", "dynamodb.PutItem", True, record, "started", True),
-    Step("lock-put-stored", "dynamodb.PutItem", True, lock, "started", True),
+    Step("record-write-lost", "dynamodb.TransactWriteItems", False, record_and_lock,
+         "started", False),
+    Step("record-put-stored", "dynamodb.TransactWriteItems", True, record_and_lock,
+         "started", True),
     Step("run-task-lost", "ecs.RunTask", False, any_request, "started", True),
     Step("run-task-started", "ecs.RunTask", True, any_request, "started", True),
     Step("task-arn-write-lost", "dynamodb.UpdateItem", False, arn_write, "started", True),

@@ -18,7 +18,6 @@ from tests.chaos.tools import (
     cron_yaml,
     final,
     in_parallel,
-    on_table,
     redeliver,
 )
 from tests.support.ecs_events import lifecycle, send_event
@@ -26,6 +25,17 @@ from tests.support.faultproxy import INJECTED
 from tests.support.waiting import wait_for
 
 SCHEDULED_AT = "2026-11-27T10:05:00Z"
+
+
+def record_write(table: str, cron: str | None = None):
+    """Dispatch's transaction that writes a run's record (of ``cron``) with its lock."""
+    def match(request) -> bool:
+        put = ((request.json().get("TransactItems") or [{}])[0].get("Put") or {})
+        return put.get("TableName") == table and (
+            cron is None or put.get("Item", {}).get("cron", {}).get("S") == cron)
+    return match
+
+
 STORM_ENV = {"CRONCTL_CLAIM_S": "10", "CRONCTL_WATCHDOG_INTERVAL_S": "1"}
 
 
@@ -38,14 +48,14 @@ def test_throttling_and_5xx_storms_while_20_crons_are_due_at_once(daemon_factory
     daemon = daemon_factory(env=STORM_ENV)
 
     throttles = proxy.fail("ecs.RunTask", code="ThrottlingException", times=12)
-    # One cron's first delivery certainly fails (every retry of its registry read does, in
-    # the outage or after it), so it is certainly redelivered.
-    unlucky = proxy.fail("dynamodb.GetItem", status=500, times=5,
-                         when=on_table(ns.settings.registry_table, name="storm-01"))
+    # One cron's first delivery certainly fails (every retry of the write of its record and
+    # lock does, in the outage or after it), so it is certainly redelivered.
+    unlucky = proxy.fail("dynamodb.TransactWriteItems", status=500, times=5,
+                         when=record_write(ns.settings.executions_table, "storm-01"))
     outage = proxy.fail("dynamodb.*", status=500, for_s=2.5)
     # Records stored whose answers are lost: the retry must know its own write.
-    lost_answers = proxy.drop_response("dynamodb.PutItem", times=3,
-                                       when=on_table(ns.settings.executions_table))
+    lost_answers = proxy.drop_response("dynamodb.TransactWriteItems", times=3,
+                                       when=record_write(ns.settings.executions_table))
     sns = ns.sns()
     bodies = {cron: sns.notification(cron, SCHEDULED_AT) for cron in crons}
     answers = dict(zip(crons, in_parallel(

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from reconciler.service.embedded.emulator import atomic_dynamodb
+from reconciler.service.embedded.emulator import atomic_dynamodb, cheap_transactions
 
 REGION = "us-east-1"
 # The execution role a test namespace is set up with (bootstrap records one; the plan refuses
@@ -30,6 +30,7 @@ def moto_server(credential: str = "testing") -> Iterator[str]:
     for name in ("werkzeug", "moto"):
         logging.getLogger(name).setLevel(logging.ERROR)
     atomic_dynamodb()  # conditional writes atomic, as on AWS (see docs/aws-fidelity.md)
+    cheap_transactions()  # a transaction's cost not the size of its tables, as on AWS
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -210,6 +210,11 @@ class Execution:
     attempt: int | None = None
     retry_at: str | None = None
     tries: tuple[Try, ...] | None = None
+    # True when the cron had no monitor and folded no run into an alert state when this run
+    # was created (dispatch decides, from the registry item it started the run with): its
+    # final state then needs no ping and no alert, so the consumer's outbox holds only
+    # ``finished`` and its drain reads no registry item. None: not known (full effects).
+    quiet: bool | None = None
 
     @property
     def attempt_number(self) -> int:
@@ -291,6 +296,8 @@ class Execution:
             values["notices"] = {str(k): str(v) for k, v in dict(values["notices"]).items()}
         if values.get("attempt") is not None:
             values["attempt"] = int(values["attempt"])
+        if values.get("quiet") is not None:
+            values["quiet"] = bool(values["quiet"])
         if values.get("retry") is not None:
             values["retry"] = RetryTerms.from_dict(dict(values["retry"]))
         if values.get("tries") is not None:
@@ -504,3 +511,66 @@ def apply_event(record: Execution, event: TaskEvent) -> Execution | None:
         return None
     status = RUNNING if event.last_status in ("RUNNING", *STOPPING_STATES) else PENDING
     return replace(record, status=status, **changes)
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """What ``apply_event`` would do with ``event`` to a record in the common case, computed
+    from the event alone, so that it can be stored in one conditional write without reading
+    the record first (``ExecutionStore.store_event``).
+
+    The write applies only to a record of the event's attempt (``attempt``), not terminal
+    (PENDING or RUNNING), whose version is below ``version`` and whose task is ``task_arn``
+    or none; ``sets`` are stored, ``sets_if_absent`` only where the record has none, ``removes`` removed; with
+    ``needs`` (attribute names), only a record that has them (``apply_event`` would take a
+    value from them). Anything else (a stale, duplicate or earlier-attempt event, a terminal
+    record, a record that may be retried when ``retry_free``) fails the condition, and the
+    caller goes on with ``apply_event`` on the record the failure returned.
+    ``status`` is the status stored; ``terminal`` whether it is final."""
+
+    status: str
+    version: int
+    task_arn: str
+    attempt: int
+    terminal: bool
+    sets: dict
+    sets_if_absent: dict
+    removes: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    retry_free: bool = False
+
+
+def event_write(event: TaskEvent, attempt: int) -> EventWrite:
+    """``apply_event(record, event)`` for any record that meets ``EventWrite``'s conditions,
+    as a write that needs no read (see ``EventWrite``)."""
+    sets: dict = {}
+    if_absent: dict = {}
+    needs: list[str] = []
+    if event.started_at:
+        sets["started_at"] = event.started_at
+    if not outcome_decided(event):
+        status = RUNNING if event.last_status in ("RUNNING", *STOPPING_STATES) else PENDING
+        return EventWrite(status=status, version=event.version, task_arn=event.task_arn,
+                          attempt=attempt, terminal=False, sets={"status": status, **sets},
+                          sets_if_absent={})
+    outcome = final_outcome(event)
+    stopped_at = event.stopped_at or event.execution_stopped_at
+    if stopped_at:
+        sets["stopped_at"] = stopped_at
+    elif event.event_time:
+        if_absent["stopped_at"] = event.event_time
+    if outcome.status != FAILED_TO_START and not event.started_at:
+        if event.created_at:
+            if_absent["started_at"] = event.created_at
+        else:
+            needs.append("started_at")   # else the record's created_at: the slow path
+    sets.update(status=outcome.status)
+    removes = []
+    for name, value in (("exit_code", outcome.exit_code), ("reason", outcome.reason)):
+        if value is None:
+            removes.append(name)
+        else:
+            sets[name] = value
+    return EventWrite(status=outcome.status, version=event.version, task_arn=event.task_arn,
+                      attempt=attempt, terminal=True, sets=sets, sets_if_absent=if_absent,
+                      removes=tuple(removes), needs=tuple(needs), retry_free=outcome.status != SUCCESS)

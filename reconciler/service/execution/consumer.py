@@ -8,12 +8,17 @@ Per message:
   queue's redrive policy moves it, alone, to the dead-letter queue);
 - another detail-type, a task not started by us (no ``startedBy``, or no such execution)
   -> deleted quietly;
-- otherwise ``apply_event`` + a conditional write on ``detail.version``; stale and duplicate
-  events change nothing. The message is deleted only after its effect is stored.
+- otherwise the event is stored by one conditional UpdateItem computed from the event alone
+  (``records.event_write``, the common case: no read first); refused, an event that does not
+  decide the outcome changes nothing (stale, duplicate, finished run), and a final event's
+  refused write returns the record (``ALL_OLD``) for ``apply_event`` + a compare-and-swap on
+  ``version`` (retries, a decided outcome refined, a redelivery repairing a crash). The
+  message is deleted only after its effect is stored.
 The write that makes a run terminal also stores its outbox (``finished``, ``ping``,
-``alert``: see ``reconciler.service.execution.outbox``). Then the overlap lock is released
-(only if this execution holds it), the record notes ``lock_released`` (so a redelivered final
-event does not release again), and the outbox is drained at once (the canonical
+``alert``: see ``reconciler.service.execution.outbox``) and, on the fast path, claims it for
+``FRESH_CLAIM_S``. Then the overlap lock is released (only if this execution holds it), the
+record notes ``lock_released`` (so a redelivered final event does not release again; on the
+fast path in the write that empties the outbox), and the outbox is drained at once (the canonical
 ``execution.finished`` line, the run counted, ``on_terminal(execution)``, the monitor's ping,
 alerts). A crash after the final state is stored loses none of it: a redelivered final event,
 or the watchdog's next sweep, releases the lock and drains the outbox. Several replicas may
@@ -29,6 +34,9 @@ compare-and-swap, no outbox, the lock kept). A lock released to a queued run
 from __future__ import annotations
 
 import contextlib
+import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -42,6 +50,7 @@ from reconciler.core.executions.records import (
     Execution,
     MalformedEvent,
     apply_event,
+    event_write,
     outcome_decided,
     parse_task_event,
     parse_time,
@@ -59,6 +68,11 @@ log = get_logger("cronctl.consumer")
 
 DELETE, KEEP = "delete", "keep"
 APPLY_ATTEMPTS = 5
+# How long the write that stores a final state claims the run's outbox for the consumer
+# that stored it: enough for its fast path (a lock release and one write); a drain with
+# more to do takes the outbox's usual claim first. A consumer that dies leaves the outbox to
+# a redelivered final event or the watchdog this much later.
+FRESH_CLAIM_S = 5.0
 
 
 class EventConsumer(Worker):
@@ -81,6 +95,7 @@ class EventConsumer(Worker):
         self._batch_size = batch_size
         self._error_backoff_s = error_backoff_s
         self._settings = settings
+        self._settled = Settled()
         super().__init__()
 
     # -- thread ---------------------------------------------------------------------------
@@ -148,8 +163,25 @@ class EventConsumer(Worker):
         if not event.started_by:
             return DELETE
         eid, attempt = parse_token(event.started_by)
+        if self._settled.known(event.started_by, event.version, outcome_decided(event)):
+            return DELETE       # a redelivery of what this consumer stored and settled
+        # The common case in one conditional write, with no read first (``event_write``);
+        # when its condition fails, the record it returns is what the slow path starts from.
+        write = event_write(event, attempt)
+        owner = str(uuid.uuid4())
+        effects = initial_effects(write.status) if write.terminal else frozenset()
+        stored, record = self.executions.store_event(eid, write, effects, owner,
+                                                     FRESH_CLAIM_S)
+        if stored:
+            settled = write.terminal and record is not None and \
+                self._finished_claimed(record, owner)
+            self._settled.note(event.started_by, event.version, settled=bool(settled))
+            return DELETE
+        if not write.terminal:
+            # Refused: ``apply_event`` would change nothing either (stale, a duplicate, a
+            # finished run, another attempt's or another task's event, or not our run).
+            return DELETE
         for _ in range(APPLY_ATTEMPTS):
-            record = self.executions.get(eid)
             if record is None:
                 log.debug("consumer.foreign_task", task_arn=event.task_arn,
                           started_by=event.started_by)
@@ -164,8 +196,17 @@ class EventConsumer(Worker):
                 if record.terminal and outcome_decided(event):
                     if not record.lock_released:
                         self.release_lock(record)
-                    if record.outbox:
-                        self.outbox.drain(record, "consumer")
+                    if record.outbox and record.outbox_owner == owner:
+                        # Our own final write, whose first answer was lost.
+                        self.outbox.drain_claimed(record, owner, "consumer")
+                    elif record.outbox:
+                        # Claimed by the write that stored the final state: that consumer
+                        # finishes in a moment, or died; wait for the short claim (no longer)
+                        # and drain what is left. A drain under way keeps its claim: the
+                        # watchdog's sweep finishes what it leaves.
+                        record = self._after_fresh_claim(record)
+                        if record is not None and record.outbox:
+                            self.outbox.drain(record, "consumer")
                 return DELETE
             becomes_terminal = updated.terminal and not record.terminal
             if becomes_terminal:
@@ -174,6 +215,7 @@ class EventConsumer(Worker):
                 if stored is not None:
                     if stored:
                         return DELETE
+                    record = self.executions.get(eid)
                     continue        # someone else wrote first: read it and apply again
             effects = initial_effects(updated.status) if becomes_terminal else frozenset()
             if self.executions.apply(updated, record.version, effects):
@@ -181,9 +223,22 @@ class EventConsumer(Worker):
                     self._finished(replace(updated, outbox=effects or None))
                 return DELETE
             # Another consumer stored a newer state meanwhile: read it and apply again.
+            record = self.executions.get(eid)
         log.warning("consumer.contended", execution_id=event.started_by)
         self.metrics.message_failed("contended")
         return KEEP
+
+    def _after_fresh_claim(self, record: Execution) -> Execution | None:
+        """The record once its outbox is no longer claimed, or once ``FRESH_CLAIM_S`` (the
+        claim of a final state's write) has passed, whichever comes first: re-read a few
+        times a second meanwhile (only when a final event meets a claimed outbox)."""
+        deadline = time.monotonic() + FRESH_CLAIM_S + 0.5
+        while record is not None and record.outbox and record.outbox_claimed(time.time()) \
+                and time.monotonic() < deadline:
+            if self._stop.wait(0.2):
+                break
+            record = self.executions.get(record.execution_id)
+        return record
 
     def release_lock(self, execution: Execution) -> None:
         """Release the run's overlap lock (if it holds it) and note that it is gone."""
@@ -191,6 +246,49 @@ class EventConsumer(Worker):
 
     def _finished(self, execution: Execution) -> None:
         finished(self.executions, self.locks, execution, self.outbox, "consumer")
+
+    def _finished_claimed(self, execution: Execution, owner: str) -> bool:
+        """What follows a final state stored by ``store_event`` (``execution``: the record
+        after it, its outbox claimed by ``owner``): the lock released (if the run holds it),
+        then the outbox drained, and the write that empties it notes the lock released and
+        takes the run out of the index of open runs: two calls for a run with nothing to
+        ping or alert. A crash in between loses nothing: the record shows the lock not noted
+        released and the outbox, and a redelivered final event or the watchdog's sweep (once
+        the short claim has expired) finishes the work."""
+        _, handed = self.locks.release_to_waiting(execution.cron, execution.execution_id)
+        noted = self.outbox.drain_claimed(execution, owner, "consumer", lock_released_now=True)
+        if not noted:
+            self.executions.mark_lock_released(execution.execution_id)
+        if handed and self.outbox.start_queued is not None:
+            self.outbox.start_queued(handed)
+        return noted    # the outbox empty, the lock released and noted: nothing left to do
+
+
+class Settled:
+    """What this consumer stored itself, by task token (``startedBy``: execution and
+    attempt): the highest event version, and whether the run is settled (final state stored,
+    lock released and noted, outbox empty: the record out of the index of open runs). A
+    redelivered event whose version is not above it changes nothing (``apply_event``: the
+    stored version only grows within an attempt) and, if it decides the outcome, finds
+    nothing to repair once the run is settled (a settled record changes no more): deleted
+    without a call. Bounded (the oldest forgotten first); per process, so another replica or
+    a restarted consumer simply makes the refused write."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+
+    def known(self, token: str, version: int, decided: bool) -> bool:
+        entry = self._entries.get(token)
+        return entry is not None and version <= entry[0] and (entry[1] or not decided)
+
+    def note(self, token: str, version: int, settled: bool) -> None:
+        old = self._entries.pop(token, None)
+        if old is not None:
+            version, settled = max(version, old[0]), settled or old[1]
+        self._entries[token] = (version, settled)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
 
 
 def store_retry(executions: ExecutionStore, metrics: Metrics, read: Execution,

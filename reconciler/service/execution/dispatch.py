@@ -2,14 +2,24 @@
 ECS task, even when a process crashes at any step.
 
 The execution record is the intent. One dispatch:
-1. reads the cron's registry item (unknown -> ``unknown_cron``; suspended -> ``suspended``;
+1. takes the cron's registry item from the dispatcher's cache (``RegistryCache``: primed by
+   one Scan in ``warm``, else read once) — a cached item is only ever used under the check of
+   step 2, and a run not started on its word is decided by the item read anew (unknown ->
+   ``unknown_cron``; suspended -> ``suspended``;
    a scheduled time outside the cron's ``active`` window -> ``outside_window``, not recorded:
    the rules backend's backstop, its rule being disabled outside the window by the plan; a
    manual ``cronctl trigger`` is not held to the window);
 2. creates the execution record, PENDING, conditionally (``attribute_not_exists``), carrying
    this attempt's id and a claim on the record (``claimed_by``/``claim_until``, default
-   30 s). If the first answer is lost and the retry finds the record, the attempt id in it is
-   ours: it is our record, not a duplicate;
+   30 s), in one ``TransactWriteItems`` with a ``ConditionCheck`` that the cron's registry
+   item is still exactly the cached one and, when nothing must be looked at first (no
+   ``suspend-after-failures``, no excluded date, not forced, not ``allow``), the overlap lock
+   of step 4. Refused, the answer says why, item by item: the record exists (a duplicate:
+   this one call is all it costs), the registry item changed (its answer carries the item as
+   stored now: decided again with it, from step 1), or the lock is held (the record is then
+   written alone, under the same check, and step 4 starts from the holder named). If the
+   first answer is lost and the retry finds the record, the attempt id in it is ours: it is
+   our record (and our lock), not a duplicate;
 3. when the record exists already: a run with a task (or finished) is a ``duplicate``; a
    PENDING record with no task is an interrupted dispatch: if another attempt holds a live
    claim the answer is 503 (SNS retries later); otherwise this attempt claims it
@@ -61,8 +71,9 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.ec2 import default_network
 from reconciler.adapters.ecs_tasks import EcsTasks
 from reconciler.adapters.executions import ExecutionStore, OverlapLocks
-from reconciler.adapters.registry_read import RegistryReader
-from reconciler.core.alerts.decide import pause_reason
+from reconciler.adapters.registry_read import RegistryCache, RegistryReader
+from reconciler.adapters.registry_read import check as registry_check
+from reconciler.core.alerts.decide import counted, pause_reason
 from reconciler.core.alerts.model import initial_effects
 from reconciler.core.cronfile.calendars import excluded_by, exclusion_reason
 from reconciler.core.executions import records as ex
@@ -87,6 +98,7 @@ OUTSIDE_WINDOW = "outside_window"
 QUEUED = "queued"
 RETRY_WAIT = "retry_wait"
 LOCK_ATTEMPTS = 5
+REGISTRY_ATTEMPTS = 4
 DEFAULT_TIMEOUT_S = 24 * 3600
 # What a run that fails to start leaves in its outbox: its ping and its alert (dispatch logs
 # and counts it itself).
@@ -152,6 +164,7 @@ class Dispatcher:
         self.pinger = pinger or NoPings()
         self.outbox = outbox or Outbox(clients, settings, metrics=self.metrics)
         self.registry = RegistryReader(clients, settings)
+        self.registry_cache = RegistryCache(self.registry)
         self.executions = ExecutionStore(clients, settings)
         self.locks = OverlapLocks(clients, settings)
         self.tasks = EcsTasks(clients, settings)
@@ -174,13 +187,18 @@ class Dispatcher:
 
     def warm(self) -> None:
         """Look up what the first dispatch would otherwise look up (the default VPC's
-        network), so that it costs what any other does. Best effort: on failure the first
-        dispatch looks it up again."""
+        network, every cron's registry item: one Scan), so that it costs what any other
+        does. Best effort: on failure the first dispatch looks it up again."""
         try:
             self.network()
         except (TransientError, PermanentError) as exc:
             log.warning("dispatch.network_lookup_failed", error=str(exc),
                         message="the first dispatch looks the default VPC up again")
+        try:
+            self.registry_cache.prime(self.registry.all_wire())
+        except (TransientError, PermanentError) as exc:
+            log.warning("dispatch.registry_scan_failed", error=str(exc),
+                        message="each cron's first dispatch reads its registry item")
 
     def handle_sns_message(self, message: dict) -> tuple[int, str]:
         """HTTP status and body for a verified SNS notification; its outcome is counted.
@@ -214,25 +232,107 @@ class Dispatcher:
     def dispatch(self, cron: str, scheduled_at: str, trigger: str = "schedule",
                  force: bool = False) -> DispatchOutcome:
         """Start (or skip) one run of ``cron``; see the module docstring for the order."""
-        item = self.registry.get(cron)
-        if item is None:
-            log.warning("dispatch.unknown_cron", cron=cron, scheduled_at=scheduled_at)
-            return DispatchOutcome(UNKNOWN_CRON, reason=f"no cron named {cron!r}")
-        spec = item.spec
-        if spec.suspend and not (trigger == "manual" and force):
-            log.info("dispatch.suspended", cron=cron, scheduled_at=scheduled_at)
-            return DispatchOutcome(SUSPENDED, reason="cron is suspended")
-        if trigger != "manual" and (why := self._outside(spec, scheduled_at)):
-            log.info("dispatch.outside_window", cron=cron, scheduled_at=scheduled_at,
-                     reason=why)
-            return DispatchOutcome(OUTSIDE_WINDOW, reason=why)
-        now = datetime.now(UTC)
         attempt = str(uuid.uuid4())
+        cached, from_cache = self.registry_cache.get(cron)
+        for _ in range(REGISTRY_ATTEMPTS):
+            if cached is None:
+                log.warning("dispatch.unknown_cron", cron=cron, scheduled_at=scheduled_at)
+                return DispatchOutcome(UNKNOWN_CRON, reason=f"no cron named {cron!r}")
+            item = cached.item
+            spec = item.spec
+            suspended = spec.suspend and not (trigger == "manual" and force)
+            why = None if suspended or trigger == "manual" else \
+                self._outside(spec, scheduled_at)
+            if (suspended or why) and from_cache:
+                # A run not started on the strength of a cached item: the item as stored
+                # decides (the write's check only covers runs that are started).
+                cached, from_cache = self.registry_cache.read(cron), False
+                continue
+            if suspended:
+                log.info("dispatch.suspended", cron=cron, scheduled_at=scheduled_at)
+                return DispatchOutcome(SUSPENDED, reason="cron is suspended")
+            if why:
+                log.info("dispatch.outside_window", cron=cron, scheduled_at=scheduled_at,
+                         reason=why)
+                return DispatchOutcome(OUTSIDE_WINDOW, reason=why)
+            record = self._new_record(item, cron, scheduled_at, trigger, attempt)
+            # The lock rides in the record's write when nothing has to be looked at before
+            # it (no pause after failures to read, no excluded date, not forced).
+            with_lock = (not force and spec.concurrency != "allow"
+                         and spec.suspend_after_failures is None
+                         and self._excluded(spec, record) is None)
+            others = [registry_check(self._settings.registry_table, cached)]
+            if with_lock:
+                others.append(self.locks.acquire_item(cron, record.execution_id,
+                                                      self._hold_s(spec)))
+            created, stored, reasons = self._create(record, others)
+            if not created and stored is not None and stored.attempt_id == attempt:
+                created = True      # our own write, whose first answer was lost
+            if created:
+                if with_lock:
+                    return self._locked(item, record, attempt)
+                return self._proceed(item, record, attempt, force=force, resumed=False)
+            if stored is not None:
+                if reasons and reasons[0][0] == "ConditionalCheckFailed":
+                    self.registry_cache.refresh(cron, reasons[0][1])
+                # Resumed with the registry item as stored now (read if it goes on).
+                return self.resume(stored, attempt=attempt)
+            if not reasons:     # deleted meanwhile (its history expired): nothing to do
+                return DispatchOutcome(DUPLICATE, record.execution_id)
+            if reasons[0][0] == "ConditionalCheckFailed":
+                # The registry item changed since it was cached (or the cron is gone):
+                # decide again with the item as it is now.
+                cached = self.registry_cache.refresh(cron, reasons[0][1])
+                from_cache = False
+                continue
+            if with_lock and reasons[1][0] == "ConditionalCheckFailed":
+                # The lock is held: the record alone (still under the registry's check),
+                # then the concurrency policy, starting from the holder the answer named.
+                holder = (reasons[1][1] or {}).get("execution_id", {}).get("S")
+                created, stored, reasons = self._create(record, others[:1])
+                if not created and stored is not None and stored.attempt_id == attempt:
+                    created = True
+                if created:
+                    return self._proceed(item, record, attempt, force=False, resumed=False,
+                                         holder=holder)
+                if stored is not None:
+                    return self.resume(stored, attempt=attempt)
+                if reasons and reasons[0][0] == "ConditionalCheckFailed":
+                    cached = self.registry_cache.refresh(cron, reasons[0][1])
+                    from_cache = False
+                continue
+            raise TransientError(f"dispatch of {cron}: the record's write was refused "
+                                 f"({[code for code, _ in reasons]})")
+        raise TransientError(f"the registry item of {cron} keeps changing; retried later")
+
+    def _create(self, record: ex.Execution, others: list[dict]):
+        """``create_with``; when every try failed (``TransientError``), the last may still
+        have been stored with its answer lost: one read tells (the record with this
+        attempt's id is ours, written with ``others``, all or nothing), so the attempt goes
+        on instead of leaving a claimed record for a redelivery or the watchdog to wait
+        for. Nothing found (or the read fails too): the error is raised."""
+        try:
+            return self.executions.create_with(record, others)
+        except TransientError:
+            try:
+                stored = self.executions.get(record.execution_id)
+            except (TransientError, PermanentError):
+                stored = None
+            if stored is None or stored.attempt_id != record.attempt_id:
+                raise
+            return False, stored, []
+
+    def _new_record(self, item, cron: str, scheduled_at: str, trigger: str,
+                    attempt: str) -> ex.Execution:
+        """The PENDING record of a new run: this attempt's id and claim, the start deadline,
+        the retry terms, and whether it is quiet (nothing to ping or alert when it ends)."""
+        spec = item.spec
+        now = datetime.now(UTC)
         eid = ex.execution_id(cron, scheduled_at) if trigger == "schedule" \
             else ex.manual_execution_id()
         scheduled = ex.parse_time(scheduled_at)
         anchor = ex.parse_time(item.schedule_since) if item.schedule_since else None
-        record = ex.Execution(
+        return ex.Execution(
             execution_id=eid, cron=cron, trigger=trigger,
             scheduled_at=ex.format_time(scheduled),
             created_at=ex.format_time(now),
@@ -241,15 +341,18 @@ class Dispatcher:
             claim_until=now.timestamp() + self._settings.claim_s,
             start_deadline=ex.format_time(
                 max(scheduled, now) + timedelta(seconds=self._settings.start_deadline_s)),
-            retry=retries.terms_for(spec, scheduled if trigger == "schedule" else now, anchor))
-        created, stored = self.executions.create_or_get(record)
-        if not created and stored is not None and stored.attempt_id == attempt:
-            created = True      # our own write, whose first answer was lost
-        if created:
-            return self._proceed(item, record, attempt, force=force, resumed=False)
-        if stored is None:      # deleted meanwhile (its history expired): nothing to do
-            return DispatchOutcome(DUPLICATE, eid)
-        return self.resume(stored, item=item, attempt=attempt)
+            retry=retries.terms_for(spec, scheduled if trigger == "schedule" else now, anchor),
+            quiet=True if not item.monitor_id and not counted(spec) else None)
+
+    def _locked(self, item, record: ex.Execution, attempt: str) -> DispatchOutcome:
+        """Step 5 for a new record whose write took the overlap lock too."""
+        try:
+            return self._start(record.cron, record.execution_id, item, attempt, locked=True,
+                               resumed=False, scheduled_at=record.scheduled_at
+                               if record.trigger == "schedule" else None, run=record)
+        except (TransientError, PermanentError):
+            self._unclaim(record.execution_id, attempt)
+            raise
 
     @staticmethod
     def _outside(spec: CronSpec, scheduled_at: str) -> str | None:
@@ -323,15 +426,17 @@ class Dispatcher:
         return DispatchOutcome(FAILED_TO_START, record.execution_id, reason=reason)
 
     def _proceed(self, item, record: ex.Execution, attempt: str, *, force: bool,
-                 resumed: bool) -> DispatchOutcome:
-        """Steps 4 and 5 for a record this attempt has claimed."""
+                 resumed: bool, holder: str | None = None) -> DispatchOutcome:
+        """Steps 4 and 5 for a record this attempt has claimed (``holder``: the lock's holder
+        as a refused write just named it)."""
         cron, eid = record.cron, record.execution_id
         spec = item.spec
         policy = spec.concurrency
         try:
             reason = self._held(item, record, force)    # calendars, pause after failures
             blocked = None if reason else self._take_lock(cron, eid, policy, force,
-                                                          self._hold_s(spec), resumed=resumed)
+                                                          self._hold_s(spec), resumed=resumed,
+                                                          holder=holder)
             if blocked is not None and policy == "queue" and not force:
                 return self._queue(item, record, attempt, blocked)
             if reason or blocked is not None:
@@ -356,14 +461,21 @@ class Dispatcher:
         paused the cron for its current spec (unless forced). Only a cron with
         ``suspend-after-failures`` costs a read (its alert state)."""
         spec = item.spec
-        if spec.exclude and record.trigger == "schedule":
-            hit = excluded_by(spec.exclude, ex.parse_time(record.scheduled_at))
-            if hit is not None:
-                return exclusion_reason(*hit)
+        if (why := self._excluded(spec, record)) is not None:
+            return why
         if spec.suspend_after_failures is not None and not force:
             state = self.alert_states.get(record.cron)
             if state.paused_for(spec.spec_hash()):
                 return pause_reason(state, spec)
+        return None
+
+    @staticmethod
+    def _excluded(spec: CronSpec, record: ex.Execution) -> str | None:
+        """Why a scheduled run is held back by its calendars (no I/O), or None."""
+        if spec.exclude and record.trigger == "schedule":
+            hit = excluded_by(spec.exclude, ex.parse_time(record.scheduled_at))
+            if hit is not None:
+                return exclusion_reason(*hit)
         return None
 
     def _queue(self, item, record: ex.Execution, attempt: str,
@@ -432,8 +544,9 @@ class Dispatcher:
         return float(spec.timeout_s) + self._settings.grace_s
 
     def _take_lock(self, cron: str, eid: str, policy: str, force: bool, hold_s: float,
-                   resumed: bool = False) -> str | None:
+                   resumed: bool = False, holder: str | None = None) -> str | None:
         """Apply the concurrency policy; returns the blocking execution id, or None to go on.
+        ``holder``: the holder a refused write just named (the first attempt starts from it).
 
         A resumed (older) run never replaces a newer holder: it is skipped instead."""
         if policy == "allow":
@@ -442,8 +555,12 @@ class Dispatcher:
             self.locks.force(cron, eid, hold_s)
             return None
         expected = None
+        known = holder
         for _ in range(LOCK_ATTEMPTS):
-            acquired, holder = self.locks.try_acquire(cron, eid, expected, hold_s)
+            if known is not None:
+                acquired, holder, known = False, known, None
+            else:
+                acquired, holder = self.locks.try_acquire(cron, eid, expected, hold_s)
             if acquired:
                 return None
             if holder is None:          # released meanwhile: try again from "free"

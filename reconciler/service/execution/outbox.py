@@ -100,12 +100,49 @@ class Outbox:
                         execution_id=record.execution_id, error=str(exc))
             return False
 
+    def drain_claimed(self, record: Execution, owner: str, source: str,
+                      lock_released_now: bool = False) -> bool:
+        """Carry out the outbox of ``record`` (as stored), which ``owner`` claimed already
+        with the write that stored its final state (``ExecutionStore.store_event``): no
+        claim of its own. ``lock_released_now``: the caller has just released the run's lock
+        and the write that empties the outbox notes it. True when that write noted it (else
+        the caller notes it: ``mark_lock_released``)."""
+        if not record.outbox:
+            return False
+        now = self._now()
+        try:
+            if record.pending_effects - self._quick(record):
+                # Something that may take long (a notice, a ping, an alert state): the claim
+                # of the final write is short (``FRESH_CLAIM_S``); the usual one is taken.
+                record = self.executions.claim_outbox(record.execution_id, owner,
+                                                      self.claim_s, now.timestamp(),
+                                                      ignore_backoff=True)
+                if record is None:
+                    return False
+            return self._carry_out(record, owner, source, None, now,
+                                   lock_released_now=lock_released_now) == "noted"
+        except CronctlError as exc:
+            log.warning("outbox.drain_failed", cron=record.cron,
+                        execution_id=record.execution_id, error=str(exc))
+            return False
+
+    @staticmethod
+    def _quick(run: Execution) -> frozenset[str]:
+        """The effects of ``run`` carried out without any call: its ``finished`` line, and
+        for a quiet run (``Execution.quiet``) its ping and alert, which are then nothing."""
+        return frozenset({FINISHED, PING, ALERT}) if run.quiet else frozenset({FINISHED})
+
     # -- the effects ----------------------------------------------------------------------
     def _carry_out(self, run: Execution, owner: str, source: str, item: RegistryItem | None,
-                   now: datetime) -> bool:
+                   now: datetime, lock_released_now: bool = False) -> bool | str:
         effects = set(run.pending_effects)
         done: set[str] = set()
         carried: set[str] = set()     # every effect carried out (or dropped) by this drain
+        if run.quiet:
+            # No monitor and no alert state when the run was created: nothing to ping or fold
+            # (its start was not pinged either), so no registry item is read.
+            done |= effects & {PING, ALERT}
+            effects -= {PING, ALERT}
         if item is None and effects & {PING, ALERT, OVERLONG}:
             item = self.registry.get(run.cron)
         if FINISHED in effects:
@@ -162,10 +199,12 @@ class Outbox:
                     run.execution_id, owner, frozenset({effect})) is None:
                 return False
             done.discard(effect)
-        if (failure is None and not effects - carried and run.terminal and run.lock_released
-                and self.executions.finish_outbox(run.execution_id, owner)):
+        if (failure is None and not effects - carried and run.terminal
+                and (run.lock_released or lock_released_now)
+                and self.executions.finish_outbox(run.execution_id, owner,
+                                                  lock_released_now=lock_released_now)):
             self._log_drained(run, sent, dropped, ())
-            return True
+            return "noted" if lock_released_now else True
         return self._release(run, owner, done | (carried & effects), failure, sent, dropped,
                              now)
 
