@@ -1,9 +1,11 @@
 """``daemon.rss``: resident memory of a ``cronctl serve`` process holding N crons.
 
 The namespace holds N crons applied (the reconcile rows' namespace when they just ran with
-this N, else bootstrapped and applied here), and a daemon is started on a folder holding the
-same files, so its passes are at steady state. The floor, meanwhile: a daemon on an empty cron
-folder, on a namespace of its own (what the process costs whatever N is). Each daemon is a real ``python -m reconciler serve`` subprocess
+this N, else bootstrapped and applied here), and a daemon is started on a Git repository
+whose commit holds the same files, as deployed: its first pass is a sweep (nothing to
+change), the next ones cheap, so its passes are at steady state. The floor, meanwhile: a
+daemon on an empty cron folder's commit, on a namespace of its own (what the process costs
+whatever N is). Each daemon is a real ``python -m reconciler serve`` subprocess
 (``--repo DIR --path crons.d``, ``--interval 0.5``, ``AWS_ENDPOINT_URL`` = the moto server,
 loopback listen address); the harness reads its ``GET /metrics`` until three reconcile passes
 succeeded, then ``VmRSS`` (and ``VmHWM``, the peak) from ``/proc/<pid>/status``, then stops it
@@ -132,6 +134,17 @@ def _write(folder: str, n: int, edited: frozenset[int]) -> None:
         path = Path(folder, relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+    _commit(folder)
+
+
+def _commit(folder: str) -> None:
+    """Make ``folder`` a Git repository with its files committed: the daemon reads a
+    commit, as deployed (a plain folder would make every pass a full one)."""
+    for args in (["init", "-q"], ["add", "-A"],
+                 ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q",
+                  "--allow-empty", "-m", "crons"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
+                       timeout=300)
 
 
 def run(url: str, n: int, applied: bool = False) -> list:
@@ -151,6 +164,7 @@ def run(url: str, n: int, applied: bool = False) -> list:
     deadline = 120.0 + 0.25 * n
     try:
         Path(empty, "crons.d").mkdir()
+        _commit(empty)
         _write(full, n, edited)
         with ThreadPoolExecutor(2, thread_name_prefix="bench-daemon") as pool:
             floor_future = pool.submit(measure, url, empty, deadline, FLOOR_NAMESPACE)

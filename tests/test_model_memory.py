@@ -78,3 +78,17 @@ def test_small_values_are_shared_and_equal():
         == Notifications(slack="#a")
     assert notifications_of(alert_after=True) == Notifications(alert_after=True)
     assert notifications_of(slack=["unhashable"]) == Notifications(slack=["unhashable"])
+
+
+def test_the_daemon_caps_malloc_arenas_and_returns_free_pages_on_linux():
+    import sys
+
+    from reconciler.service import memory
+
+    if not sys.platform.startswith("linux"):
+        assert (memory.limit_arenas(), memory.trim()) == (False, False)
+        return
+    blocks = [bytearray(64 * 1024) for _ in range(256)]   # 16 MiB on the heap, then freed
+    del blocks
+    assert memory.limit_arenas() is True
+    assert memory.trim() is True

@@ -84,6 +84,9 @@ def _status_page_line(listen: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.service.memory import limit_arenas
+
+    limit_arenas()  # before any thread: a long-running daemon's memory follows what it keeps
     settings = settings_from_args(args)
     if args.interval_s is not None and args.interval_s <= 0:
         print("cronctl serve: --interval must be a positive number of seconds", file=sys.stderr)

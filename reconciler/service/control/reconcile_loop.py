@@ -44,6 +44,7 @@ from reconciler.core.plan.pass_check import AppliedRecord, PassPolicy
 from reconciler.errors import ConfigError, NotFound
 from reconciler.logs import get_logger
 from reconciler.service.control.reconcile import PassResult, Source, run_pass
+from reconciler.service.memory import trim
 from reconciler.service.metrics import Metrics
 from reconciler.settings import Settings
 
@@ -236,6 +237,8 @@ class ReconcileLoop:
             self._known = known if getattr(result, "cheap", False) \
                 else getattr(result, "known", None)
             self.last_result = _kept(result)
+            if not getattr(result, "cheap", False):
+                trim()  # the pass's working state is garbage now: give its pages back
             self.passes += 1
             if getattr(result, "lease_lost", False):
                 self.lost += 1
