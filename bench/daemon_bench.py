@@ -164,6 +164,7 @@ def run(url: str, n: int, applied: bool = False) -> list:
     deadline = 120.0 + 0.25 * n
     try:
         Path(empty, "crons.d").mkdir()
+        Path(empty, "crons.d", ".keep").write_bytes(b"")  # Git keeps no empty folder
         _commit(empty)
         _write(full, n, edited)
         with ThreadPoolExecutor(2, thread_name_prefix="bench-daemon") as pool:
