@@ -141,8 +141,8 @@ def targets(results: dict) -> list[list[str]]:
                     f"{disp['p99_ms']:.0f} ms; floor's cold {disp['floor_cold_ms']:.0f} ms",
                     _verdict(disp["cold_ms"] <= disp["p99_ms"],
                              f"{_x(disp['cold_ms'], disp['p50_ms'])} the p50: a new "
-                             "process's first calls (connections, the registry's first read); "
-                             "the default VPC is looked up when the daemon is built")])
+                             "process's first calls; the default VPC, the registry and the ECS "
+                             "connection are warmed when the daemon is built")])
     burst = _largest(results, "dispatch.burst")
     if burst:
         refused = burst.get("runtask_throttled_if_unpaced", 0)
@@ -151,8 +151,8 @@ def targets(results: dict) -> list[list[str]]:
             and refused == 0,
             f"not verifiable on moto, which never throttles; SIMULATED at the RunTask pace "
             f"measured here, {refused} of {burst['n']} RunTask calls would be refused by "
-            "the 100-burst, 20/s quota: the dispatcher has no client-side RunTask pacing "
-            "(item 3)" if refused else f"{burst['wall_s'] - burst['target_s']:.1f} s over "
+            "the 100-burst, 20/s quota although the dispatcher paces RunTask at it"
+            if refused else f"{burst['wall_s'] - burst['target_s']:.1f} s over "
             "on moto")
         out.append([f"{burst['n']} deliveries at once over {burst['connections']} connections",
                     f"all started within 1.2× RunTask's quota time "
@@ -160,8 +160,9 @@ def targets(results: dict) -> list[list[str]]:
                     f"all started in {burst['wall_s']:.1f} s on moto (floor "
                     f"{burst['floor_wall_s']:.1f} s, "
                     f"{_x(burst['wall_s'], burst['floor_wall_s'])}); RunTask's quota alone "
-                    f"needs {burst['runtask_quota_s']:.0f} s; {refused} RunTask calls "
-                    "throttled if unpaced (SIMULATED)", verdict])
+                    f"needs {burst['runtask_quota_s']:.0f} s; RunTask paced client-side at the "
+                    f"quota: {refused} calls over it at the pace measured (SIMULATED)",
+                    verdict])
     cons = _largest(results, "consume")
     if cons:
         ratio = cons["throughput_over_floor"]

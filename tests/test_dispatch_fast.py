@@ -330,3 +330,29 @@ def test_every_answer_to_the_record_write_lost_the_attempt_still_knows_its_write
     assert outcome.status == "started", outcome
     assert len(tasks_started_by(clients, settings, outcome.execution_id)) == 1
     assert OverlapLocks(clients, settings).holder("hello") == outcome.execution_id
+
+
+def test_runtask_is_paced_and_a_start_past_its_wait_is_a_transient_refusal(plane, settings,
+                                                                           monkeypatch):
+    """RunTask draws from the process's bucket of the namespace's RunTask rate: with a burst
+    of 2 and no time to wait, the third start is not made (no task) and answers 503 in the
+    dispatcher's terms (transient), so SNS delivers it again; its record stays resumable."""
+    from reconciler.adapters import ecs_tasks
+    from reconciler.core.quotas import configured
+
+    clients, td = plane
+    settings = settings.with_(api_rates=("ecs.RunTask=0.001/2",))
+    monkeypatch.setattr(ecs_tasks, "RUN_TASK_WAIT_S", 0.0)
+    monkeypatch.setattr(ecs_tasks, "_RUN_BUCKETS", {})
+    assert configured(settings.api_rates)["ecs.RunTask"].burst == 2
+    for name in ("one", "two", "three"):
+        put_cron(clients, settings, name, td)
+    dispatcher = _warm(clients, settings)
+    assert [dispatcher.dispatch(name, AT).status for name in ("one", "two")] == \
+        ["started", "started"]
+    status, body = dispatcher.handle_sns_message({"Message": json.dumps(
+        {"cron": "three", "scheduled_at": AT})})
+    assert status == 503 and "RunTask paced" in body
+    third = ex.execution_id("three", AT)
+    assert tasks_started_by(clients, settings, third) == []
+    assert ExecutionStore(clients, settings).get(third).status == "PENDING"

@@ -8,18 +8,37 @@ and ``startedBy`` = the same token, so a task started for an execution can also 
 ``AGENT``, Fargate's "capacity is unavailable") may, a refusal (``ATTRIBUTE``, a validation
 error, access denied) will not. Throttling and 5xx that outlast the retries raise
 ``TransientError``.
+
+RunTask is paced (``adapters/pacing.py``): every process's starts draw from one token bucket of
+the namespace's RunTask rate (AWS's default on Fargate: a burst of 100, then 20 per second;
+``--api-rate ecs.RunTask=…``), so a burst of due crons is spread at the quota's pace instead of
+being throttled; a start that would wait more than ``RUN_TASK_WAIT_S`` is not made and answers
+a transient failure (dispatch: 503, SNS delivers again).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from reconciler.adapters.aws import AwsClients, call, call_retrying
+from reconciler.adapters.pacing import TokenBucket
+from reconciler.core.quotas import Bucket, configured
 from reconciler.errors import PermanentError
 from reconciler.settings import NetworkSettings, Settings
 
 TRANSIENT_FAILURE_PREFIXES = ("RESOURCE:", "AGENT")
 TRANSIENT_FAILURE_WORDS = ("capacity is unavailable", "try again")
+RUN_TASK_WAIT_S = 8.0  # the longest a start waits for its RunTask token (HTTP deadline: 10 s)
+
+_RUN_BUCKETS: dict[Bucket, TokenBucket] = {}  # one per rate: shared by the process's starts
+_RUN_BUCKETS_LOCK = threading.Lock()
+
+
+def run_task_bucket(bucket: Bucket) -> TokenBucket:
+    with _RUN_BUCKETS_LOCK:
+        return _RUN_BUCKETS.setdefault(bucket, TokenBucket(bucket))
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class EcsTasks:
         self._cluster = settings.cluster_name
         self._launch_type = settings.launch_type
         self._strategy = [p.strategy() for p in settings.capacity_providers]
+        self._pace = run_task_bucket(configured(settings.api_rates)["ecs.RunTask"])
 
     def run_task(self, *, task_definition: str, overrides: dict, token: str,
                  tags: dict[str, str], network: NetworkSettings) -> RunResult:
@@ -87,6 +107,12 @@ class EcsTasks:
             kwargs["capacityProviderStrategy"] = self._strategy
         elif self._launch_type:
             kwargs["launchType"] = self._launch_type
+        if not self._pace.acquire(deadline=time.monotonic() + RUN_TASK_WAIT_S):
+            bucket = self._pace.bucket
+            return RunResult(failure=f"RunTask paced: the start would wait more than "
+                                     f"{RUN_TASK_WAIT_S:g} s for the RunTask rate ({bucket.per_s:g}"
+                                     f"/s, burst {bucket.burst}); try again",
+                             transient=True)
         try:
             response = call_retrying(self._ecs.run_task, **kwargs)
         except PermanentError as exc:
@@ -97,6 +123,13 @@ class EcsTasks:
             return RunResult(failure=describe_failures(failures),
                              transient=failures_transient(failures))
         return RunResult(task_arn=tasks[0]["taskArn"])
+
+    def warm(self) -> bool:
+        """DescribeClusters of the cluster (its connection opened before the first start);
+        True when ECS knows the cluster."""
+        clusters = call_retrying(self._ecs.describe_clusters,
+                                 clusters=[self._cluster]).get("clusters") or []
+        return any(c.get("status") == "ACTIVE" for c in clusters)
 
     def find_started_by(self, token: str) -> str | None:
         """The ARN of a task started with ``startedBy`` = ``token`` (running or stopped)."""

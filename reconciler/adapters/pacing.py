@@ -49,7 +49,7 @@ class TokenBucket:
         with self._lock:
             now = self._clock()
             state, wait = take(self.bucket, self._state, now)
-            if deadline is not None and now + wait > deadline:
+            if wait > 0 and deadline is not None and now + wait > deadline:
                 return None
             self._state = state
         if wait <= 0:

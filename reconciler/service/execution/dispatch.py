@@ -199,6 +199,13 @@ class Dispatcher:
         except (TransientError, PermanentError) as exc:
             log.warning("dispatch.registry_scan_failed", error=str(exc),
                         message="each cron's first dispatch reads its registry item")
+        try:
+            if not self.tasks.warm():
+                log.warning("dispatch.cluster_not_active", cluster=self._settings.cluster_name,
+                            message="ECS does not know the cluster as ACTIVE: starts will fail "
+                                    "until it is")
+        except (TransientError, PermanentError) as exc:
+            log.warning("dispatch.cluster_check_failed", error=str(exc))
 
     def handle_sns_message(self, message: dict) -> tuple[int, str]:
         """HTTP status and body for a verified SNS notification; its outcome is counted.
