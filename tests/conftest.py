@@ -12,6 +12,9 @@ from tests.support.moto import REGION, TEST_EXECUTION_ROLE, reset_moto
 from tests.support.moto import moto_server as running_moto_server
 from tests.support.waiting import wait_for
 
+# fixtures shared by several test files
+pytest_plugins = ["tests.support.counting"]
+
 
 @pytest.fixture(scope="session")
 def moto_server():

@@ -16,7 +16,7 @@ import git
 import pytest
 
 from reconciler.adapters import registry
-from reconciler.adapters.aws import AwsClients, CallCounter
+from reconciler.adapters.aws import AwsClients
 from reconciler.cli import main
 from reconciler.core.plan.model import Plan
 from reconciler.core.plan.pass_check import (
@@ -279,20 +279,6 @@ def test_a_pass_that_did_not_converge_makes_the_next_one_not_cheap(env, monkeypa
 
 # --- the CLI --------------------------------------------------------------------------------
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Every AwsClients the CLI makes counts into one CallCounter (all threads)."""
-    import reconciler.adapters.aws as aws
-
-    counter = CallCounter()
-    real = aws.AwsClients
-
-    class Counted(real):
-        def __init__(self, settings, counter_=None):
-            super().__init__(settings, counter)
-
-    monkeypatch.setattr(aws, "AwsClients", Counted)
-    return counter
 
 
 def test_cli_at_the_applied_commit_reads_one_record_beyond_its_start_up(env, counted, capsys):

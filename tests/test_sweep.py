@@ -195,20 +195,6 @@ def commit(repo: git.Repo, edited: int | None, message: str) -> str:
     return repo.head.commit.hexsha
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    import reconciler.adapters.aws as aws
-    from reconciler.adapters.aws import CallCounter
-
-    counter = CallCounter()
-    real = aws.AwsClients
-
-    class Counted(real):
-        def __init__(self, settings, counter_=None):
-            super().__init__(settings, counter)
-
-    monkeypatch.setattr(aws, "AwsClients", Counted)
-    return counter
 
 
 def test_cli_at_a_new_commit_lists_and_reads_its_budget_and_full_check_reads_all(
