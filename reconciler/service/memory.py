@@ -4,14 +4,16 @@ A pass that plans a large fleet allocates its desired and observed state on what
 runs it; glibc gives each thread an arena of its own (up to 8 per core) and returns little to
 the system after frees, so a long-running daemon's resident size grows with its threads and
 fragmentation rather than with what it keeps. ``limit_arenas`` (at start) caps the arenas;
-``trim`` (after a pass that planned) collects garbage and returns the free pages.
+``trim`` (after a pass that planned) returns the free pages. It does not force a garbage
+collection: that holds the interpreter lock for as long as it walks every object (a second at
+10,000 crons), stalling dispatch and the lease's renewals; reference counting has freed the
+pass's state already, and the collector's own generations take the rest.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import sys
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
@@ -36,7 +38,6 @@ def limit_arenas(count: int = 2) -> bool:
 
 
 def trim() -> bool:
-    """Collect garbage, then return free heap pages to the system; True when pages were
-    returned."""
-    gc.collect()
+    """Return free heap pages to the system (ctypes releases the interpreter lock meanwhile);
+    True when pages were returned."""
     return bool(_LIBC is not None and _LIBC.malloc_trim(0) == 1)
