@@ -43,6 +43,29 @@ class _Body:
         yield self._data
 
 
+class _Cancellations:
+    """AWS's answers (``TransactionCanceledException`` bodies) to the next TransactWriteItems
+    calls of ``clients``, one per call while any are queued; the real call after."""
+
+    def __init__(self, clients) -> None:
+        self.answers: list[bytes] = []
+        self._ddb = clients.client("dynamodb")
+
+    def _answer(self, request, **_kwargs):
+        if not self.answers:
+            return None
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"},
+                           _Body(self.answers.pop(0)))
+
+    def __enter__(self) -> _Cancellations:
+        self._ddb.meta.events.register("before-send.dynamodb.TransactWriteItems", self._answer)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._ddb.meta.events.unregister("before-send.dynamodb.TransactWriteItems",
+                                         self._answer)
+
+
 def _warm(clients, settings) -> Dispatcher:
     dispatcher = Dispatcher(clients, settings)
     dispatcher.warm()
@@ -164,18 +187,8 @@ def test_awss_cancellation_shape_is_read_for_duplicates_and_held_locks(plane, se
         Key={"execution_id": {"S": holder.execution_id}})["Item"]
     lock = clients.client("dynamodb").get_item(
         TableName=settings.leases_table, Key={"lease_id": {"S": "lock#hello"}})["Item"]
-    answers: list[bytes] = []
-
-    def cancel(request, **_kwargs):
-        if not answers:
-            return None
-        return AWSResponse(request.url, 400,
-                           {"Content-Type": "application/x-amz-json-1.0"},
-                           _Body(answers.pop(0)))
-
-    ddb = clients.client("dynamodb")
-    ddb.meta.events.register("before-send.dynamodb.TransactWriteItems", cancel)
-    try:
+    with _Cancellations(clients) as cancellations:
+        answers = cancellations.answers
         # A duplicate delivery: the record exists (its item returned).
         answers.append(_aws_cancellation([
             {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed",
@@ -191,8 +204,6 @@ def test_awss_cancellation_shape_is_read_for_duplicates_and_held_locks(plane, se
             {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed",
              "Item": lock}]))
         skipped = dispatcher.dispatch("hello", LATER[0])
-    finally:
-        ddb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", cancel)
     assert skipped.status == "skipped" and holder.execution_id in skipped.reason
     assert ExecutionStore(clients, settings).get(skipped.execution_id).status == "SKIPPED"
     assert tasks_started_by(clients, settings, skipped.execution_id) == []
@@ -204,23 +215,11 @@ def test_a_conflicting_transaction_is_tried_again(plane, settings):
     clients, td = plane
     put_cron(clients, settings, "hello", td)
     dispatcher = _warm(clients, settings)
-    answers = [_aws_cancellation([{"Code": "TransactionConflict",
-                                   "Message": "Transaction is ongoing for the item"},
-                                  {"Code": "None"}, {"Code": "None"}])]
-
-    def conflict(request, **_kwargs):
-        if not answers:
-            return None
-        return AWSResponse(request.url, 400,
-                           {"Content-Type": "application/x-amz-json-1.0"},
-                           _Body(answers.pop(0)))
-
-    ddb = clients.client("dynamodb")
-    ddb.meta.events.register("before-send.dynamodb.TransactWriteItems", conflict)
-    try:
+    with _Cancellations(clients) as cancellations:
+        cancellations.answers.append(_aws_cancellation([
+            {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+            {"Code": "None"}, {"Code": "None"}]))
         outcome = dispatcher.dispatch("hello", AT)
-    finally:
-        ddb.meta.events.unregister("before-send.dynamodb.TransactWriteItems", conflict)
     assert outcome.status == "started"
     assert len(tasks_started_by(clients, settings, outcome.execution_id)) == 1
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from reconciler.core.cronfile.parse_cache import ParseCache
+
 
 @dataclass(frozen=True)
 class AppliedRecord:
@@ -58,7 +60,7 @@ class PassPolicy:
     remembered: AppliedRecord | None = None
     verify: bool = False
     known: object | None = None  # KnownState (typed loosely: known.py imports this module)
-    load_cache: object | None = field(default=None, compare=False, repr=False)  # ParseCache
+    load_cache: ParseCache | None = field(default=None, compare=False, repr=False)
 
 
 class PassKind(StrEnum):
