@@ -32,6 +32,7 @@ from bench.reconcile_bench import EDITED, files, snapshot
 from reconciler.adapters.aws import AwsClients
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.control.reconcile import run_pass
+from reconciler.service.namespace import resolve
 
 PASSES = 3
 INTERVAL_S = 0.5
@@ -158,6 +159,9 @@ def run(url: str, n: int, applied: bool = False) -> list:
     if not applied:
         reset(url)
         bootstrap(admin, settings)
+    # the apply records the namespace settings' version, as the CLI's would: the daemon's first
+    # pass finds the commit applied under its own settings (else it would check in full)
+    settings = resolve(admin, settings)
     floor_settings = bench_settings(url, namespace=FLOOR_NAMESPACE)
     bootstrap(AwsClients(floor_settings), floor_settings)
     empty, full = scratch_dir("bench-daemon0-"), scratch_dir("bench-daemon-")

@@ -51,6 +51,7 @@ from reconciler.core.quotas import DEFAULT_BUCKETS
 from reconciler.service.bootstrap import bootstrap
 from reconciler.service.control.reconcile import PassResult, run_pass
 from reconciler.service.control.reconcile_loop import _remembered
+from reconciler.service.namespace import resolve
 from reconciler.settings import MAX_LEASE_S
 from tests.support.reconcile_env import cron_yaml
 
@@ -260,6 +261,9 @@ def run(url: str, n: int) -> ReconcileRun:
     settings = bench_settings(url, scheduler="rules")
     clients = AwsClients(settings)
     bootstrap(clients, settings)  # as a real namespace: the daemon row may reuse it
+    # as the CLI and the daemon do: the passes record the namespace settings' version, so a
+    # daemon started on this namespace finds the commit applied under its own settings
+    settings = resolve(clients, settings)
     log = CallLog(clients, SERVICES, keep_params=True)
     log.take()
     k = images(n)

@@ -145,6 +145,31 @@ def test_a_cached_item_never_starts_a_suspended_changed_or_deleted_cron(plane, s
         ex.execution_id("hello", LATER[2])) is None
 
 
+def test_an_unreadable_registry_item_fails_only_its_own_crons_dispatches(plane, settings):
+    """The cache holds items as stored and reads each when used: one item whose spec cannot
+    be read (written by hand, or by a newer version) does not keep the others from being
+    cached at start, and its own deliveries are answered 503 (delivered again) with nothing
+    recorded."""
+    clients, td = plane
+    put_cron(clients, settings, "hello", td)
+    put_cron(clients, settings, "broken", td)
+    clients.client("dynamodb").update_item(
+        TableName=settings.registry_table, Key={"name": {"S": "broken"}},
+        UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "spec"},
+        ExpressionAttributeValues={":s": {"S": "{not json"}})
+    dispatcher = _warm(clients, settings)
+    with clients.counter.scope() as calls:
+        outcome = dispatcher.dispatch("hello", AT)
+    assert outcome.status == "started"
+    assert dict(calls) == {"dynamodb.TransactWriteItems": 1, "ecs.RunTask": 1,
+                           "dynamodb.UpdateItem": 1}, calls     # from the cache: no read
+    message = {"MessageId": "m-1", "Message": json.dumps({"cron": "broken",
+                                                          "scheduled_at": AT})}
+    status, body = dispatcher.handle_sns_message(message)
+    assert status == 503 and "no readable spec" in json.loads(body)["error"], body
+    assert ExecutionStore(clients, settings).get(ex.execution_id("broken", AT)) is None
+
+
 def test_a_changed_item_is_refreshed_from_the_refused_transaction(plane, settings):
     """The task definition changed since the item was cached: the new one is started, for
     one refused transaction more (its answer carries the item: no read)."""

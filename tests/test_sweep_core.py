@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reconciler.core.desired import CRON_TAG, ours_tags
-from reconciler.core.plan.known import KnownState, after_apply
+from reconciler.core.plan.known import KnownState, after_apply, share_specs
 from reconciler.core.plan.model import (
     Action,
     DeepCheck,
@@ -127,6 +127,26 @@ def test_after_apply_records_a_new_task_definition_and_only_what_was_applied():
     after = after_apply(Observed(), applied, {}, {td.cron: arn}, "test")
     assert after.task_definitions[td.cron].arn == arn and after.registry == {}
     assert after.rules["test-a"].tags == ours_tags("test", **{CRON_TAG: "a"})
+
+
+@pytest.mark.parametrize("loaded, shared", [
+    # equal specs (read back from the registry, parsed again): one object, the loaded one
+    (lambda a: replace(a), True),
+    # a spec that differs (an edit not applied yet): the item keeps what is stored
+    (lambda a: replace(a, schedule="rate(7 minutes)"), False),
+    # no loaded spec for the cron (deleted from the repo): the item keeps its own
+    (lambda a: None, False),
+])
+def test_the_known_state_shares_a_loaded_spec_only_when_equal(loaded, shared):
+    stored = spec("a")
+    observed = in_sync(stored, spec("b"))
+    mine = loaded(stored)
+    after = share_specs(observed, [s for s in (mine, spec("b")) if s is not None])
+    assert (after.registry["a"].spec is mine) is shared
+    assert after.registry["a"].spec == (mine if shared else stored)
+    assert after.registry["b"].spec == spec("b")
+    assert after.rules == observed.rules and after.task_definitions == observed.task_definitions
+    assert plan([stored, spec("b")], after).pending == ()
 
 
 def test_the_known_state_holds_for_its_lease_generation_and_settings_version_only():

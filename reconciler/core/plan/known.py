@@ -45,6 +45,21 @@ class KnownState:
             and self.settings_version == settings_version
 
 
+def share_specs(observed: Observed, specs) -> Observed:
+    """``observed`` with each registry item whose spec equals the loaded spec of its cron
+    holding that spec object (the parse cache's): the known state then adds no second copy
+    of each spec (about 2.5 KB a cron). Equal specs only: an item that differs keeps its
+    own, so the plan sees what is stored."""
+    loaded = {spec.name: spec for spec in specs}
+    registry, shared = {}, False
+    for name, item in observed.registry.items():
+        spec = loaded.get(name)
+        if spec is not None and spec is not item.spec and spec == item.spec:
+            item, shared = replace(item, spec=spec), True
+        registry[name] = item
+    return replace(observed, registry=registry) if shared else observed
+
+
 def after_apply(observed: Observed, applied: tuple[Change, ...],
                 written: dict[str, RegistryItem | None], task_definitions: dict[str, str],
                 namespace: str) -> Observed:

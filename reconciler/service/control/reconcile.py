@@ -38,7 +38,7 @@ from reconciler.adapters.lease import UNFENCED, Fence
 from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
-from reconciler.core.plan.known import KnownState, after_apply
+from reconciler.core.plan.known import KnownState, after_apply, share_specs
 from reconciler.core.plan.model import Action, Change, DeepCheck, Observed, Plan
 from reconciler.core.plan.pass_check import (
     AppliedRecord,
@@ -197,6 +197,8 @@ def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
                          now or datetime.now(UTC), configured(settings.api_rates)))
     else:
         observed = observe(clients, settings, account, replaced_rules)
+    if kind != PassKind.INCREMENTAL:  # kept as the known state: one copy of each spec
+        observed = share_specs(observed, loaded.specs)
     problems: dict[str, list[str]] = {}
     for diagnostic in (*loaded.diagnostics, *snapshot.refused):
         lines = problems.setdefault(diagnostic.file, [])
