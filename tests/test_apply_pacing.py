@@ -213,6 +213,28 @@ def test_the_apply_never_exceeds_a_tight_bucket(settings, tmp_path):
     assert starts[-1] - starts[0] >= (20 - burst) / rate * 0.9  # it was paced at all
 
 
+def test_a_full_checks_reads_draw_from_the_same_buckets(settings, tmp_path):
+    """``--full-check`` reads every rule one by one: those reads are paced like the apply's
+    writes (on AWS, 10,000 rules are 10,000 reads of EventBridge's 50 a second)."""
+    rate, burst = 20.0, 5
+    settings = settings.with_(repo=str(tmp_path), api_rates=(f"events={rate:g}/{burst}",))
+    clients = prepare(settings)
+    write_crons(tmp_path, _crons(12))
+    assert run_pass(clients, settings, dry_run=False).ok
+    reads = ("ListRules", "ListTargetsByRule", "ListTagsForResource", "DescribeRule")
+    times = CallTimes(clients, "events", reads)
+    result = run_pass(clients, settings, dry_run=False, full_check=True)
+    assert result.ok and not result.plan.has_changes, result
+    starts = sorted(t for _, t, _ in times.starts)
+    assert len(starts) >= 12  # a read per rule at least: 7 past the burst
+    tolerance = 1
+    for i, begin in enumerate(starts):
+        for width in (0.1, 0.25, 0.5):
+            inside = sum(1 for t in starts[i:] if t < begin + width)
+            assert inside <= burst + rate * width + tolerance, (i, width, inside)
+    assert starts[-1] - starts[0] >= (len(starts) - burst) / rate * 0.9
+
+
 def test_changes_run_at_once_but_never_before_what_they_depend_on(settings, tmp_path):
     settings = settings.with_(repo=str(tmp_path))
     clients = prepare(settings)

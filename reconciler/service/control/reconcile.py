@@ -35,6 +35,7 @@ from pathlib import PurePosixPath
 from reconciler.adapters import registry
 from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.lease import UNFENCED, Fence
+from reconciler.adapters.pacing import Pacer, paced
 from reconciler.core.cronfile.parse_cache import ParseCache
 from reconciler.core.cronfile.snapshot import Snapshot
 from reconciler.core.desired import Deployment
@@ -173,30 +174,18 @@ class _Planned:
 def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
              now: datetime | None, kind: PassKind, known: KnownState | None = None,
              cursor: SweepCursor | None = None,
-             load_cache: ParseCache | None = None) -> _Planned:
+             load_cache: ParseCache | None = None, pacer: Pacer | None = None) -> _Planned:
     """Load the snapshot (parsing only what ``load_cache`` lacks), observe as ``kind`` says
-    (full, sweep from ``cursor``, or nothing but the ``known`` state), compute the plan."""
+    (full, sweep from ``cursor``, or nothing but the ``known`` state), compute the plan.
+    Observe's reads draw from ``pacer`` (default: the namespace's rates), like the apply's
+    calls: a full check of 10,000 rules is 10,000 reads of EventBridge's 50 a second."""
     from reconciler.core.cronfile.loader import load_snapshot
 
     loaded = load_snapshot(snapshot, settings.path, cache=load_cache)
     partition, account = clients.identity()
-    replaced_rules = tuple(s.replaces.rule for s in loaded.specs if s.replaces)
-    swept = None
-    if kind == PassKind.INCREMENTAL and known is not None:
-        registry_items = known.observed.registry
-        changed = tuple(s.replaces.rule for s in loaded.specs if s.replaces and (
-            s.name not in registry_items
-            or registry_items[s.name].spec_hash != s.spec_hash()))
-        coverage = DeepCheck(read=0, listed=_resources(known.observed),
-                             since=oldest(known.cursor))
-        observed = refresh(clients, settings, known.observed, changed, coverage)
-    elif kind == PassKind.SWEEP:
-        observed, swept = observe_sweep(
-            clients, settings, account, replaced_rules,
-            SweepRequest(cursor or SweepCursor(), settings.drift_check_s, settings.deep_check_s,
-                         now or datetime.now(UTC), configured(settings.api_rates)))
-    else:
-        observed = observe(clients, settings, account, replaced_rules)
+    with paced(pacer or Pacer(configured(settings.api_rates))):
+        observed, swept = _observed(clients, settings, loaded, account, kind, known, cursor,
+                                    now)
     if kind != PassKind.INCREMENTAL:  # kept as the known state: one copy of each spec
         observed = share_specs(observed, loaded.specs)
     problems: dict[str, list[str]] = {}
@@ -215,6 +204,30 @@ def _planned(clients: AwsClients, settings: Settings, snapshot: Snapshot,
                             held_reasons={n: tuple(problems.get(f, ()))
                                           for n, f in held_files.items() if f})
     return _Planned(make_plan(desired, observed, settings), observed, swept)
+
+
+def _observed(clients: AwsClients, settings: Settings, loaded, account: str, kind: PassKind,
+              known: KnownState | None, cursor: SweepCursor | None,
+              now: datetime | None) -> tuple[Observed, SweepCursor | None]:
+    """What AWS holds, as ``kind`` says, and the sweep's rotation after it (sweeps only)."""
+    replaced_rules = tuple(s.replaces.rule for s in loaded.specs if s.replaces)
+    swept = None
+    if kind == PassKind.INCREMENTAL and known is not None:
+        registry_items = known.observed.registry
+        changed = tuple(s.replaces.rule for s in loaded.specs if s.replaces and (
+            s.name not in registry_items
+            or registry_items[s.name].spec_hash != s.spec_hash()))
+        coverage = DeepCheck(read=0, listed=_resources(known.observed),
+                             since=oldest(known.cursor))
+        observed = refresh(clients, settings, known.observed, changed, coverage)
+    elif kind == PassKind.SWEEP:
+        observed, swept = observe_sweep(
+            clients, settings, account, replaced_rules,
+            SweepRequest(cursor or SweepCursor(), settings.drift_check_s, settings.deep_check_s,
+                         now or datetime.now(UTC), configured(settings.api_rates)))
+    else:
+        observed = observe(clients, settings, account, replaced_rules)
+    return observed, swept
 
 
 def _resources(observed: Observed) -> int:
@@ -304,8 +317,9 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
             cursor = (known.cursor if known is not None else None) or cursor
             if cursor is None:
                 cursor = registry.read_sweep(clients, settings)
+        pacer = Pacer(configured(settings.api_rates))  # observe's reads and apply's calls
         planned = _planned(clients, settings, snapshot, now, decision.kind, known, cursor,
-                           policy.load_cache)
+                           policy.load_cache, pacer)
         plan = planned.plan
         checked_at = known.swept_at if decision.kind == PassKind.INCREMENTAL else now
         if not dry_run:
@@ -313,7 +327,7 @@ def _pass(clients: AwsClients, settings: Settings, dry_run: bool, source: Source
                 # First forget what is applied: a pass that dies while applying leaves no
                 # record behind, so the next pass is a full one.
                 registry.clear_applied(clients, settings, fence=fence)
-            result = apply_plan(clients, settings, plan, fence=fence)
+            result = apply_plan(clients, settings, plan, fence=fence, pacer=pacer)
             applied, apply_errors, lost = result.applied, result.errors, result.lease_lost
             skipped = result.skipped
             if lost is not None:
