@@ -16,7 +16,9 @@ The defaults (per account and Region; a namespace raises them with ``--api-rate`
 - ECS, token buckets per family of actions: task definition modify (RegisterTaskDefinition,
   DeregisterTaskDefinition) burst 20, refilled 1 per second; task definition read
   (DescribeTaskDefinition, ListTaskDefinitions, ListTaskDefinitionFamilies) burst 50, 20 per
-  second; RunTask on Fargate burst 100, 20 tasks per second.
+  second (both from the table of the ECS API Reference's "Request throttling for the Amazon
+  ECS API"); RunTask on Fargate burst 100, 20 tasks per second (Fargate's own throttle, below
+  ECS's cluster resource modify bucket of 100, 40 per second).
 """
 
 from __future__ import annotations
