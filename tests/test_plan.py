@@ -252,3 +252,71 @@ def test_the_default_scheduler_role_is_named_in_a_warning():
     assert "--scheduler-role-arn / CRONCTL_SCHEDULER_ROLE_ARN" in warning
     recorded = replace(sched, scheduler_role_arn="arn:aws:iam::123456789012:role/mine")
     assert plan([spec("alpha")], Observed(), dep=recorded).warnings == ()
+
+
+STACK_ROLE = "arn:aws:iam::123456789012:role/crons-TaskExecutionRole-AbC123"  # auto-named
+
+
+def secret_spec(name: str, *secrets: tuple[str, str]) -> CronSpec:
+    return replace(spec(name), container=ContainerSpec(image="perl", secrets=tuple(secrets)))
+
+
+@pytest.mark.parametrize("value_from, outside", [
+    # SSM parameter names: read in the task's region and account
+    ("/test/db", False),
+    ("/test/team/db", False),
+    ("/shared/db", True),
+    ("db", True),                      # ARN parameter/db
+    ("test/db", True),                 # no SSM parameter: a path must start with "/"
+    ("/testing/db", True),
+    ("/Test/db", True),                # IAM matches ARNs case-sensitively
+    # SSM parameter ARNs: "/test/db" is parameter/test/db
+    ("arn:aws:ssm:us-east-1:123456789012:parameter/test/db", False),
+    ("arn:aws:ssm:us-east-1:123456789012:parameter/shared/db", True),
+    ("arn:aws:ssm:us-east-1:123456789012:parameter/db", True),
+    ("arn:aws:ssm:us-east-1:123456789012:parameter//test/db", True),
+    ("arn:aws:ssm:eu-west-1:123456789012:parameter/test/db", True),     # another region
+    ("arn:aws:ssm:us-east-1:210987654321:parameter/test/db", True),     # another account
+    ("arn:aws-cn:ssm:us-east-1:123456789012:parameter/test/db", True),  # another partition
+    # Secrets Manager ARNs: the stack allows secret:/test/*
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:/test/db-AbCdEf", False),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:/test/db", False),  # partial ARN
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:/test/db-AbCdEf:password:AWSCURRENT:",
+     False),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:/test/db-AbCdEf:password::"
+     "0123abcd-0123-0123-0123-0123456789ab", False),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:test/db-AbCdEf", True),  # no "/"
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf:test/:/test/:", True),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:/shared/db-AbCdEf", True),
+    ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:/test/db-AbCdEf", True),
+    ("arn:aws:secretsmanager:us-east-1:210987654321:secret:/test/db-AbCdEf", True),
+])
+def test_a_secret_outside_the_namespace_is_a_warning_under_a_role_not_bootstraps(
+        value_from, outside):
+    crons = [secret_spec("vault", ("DB", value_from))]
+    stack = replace(DEP, execution_role_arn=STACK_ROLE)
+    warnings = plan(crons, in_sync(*crons, dep=stack), dep=stack).warnings
+    assert len(warnings) == (1 if outside else 0)
+    if outside:
+        assert warnings[0].startswith(f"cron vault: container.secrets DB ({value_from}) is "
+                                      "outside /test/")
+        assert warnings[0].endswith(f"move it under /test/ or let {STACK_ROLE} read it")
+    # bootstrap's role reads every secret of the account in the region: never a warning
+    assert plan(crons, in_sync(*crons), dep=DEP).warnings == ()
+
+
+def test_the_secrets_warning_is_one_line_per_cron_and_changes_nothing():
+    crons = [secret_spec("a", ("API", "/shared/api"), ("DB", "/test/db"), ("KEY", "key")),
+             secret_spec("b", ("DB", "/test/db")), spec("c")]
+    stack = replace(DEP, execution_role_arn=STACK_ROLE)
+    p = plan(crons, in_sync(*crons, dep=stack), dep=stack)
+    assert p.warnings == (
+        "cron a: container.secrets API (/shared/api), KEY (key) are outside /test/, which the "
+        f"task execution role {STACK_ROLE} may not read: it is not bootstrap's "
+        "test-task-execution, and the CloudFormation stack's role reads only SSM parameters "
+        "and Secrets Manager secrets under /test/ of this account and region (a task it cannot "
+        "read them for fails to start: ResourceInitializationError); move them under /test/ or "
+        f"let {STACK_ROLE} read them",)
+    assert p.errors == () and p.pending == ()
+    # no secrets at all: nothing to warn of, whatever the role
+    assert plan([spec("c")], in_sync(spec("c"), dep=stack), dep=stack).warnings == ()

@@ -83,6 +83,23 @@ def test_a_pass_error_names_no_exception_class(settings, tmp_path, capsys):
                     "deploy/cloudformation.yaml) first"]
 
 
+def test_a_secret_outside_the_namespace_under_the_stacks_role_is_a_warning(env, capsys):
+    clients, settings, root = env
+    role = "arn:aws:iam::123456789012:role/crons-TaskExecutionRole-AbC123"
+    record_settings(clients, settings.with_(execution_role_arn=role))  # the stack's outputs
+    write_crons(root, {"vault": "schedule: \"rate(1 hour)\"\ncontainer:\n  image: perl\n"
+                                "  secrets:\n    DB: /shared/db\n    API: /test/api\n"})
+    args = ["reconcile", "--repo", str(root), "--namespace", "test", "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    warning = ("cron vault: container.secrets DB (/shared/db) is outside /test/, which the task "
+               f"execution role {role} may not read")
+    assert f"Warning: {warning}" in out
+    assert main([*args, "--output", "json"]) == 0
+    [said] = json.loads(capsys.readouterr().out)["warnings"]
+    assert said.startswith(warning) and said.endswith(f"let {role} read it")
+
+
 def test_apply_reports_progress_per_change_and_draws_nothing_off_a_terminal(env, capsys):
     clients, settings, root = env
     write_crons(root, FOUR)

@@ -84,6 +84,12 @@ def default_scheduler_role(account: str, namespace: str, partition: str = "aws")
     return f"arn:{partition}:iam::{account}:role/{namespace}-scheduler"
 
 
+def default_execution_role(account: str, namespace: str, partition: str = "aws") -> str:
+    """The task execution role ``cronctl bootstrap`` creates (``<ns>-task-execution``: it may
+    read every SSM parameter and Secrets Manager secret of the account in the region)."""
+    return f"arn:{partition}:iam::{account}:role/{namespace}-task-execution"
+
+
 @dataclass(frozen=True, slots=True)
 class DesiredSchedule:
     """A schedule as cronctl wants it; ``input`` is the exact JSON text the target receives

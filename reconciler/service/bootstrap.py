@@ -38,7 +38,7 @@ from reconciler.adapters.infra import iam
 from reconciler.adapters.infra import queues as infra_sqs
 from reconciler.adapters.infra.attributes import as_json
 from reconciler.adapters.tables import ensure_tables
-from reconciler.core.desired import default_scheduler_role
+from reconciler.core.desired import default_execution_role, default_scheduler_role
 from reconciler.errors import ConfigError, Conflict, CronctlError
 from reconciler.settings import NamespaceSettings, Settings
 
@@ -274,10 +274,6 @@ def bootstrap(clients: AwsClients, settings: Settings,
                            log_group=log_group, subscription_arn=subscription_arn,
                            settings=wanted, settings_version=version,
                            changes=changes if record is not None else ())
-
-
-def default_execution_role(account: str, namespace: str, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:role/{namespace}-task-execution"
 
 
 def _ensure_roles(run: _Run, clients: AwsClients, settings: Settings, partition: str,

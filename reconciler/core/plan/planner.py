@@ -10,7 +10,9 @@ Rules the plan keeps:
   the ``awslogs`` log driver (every task definition) and ``secrets`` need an execution role
   (without one nothing changes); the rules backend warns at 80% of the rules quota and, past
   it, creates no new rule (those crons are kept as they are); the Scheduler backend on its
-  default role warns that the role must exist;
+  default role warns that the role must exist; an execution role that is not bootstrap's
+  ``<ns>-task-execution`` warns of each cron whose secrets are outside ``/<ns>/`` (all the
+  CloudFormation stack's role may read: ``secret_outside_namespace``);
 - every change names the changes it waits for (``depends_on``, from the table of rules in
   ``dependencies.py``); apply runs them in that order, never re-deriving it. The listed order
   is one such order: task-definition creates, then per cron its schedule create/update, the
@@ -52,6 +54,7 @@ from reconciler.core.desired import (
     Deployment,
     DesiredCron,
     DesiredSchedule,
+    default_execution_role,
     desired_cron,
     family_of,
     is_ours,
@@ -119,6 +122,70 @@ def secrets_problem(dc: DesiredCron, dep: Deployment | None) -> str | None:
             + EXECUTION_ROLE_FIX.format(ns=dep.namespace))
 
 
+def secret_outside_namespace(value_from: str, dep: Deployment) -> bool:
+    """Whether ``value_from`` (a ``container.secrets`` value, as ECS reads it) is outside what
+    the CloudFormation stack's execution role may read (``deploy/cloudformation.yaml``, policy
+    ``read-namespace-secrets``): ``ssm:GetParameters`` on ``parameter/<ns>/*`` and
+    ``secretsmanager:GetSecretValue`` on ``secret:/<ns>/*``, both in the namespace's partition,
+    region and account (IAM matches ARNs case-sensitively).
+
+    - An SSM parameter name is read in the task's region and account; it is inside when it
+      starts with ``/<ns>/`` (its ARN is then ``parameter/<ns>/...``). ``name`` is
+      ``parameter/name``, outside; ``<ns>/x`` is no parameter at all (SSM refuses a name with a
+      slash that does not start with one).
+    - An SSM parameter ARN is inside when its resource starts with ``parameter/<ns>/``
+      (``parameter//<ns>/x`` does not match).
+    - A Secrets Manager secret ARN, ``secret:<name>-AbCdEf`` (or a partial ARN without the
+      random suffix), maybe followed by ``:json-key:version-stage:version-id``, is inside when
+      ``<name>`` starts with ``/<ns>/``: a secret named ``<ns>/x`` is outside.
+    - Any other ARN, or one of another partition, region or account, is outside."""
+    ns = dep.namespace
+    if not value_from.startswith("arn:"):
+        return not value_from.startswith(f"/{ns}/")
+    parts = value_from.split(":", 6)  # arn, partition, service, region, account, resource...
+    if len(parts) < 6 or (parts[1], parts[3], parts[4]) != (dep.partition, dep.region,
+                                                           dep.account):
+        return True
+    if parts[2] == "ssm":
+        return not parts[5].startswith(f"parameter/{ns}/")
+    if parts[2] == "secretsmanager":
+        # a secret's name has no ":"; what follows it is json-key:version-stage:version-id
+        return len(parts) < 7 or parts[5] != "secret" or not parts[6].startswith(f"/{ns}/")
+    return True
+
+
+def _secrets_scope_warnings(desired: DesiredState) -> list[str]:
+    """One warning per cron whose secrets are outside ``/<ns>/`` when the execution role is
+    not bootstrap's ``<ns>-task-execution`` (which reads the whole account's in the region):
+    the stack's role reads only those under ``/<ns>/``, so the task would fail to start
+    (ResourceInitializationError). A warning, not an error: another role may be allowed."""
+    dep = desired.deployment
+    if dep is None or not dep.execution_role_arn or dep.execution_role_arn == \
+            default_execution_role(dep.account, dep.namespace, dep.partition):
+        return []
+    ns, role = dep.namespace, dep.execution_role_arn
+    warnings = []
+    for dc in desired.crons:
+        if dc.spec.name in desired.held_back:
+            continue
+        outside = [(var, value) for var, value in dc.spec.container.secrets
+                   if secret_outside_namespace(value, dep)]
+        if not outside:
+            continue
+        named = ", ".join(f"{var} ({value})" for var, value in outside)
+        one = len(outside) == 1
+        it = "it" if one else "them"
+        warnings.append(
+            f"cron {dc.spec.name}: container.secrets {named} "
+            f"{'is' if one else 'are'} outside /{ns}/, which the task execution role "
+            f"{role} may not read: it is not bootstrap's {ns}-task-execution, and the "
+            f"CloudFormation stack's role reads only SSM parameters and Secrets Manager secrets "
+            f"under /{ns}/ of this account and region (a task it cannot read {it} for fails to "
+            f"start: ResourceInitializationError); move {it} under /{ns}/ or let {role} "
+            f"read {it}")
+    return warnings
+
+
 def rules_needed(desired: DesiredState) -> int:
     """The rules the namespace needs on the default event bus: one per cron on the rules
     backend, plus its ECS events rule."""
@@ -171,6 +238,7 @@ def make_plan(desired: DesiredState, observed: Observed, settings) -> Plan:
                     held_back=frozenset(desired.held_back))
     blocked, errors, warnings = _rules_quota_check(desired, observed)
     warnings += _scheduler_role_warning(desired)
+    warnings += _secrets_scope_warnings(desired)
     if observed.coverage is not None and observed.coverage.warning:
         warnings.append(observed.coverage.warning)
     # (settings without notifier settings, e.g. a plan computed elsewhere: nothing to warn)
