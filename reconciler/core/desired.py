@@ -260,14 +260,21 @@ def one_time_problem(spec: CronSpec, backend: str) -> str | None:
 
 
 def task_definition_hash(spec: CronSpec, dep: Deployment) -> str:
+    return _td_hash(spec.container.image, spec.container.secrets, dep.log_group, dep.region,
+                    dep.sidecar_image, dep.execution_role_arn, dep.namespace)
+
+
+@lru_cache(maxsize=1024)  # a fleet has few images: 10,000 crons on 50 hash 50 times
+def _td_hash(image: str, secrets: tuple[tuple[str, str], ...], log_group: str, region: str,
+             sidecar_image: str, execution_role_arn: str | None, namespace: str) -> str:
     material = {
-        "image": spec.container.image,
-        "secrets": sorted(spec.container.secrets),
-        "log_group": dep.log_group,
-        "region": dep.region,
-        "sidecar": dep.sidecar_image,
-        "execution_role": dep.execution_role_arn,
-        "namespace": dep.namespace,
+        "image": image,
+        "secrets": sorted(secrets),
+        "log_group": log_group,
+        "region": region,
+        "sidecar": sidecar_image,
+        "execution_role": execution_role_arn,
+        "namespace": namespace,
     }
     return hashlib.sha256(canonical_json(material).encode()).hexdigest()
 

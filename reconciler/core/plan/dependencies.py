@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from reconciler.core.desired import family_of
 from reconciler.core.plan.model import Action, Change, Resource
@@ -91,18 +92,18 @@ def change_id(change: Change) -> str:
     return f"{change.cron}/{change.resource}/{change.action}"
 
 
-def _family(item, namespace: str) -> str | None:
-    td_hash = getattr(item, "task_definition_hash", None)
-    return family_of(namespace, td_hash) if td_hash else None
-
-
-def _keys(change: Change, link: Link, namespace: str) -> set[str]:
+def _keys(change: Change, link: Link, namespace: str) -> tuple[str, ...]:
     """What ``link`` compares of ``change``: its cron, or a task definition family."""
     if link is Link.SAME_CRON or change.resource == Resource.TASK_DEFINITION:
-        return {change.cron}
+        return (change.cron,)
     item = change.desired if link is Link.DESIRED_FAMILY else change.observed
-    family = _family(item, namespace)
-    return {family} if family else set()
+    td_hash = getattr(item, "task_definition_hash", None)
+    return (_family_of(namespace, td_hash),) if td_hash else ()
+
+
+@lru_cache(maxsize=1024)
+def _family_of(namespace: str, td_hash: str) -> str:
+    return family_of(namespace, td_hash)
 
 
 def with_dependencies(changes: tuple[Change, ...] | list[Change], namespace: str,
@@ -133,7 +134,7 @@ def with_dependencies(changes: tuple[Change, ...] | list[Change], namespace: str
                 continue
             if rule.adopting is not None and change.adopting != rule.adopting:
                 continue
-            for key in sorted(_keys(change, rule.link, namespace)):
+            for key in _keys(change, rule.link, namespace):  # at most one
                 for other in by_key.get(key, ()):
                     if other != ids[index]:
                         (needs if rule.blocking else after)[other] = None
