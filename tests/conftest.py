@@ -8,9 +8,12 @@ import threading
 import pytest
 
 from reconciler.settings import Settings
-from tests.support.moto import REGION, TEST_EXECUTION_ROLE, reset_moto
+from tests.support.moto import REGION, TEST_EXECUTION_ROLE, reset_moto, shared_botocore_models
 from tests.support.moto import moto_server as running_moto_server
 from tests.support.waiting import wait_for
+
+# botocore's service models loaded once per process, not once per AwsClients (see there)
+shared_botocore_models()
 
 # fixtures shared by several test files
 pytest_plugins = ["tests.support.counting"]

@@ -8,6 +8,7 @@ import argparse
 import json
 
 import pytest
+import structlog
 
 from bench import quota_sim
 from bench.__main__ import main, sizes
@@ -20,12 +21,22 @@ KEYS = {"name": str, "n": int, "wall_s": float, "aws_calls": int, "calls_by_oper
         "floor_calls": int, "floor_wall_s": float, "floor_definition": str}
 
 
+def bench_main(argv: list[str]) -> int:
+    """``python -m bench`` in this process; the logging it configures for itself (WARNING and
+    up) is undone after, so the tests that follow in this process log as they would alone."""
+    saved = structlog.get_config()
+    try:
+        return main(argv)
+    finally:
+        structlog.configure(**saved)
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    assert main(["--sizes", "3", "--dispatches", "12", "--burst", "3", "--events", "20",
-                 "--only", "reconcile", "--only", "dispatch", "--only", "consume",
-                 "--out", str(out)]) == 0
+    assert bench_main(["--sizes", "3", "--dispatches", "12", "--burst", "3", "--events", "20",
+                       "--only", "reconcile", "--only", "dispatch", "--only", "consume",
+                       "--out", str(out)]) == 0
     data = json.loads((out / "results.json").read_text())
     data["markdown"] = (out / "RESULTS.md").read_text()
     return data
@@ -173,7 +184,7 @@ def test_helpers():
 
 
 def test_daemon_rss_row(tmp_path):
-    assert main(["--only", "daemon", "--rss-n", "2", "--out", str(tmp_path)]) == 0
+    assert bench_main(["--only", "daemon", "--rss-n", "2", "--out", str(tmp_path)]) == 0
     rss, = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert rss["name"] == "daemon.rss" and rss["n"] == 2 and rss["passes"] >= 3
     assert rss["rss_mib"] > 0 and rss["floor_rss_mib"] > 0 and rss["floor_calls"] > 0

@@ -31,6 +31,7 @@ def moto_server(credential: str = "testing") -> Iterator[str]:
         logging.getLogger(name).setLevel(logging.ERROR)
     atomic_dynamodb()  # conditional writes atomic, as on AWS (see docs/aws-fidelity.md)
     cheap_transactions()  # a transaction's cost not the size of its tables, as on AWS
+    fast_dispatch()  # moto's per-request lookups computed once (what they find is the same)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -48,6 +49,71 @@ def moto_server(credential: str = "testing") -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def fast_dispatch() -> None:
+    """Two lookups moto's server repeats on every request, computed once per process: the
+    list of its service packages (read from its install directory with ``listdir`` and a
+    ``stat`` per entry) and the action methods of a response class (``inspect.getmembers``).
+    Neither changes while a process runs (moto's install is fixed; the emulator patches
+    replace methods, never add actions), so every request is answered exactly as before;
+    this is a third of the server's time per request. Idempotent."""
+    import inspect
+
+    from moto import backends
+    from moto.core import responses, utils
+
+    if getattr(backends.list_of_moto_modules, "_cronctl_cached", False):
+        return
+    if not (callable(getattr(backends, "list_of_moto_modules", None))
+            and callable(getattr(utils, "method_names_from_class", None))):
+        return  # another moto: left as it is (slower, never wrong)
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules():
+        return modules
+
+    list_of_moto_modules._cronctl_cached = True
+    backends.list_of_moto_modules = list_of_moto_modules
+
+    names: dict[type, tuple[str, ...]] = {}
+
+    def method_names_from_class(clazz) -> list[str]:
+        if clazz not in names:
+            names[clazz] = tuple(x[0] for x in inspect.getmembers(clazz, inspect.isfunction))
+        return list(names[clazz])
+
+    utils.method_names_from_class = method_names_from_class
+    responses.method_names_from_class = method_names_from_class
+
+
+def shared_botocore_models() -> None:
+    """Every botocore ``Loader`` of this process with the same search paths and extras shares
+    one cache of what it loaded (service models, endpoint rules, the list of services).
+
+    Each ``AwsClients`` opens its own boto3 session, and each session its own loader, which
+    reads and decodes the same JSON files again: about half the cost of creating a client,
+    which tests (and every CLI command they run in process) do again and again. botocore already shares these results between every client of one
+    session (``instance_cache``) and treats them as read-only; here every session sees them
+    as if it were the same long-lived session. Nothing a client sends or parses changes.
+    Idempotent."""
+    from botocore import loaders
+
+    if getattr(loaders.Loader.__init__, "_cronctl_shared", False):
+        return
+    shared: dict[tuple, dict] = {}
+    original = loaders.Loader.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if isinstance(getattr(self, "_cache", None), dict):   # else another botocore: as is
+            key = (tuple(getattr(self, "_search_paths", ())),
+                   tuple(getattr(self, "_extras_types", ())),
+                   type(getattr(self, "file_loader", None)))
+            self._cache = shared.setdefault(key, {})
+
+    __init__._cronctl_shared = True
+    loaders.Loader.__init__ = __init__
 
 
 def reset_moto(url: str) -> None:
