@@ -22,7 +22,7 @@ chromium:
 test: $(STAMP) chromium
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest -p no:cacheprovider -q
+	$(BIN)/pytest -p no:cacheprovider -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench
