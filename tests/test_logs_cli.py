@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
+import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +27,7 @@ from tests.support.specs import make_spec
 from tests.support.waiting import wait_for
 
 NS = ["--namespace", "test"]
+ROOT = Path(__file__).resolve().parent.parent
 TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/test/0123456789abcdef0123456789abcdef"
 
 
@@ -168,28 +172,33 @@ def test_follow_prints_new_lines_until_the_run_has_ended(cron, monkeypatch, stre
     assert out.text().splitlines() == expected
 
 
-def test_ctrl_c_ends_follow_with_exit_code_130(cron, monkeypatch):
+def test_ctrl_c_ends_follow_with_exit_code_130(cron):
+    """A real ``cronctl logs --follow`` process, interrupted as a terminal's Ctrl-C does
+    (SIGINT): exit code 130, nothing more printed. A process, not ``cli.main`` in a thread:
+    a signal is handled by a process's main thread only."""
     clients, settings = cron
     _, task = start_run(clients, settings, "hello", "2026-01-01T10:00:00Z")
     put_lines(clients, settings.log_group_name, stream_of(settings, task), ["running"])
-    out = _Recorder()
-    monkeypatch.setattr(sys, "stdout", out)
-
-    def press_ctrl_c(stop: threading.Event) -> None:
-        wait_for(lambda: "running" in out.text() or stop.is_set(), message="follow to print")
-        if not stop.is_set():
-            signal.raise_signal(signal.SIGINT)
-
-    thread, stop, errors = _run_in_thread("cronctl-test-ctrl-c", press_ctrl_c)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "logs", "hello", "--follow", "--poll-interval",
+         "0.05", "--max-wait", "30", *NS], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        code = cli.main(["logs", "hello", "--follow", "--poll-interval", "0.05",
-                         "--max-wait", "30", *NS])
+        first = proc.stdout.readline()    # flushed per line; EOF after --max-wait at most
+        assert first == "running\n", (first, proc.poll())
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+        rest, err = proc.stdout.read(), proc.stderr.read()
     finally:
-        stop.set()
-        thread.join(10)
-    assert not thread.is_alive() and errors == []
-    assert code == 130
-    assert out.text() == "running\n"
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert code == 130, err
+    assert rest == "" and "stopped following" not in err, (rest, err)
 
 
 def test_follow_gives_up_after_max_wait(cron, capsys):
