@@ -184,7 +184,10 @@ def test_ctrl_c_ends_follow_with_exit_code_130(cron):
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "logs", "hello", "--follow", "--poll-interval",
          "0.05", "--max-wait", "30", *NS], env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a suite started in the background (``cmd &``) inherits SIGINT
+        # ignored, and Python installs no Ctrl-C handler where it starts ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.readline()    # flushed per line; EOF after --max-wait at most
         assert first == "running\n", (first, proc.poll())
