@@ -380,3 +380,39 @@ def test_runtask_is_paced_and_a_start_past_its_wait_is_a_transient_refusal(plane
     third = ex.execution_id("three", AT)
     assert tasks_started_by(clients, settings, third) == []
     assert ExecutionStore(clients, settings).get(third).status == "PENDING"
+
+
+def test_a_retried_runtask_takes_a_token_per_attempt(plane, settings, monkeypatch):
+    """AWS counts every RunTask request against its bucket, a retry too: a start whose first
+    attempt was throttled (AWS's exact answer, injected) takes a second token for its retry,
+    so with a burst of 2 the next start finds none and is refused (503), not sent."""
+    from reconciler.adapters import ecs_tasks
+
+    clients, td = plane
+    settings = settings.with_(api_rates=("ecs.RunTask=0.001/2",))
+    monkeypatch.setattr(ecs_tasks, "RUN_TASK_WAIT_S", 0.0)
+    monkeypatch.setattr(ecs_tasks, "_RUN_BUCKETS", {})
+    for name in ("one", "two"):
+        put_cron(clients, settings, name, td)
+    dispatcher = _warm(clients, settings)
+    throttled = [json.dumps({"__type": "ThrottlingException",
+                             "message": "Rate exceeded"}).encode()]
+
+    def answer(request, **_kwargs):
+        if not throttled:
+            return None
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"},
+                           _Body(throttled.pop(0)))
+
+    ecs = clients.client("ecs")
+    ecs.meta.events.register("before-send.ecs.RunTask", answer)
+    try:
+        with clients.counter.scope() as calls:
+            assert dispatcher.dispatch("one", AT).status == "started"
+        assert calls["ecs.RunTask"] == 2 and not throttled     # throttled once, then started
+    finally:
+        ecs.meta.events.unregister("before-send.ecs.RunTask", answer)
+    status, body = dispatcher.handle_sns_message({"Message": json.dumps(
+        {"cron": "two", "scheduled_at": AT})})
+    assert status == 503 and "RunTask paced" in body, body
+    assert tasks_started_by(clients, settings, ex.execution_id("two", AT)) == []

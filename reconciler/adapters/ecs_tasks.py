@@ -9,7 +9,8 @@ and ``startedBy`` = the same token, so a task started for an execution can also 
 error, access denied) will not. Throttling and 5xx that outlast the retries raise
 ``TransientError``.
 
-RunTask is paced (``adapters/pacing.py``): every process's starts draw from one token bucket of
+RunTask is paced (``adapters/pacing.py``): every attempt of the process's starts (a retry too:
+AWS counts each request) draws from one token bucket of
 the namespace's RunTask rate (AWS's default on Fargate: a burst of 100, then 20 per second;
 ``--api-rate ecs.RunTask=…``; paced 2% under it, ``RUN_TASK_MARGIN``), so a burst of due crons
 is spread at the quota's pace instead of being throttled; a start that would wait more than ``RUN_TASK_WAIT_S`` is not made and answers
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 
-from reconciler.adapters.aws import AwsClients, call, call_retrying
+from reconciler.adapters.aws import AwsClients, call, call_retrying, retrying
 from reconciler.adapters.pacing import TokenBucket
 from reconciler.core.quotas import Bucket, configured
 from reconciler.errors import PermanentError
@@ -49,6 +50,10 @@ def run_task_bucket(bucket: Bucket) -> TokenBucket:
             _RUN_BUCKETS[bucket] = TokenBucket(
                 replace(bucket, per_s=bucket.per_s * (1 - RUN_TASK_MARGIN)))
         return _RUN_BUCKETS[bucket]
+
+
+class _Paced(Exception):
+    """A RunTask attempt not made: its token would come after the start's deadline."""
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,22 @@ class EcsTasks:
             kwargs["capacityProviderStrategy"] = self._strategy
         elif self._launch_type:
             kwargs["launchType"] = self._launch_type
-        if not self._pace.acquire(deadline=time.monotonic() + RUN_TASK_WAIT_S):
+        deadline = time.monotonic() + RUN_TASK_WAIT_S
+
+        def attempt() -> dict:
+            # every attempt, a retry too, takes its token: AWS counts each one
+            if not self._pace.acquire(deadline=deadline):
+                raise _Paced()
+            return call(self._ecs.run_task, **kwargs)
+
+        try:
+            response = retrying()(attempt)()
+        except _Paced:
             bucket = self._rate
             return RunResult(failure=f"RunTask paced: the start would wait more than "
                                      f"{RUN_TASK_WAIT_S:g} s for the RunTask rate ({bucket.per_s:g}"
                                      f"/s, burst {bucket.burst}); try again",
                              transient=True)
-        try:
-            response = call_retrying(self._ecs.run_task, **kwargs)
         except PermanentError as exc:
             return RunResult(failure=str(exc))
         tasks = response.get("tasks") or []
