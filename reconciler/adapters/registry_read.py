@@ -78,9 +78,6 @@ class RegistryCache:
         self._items: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def get(self, name: str) -> tuple[CachedItem | None, bool]:
         """``(item, cached)``: the cached item and True, else the stored one (one GetItem,
         then cached) and False; None when there is no such cron."""

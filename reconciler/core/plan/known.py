@@ -48,13 +48,15 @@ class KnownState:
 def share_specs(observed: Observed, specs) -> Observed:
     """``observed`` with each registry item whose spec equals the loaded spec of its cron
     holding that spec object (the parse cache's): the known state then adds no second copy
-    of each spec (about 2.5 KB a cron). Equal specs only: an item that differs keeps its
-    own, so the plan sees what is stored."""
+    of each spec (about 2.5 KB a cron). Equal specs with the recorded hash theirs only: an
+    item that differs keeps its own, so the plan sees what is stored, and the planner may
+    take a shared spec's hash from its item (``planner._registry_change``)."""
     loaded = {spec.name: spec for spec in specs}
     registry, shared = {}, False
     for name, item in observed.registry.items():
         spec = loaded.get(name)
-        if spec is not None and spec is not item.spec and spec == item.spec:
+        if spec is not None and spec is not item.spec and spec == item.spec \
+                and item.spec_hash == spec.spec_hash():
             item, shared = replace(item, spec=spec), True
         registry[name] = item
     return replace(observed, registry=registry) if shared else observed
